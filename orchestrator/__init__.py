@@ -1,0 +1,24 @@
+"""The orchestrator: config, gateway, app builder, CLI.
+
+Public API: ``MixserveConfig``, ``ConfigError``, ``load_config``, ``parse_config``,
+``build_app`` (imported lazily: it pulls in Ray Serve and FastAPI).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.config import ConfigError, MixserveConfig, load_config, parse_config
+
+if TYPE_CHECKING:
+    from orchestrator.app import build_app
+
+__all__ = ["ConfigError", "MixserveConfig", "build_app", "load_config", "parse_config"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "build_app":
+        from orchestrator.app import build_app
+
+        return build_app
+    raise AttributeError(name)

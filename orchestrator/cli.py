@@ -1,0 +1,224 @@
+"""The ``mixserve`` command line: up, down, status, config validate, models prepare.
+
+Errors are one readable line on stderr and a non-zero exit; long steps show progress.
+This module is the only place that configures logging handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.config import ConfigError, MixserveConfig, load_config
+from orchestrator.settings import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="mixserve: a routed mixture of specialist models on Ray Serve.")
+config_app = typer.Typer(no_args_is_help=True, help="Check configuration files.")
+models_app = typer.Typer(no_args_is_help=True, help="Prepare model weights.")
+app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
+out = Console()
+err = Console(stderr=True)
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cpu.yaml"
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config YAML file.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path) -> MixserveConfig:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        fail(f"{exc.source}: {'; '.join(exc.errors)}", 2)
+    missing = missing_paths(config)
+    if missing:
+        fail(f"{path}: retrieval paths do not exist: {', '.join(missing)}", 2)
+    return config
+
+
+def missing_paths(config: MixserveConfig) -> list[str]:
+    return [f"retrieval.collections[{i}].paths: {p}"
+            for i, c in enumerate(config.retrieval.collections)
+            for p in c.paths if not config.resolve(p).exists()]
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err, transient=False)
+
+
+def _packages(config: MixserveConfig) -> list[str]:
+    names = {s.model.package for s in config.specialists if s.engine == "vllm"}
+    names.add(config.router.model.package)
+    return sorted(n for n in names if n)
+
+
+def prepare_models(config: MixserveConfig, force: bool = False) -> None:
+    from specialists.weights import ModelPrepareError, prepare_model
+
+    cache_dir = get_settings().cache_dir
+    packages = _packages(config)
+    with _progress() as progress:
+        overall = progress.add_task("models", total=len(packages))
+        for package in packages:
+            task = progress.add_task(f"{package}: starting", total=None)
+
+            def step(label: str, task: int = task, package: str = package) -> None:
+                progress.update(task, description=f"{package}: {label}")
+
+            try:
+                path = prepare_model(package, cache_dir, force=force, step=step)
+            except ModelPrepareError as exc:
+                fail(str(exc))
+            progress.update(task, description=f"{package}: ready at {path}", total=1, completed=1)
+            progress.advance(overall)
+
+
+@config_app.command("validate")
+def config_validate(file: Path) -> None:
+    """Validate FILE; print every error with its YAML path."""
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        for line in exc.errors:
+            err.print(f"{exc.source}: {line}", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(1) from None
+    missing = missing_paths(config)
+    for line in missing:
+        err.print(f"{file}: {line} does not exist", highlight=False, soft_wrap=True, markup=False)
+    if missing:
+        raise typer.Exit(1)
+    out.print(f"{file}: ok ({len(config.specialists)} specialists: "
+              f"{', '.join(s.name for s in config.specialists)})", highlight=False)
+
+
+@models_app.command("prepare")
+def models_prepare(config: ConfigOpt = DEFAULT_CONFIG,
+                   force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False) -> None:
+    """Convert packaged model weights into directories the engines load (idempotent)."""
+    prepare_models(_load(config), force)
+
+
+@app.command()
+def up(config: ConfigOpt = DEFAULT_CONFIG,
+       port: Annotated[int | None, typer.Option(help="HTTP port (default from config).")] = None,
+       ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 1200) -> None:
+    """Start (or join) Ray and Redis, deploy, wait until ready; Ctrl-C stops everything."""
+    from orchestrator.procs import alive
+    from orchestrator.runtime import Deployment, RunState
+
+    cfg = _load(config)
+    settings = get_settings()
+    previous = RunState.load(settings.state_file)
+    if previous is not None and alive(previous.pid):
+        fail(f"mixserve is already running (pid {previous.pid}, {previous.url}); "
+             "run 'mixserve down' first")
+    prepare_models(cfg)
+    deployment = Deployment(cfg, settings, port=port)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with _progress() as progress:
+            task = progress.add_task("starting", total=None)
+            deployment.start(step=lambda s: progress.update(task, description=s),
+                             ready_timeout_s=ready_timeout)
+            progress.update(task, description="ready", total=1, completed=1)
+        deployment.state().save(settings.state_file)
+        out.print(f"mixserve is ready at [bold]{deployment.url}/v1[/bold] "
+                  f"(run {deployment.run_id}); Ctrl-C or 'mixserve down' stops it", highlight=False)
+        while not stop.is_set():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except (TimeoutError, RuntimeError) as exc:
+        deployment.stop()
+        settings.state_file.unlink(missing_ok=True)
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    err.print("stopping mixserve ...")
+    deployment.stop()
+    settings.state_file.unlink(missing_ok=True)
+    err.print("stopped")
+
+
+@app.command()
+def down(timeout: Annotated[float, typer.Option(help="Seconds to wait before killing.")] = 60) -> None:
+    """Stop what 'mixserve up' started (by pid)."""
+    from orchestrator.procs import alive, stop_run, terminate_pids
+    from orchestrator.runtime import RunState
+
+    settings = get_settings()
+    state = RunState.load(settings.state_file)
+    if state is None:
+        fail("mixserve is not running (no state file at " f"{settings.state_file})")
+    if alive(state.pid):
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(state.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if alive(state.pid):
+            terminate_pids([state.pid], 5)
+    leftovers = stop_run(state.run_id)
+    if state.redis_pid is not None:
+        leftovers += terminate_pids([state.redis_pid], 5)
+    settings.state_file.unlink(missing_ok=True)
+    extra = f" (and {len(leftovers)} leftover processes)" if leftovers else ""
+    out.print(f"stopped run {state.run_id}{extra}", highlight=False)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show whether mixserve is running and ready, component by component."""
+    from orchestrator.runtime import RunState, status_of
+
+    state = RunState.load(get_settings().state_file)
+    if state is None:
+        fail("mixserve is not running")
+    info = status_of(state)
+    if as_json:
+        out.print_json(json.dumps(info))
+    else:
+        table = Table(title=f"mixserve {info['url']} (run {info['run_id']}, pid {info['pid']})")
+        table.add_column("component")
+        table.add_column("state")
+        for name, value in info.get("components", {}).items():
+            table.add_row(name, value)
+        out.print(table)
+        out.print("ready" if info["ready"] else f"not ready {info.get('error', '')}")
+    if not info["ready"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

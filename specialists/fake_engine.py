@@ -1,0 +1,76 @@
+"""A deterministic stand-in engine for tests of everything around the model.
+
+It answers ``[<name>] <the last line of the prompt's user text>`` word by word, with a
+configurable delay per token, counts whitespace tokens, honours ``max_tokens`` and the
+context limit, and records aborted request ids so tests can see that aborts arrive.
+Every test that uses it is matched by an e2e test against the real vLLM engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from specialists.engine import Chunk, GenerationRequest, SpecialistEngine
+from specialists.errors import ContextLengthError, EngineUnhealthyError
+
+
+class FakeEngine(SpecialistEngine):
+    def __init__(self, name: str, max_model_len: int, token_delay_s: float = 0.0,
+                 start_delay_s: float = 0.0) -> None:
+        self.name = name
+        self.max_model_len = max_model_len
+        self.token_delay_s = token_delay_s
+        self.start_delay_s = start_delay_s
+        self.aborted: list[str] = []
+        self.started = False
+        self.running: set[str] = set()
+
+    async def start(self) -> None:
+        await asyncio.sleep(self.start_delay_s)
+        self.started = True
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(prompt.split())
+
+    def _answer_words(self, prompt: str) -> list[str]:
+        lines = [ln for ln in prompt.strip().splitlines() if ln.strip()]
+        subject = lines[-2] if len(lines) >= 2 else (lines[0] if lines else "")
+        return f"[{self.name}] {subject}".split()
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        if not self.started:
+            raise EngineUnhealthyError("engine not started")
+        n_prompt = self.count_tokens(request.prompt)
+        if n_prompt + request.max_tokens > self.max_model_len:
+            raise ContextLengthError(
+                f"the prompt is {n_prompt} tokens and max_tokens is {request.max_tokens}, "
+                f"more than the model's context of {self.max_model_len} tokens"
+            )
+        words = self._answer_words(request.prompt)[: request.max_tokens]
+        finish = "length" if len(words) == request.max_tokens else "stop"
+        self.running.add(request.request_id)
+        try:
+            for i, word in enumerate(words):
+                if self.token_delay_s:
+                    await asyncio.sleep(self.token_delay_s)
+                last = i == len(words) - 1
+                yield Chunk(("" if i == 0 else " ") + word, n_prompt, i + 1,
+                            finish if last else None)
+            if not words:
+                yield Chunk("", n_prompt, 0, "stop")
+        except (asyncio.CancelledError, GeneratorExit):
+            await self.abort(request.request_id)
+            raise
+        finally:
+            self.running.discard(request.request_id)
+
+    async def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+
+    async def check_health(self) -> None:
+        if not self.started:
+            raise EngineUnhealthyError("engine not started")
+
+    def shutdown(self) -> None:
+        self.started = False

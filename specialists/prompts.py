@@ -1,0 +1,97 @@
+"""Chat prompt formats: messages (plus retrieved passages) to one prompt string.
+
+Gemma's converted tokenizer does not add ``<bos>``; without it Gemma 3 produces garbage,
+so the Gemma format writes it itself and engines must not add special tokens again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+def grounding_block(passages: Sequence[tuple[str, str]]) -> str:
+    """Passages as ``(source, text)`` pairs, numbered so the model can cite them."""
+    if not passages:
+        return ""
+    lines = ["Use these passages if they help; cite them as [n]."]
+    for i, (source, text) in enumerate(passages, 1):
+        lines.append(f"[{i}] ({source}) {text.strip()}")
+    return "\n".join(lines)
+
+
+def _fold_system(system: str, turns: Sequence[Turn], context: str) -> list[Turn]:
+    """Formats without a system role put instructions and context before the first user turn."""
+    preamble = "\n\n".join(p for p in (system, *(t.content for t in turns if t.role == "system"), context) if p)
+    out = [t for t in turns if t.role != "system"]
+    if preamble:
+        if out and out[0].role == "user":
+            out[0] = Turn("user", f"{preamble}\n\n{out[0].content}")
+        else:
+            out.insert(0, Turn("user", preamble))
+    return out
+
+
+def gemma(system: str, turns: Sequence[Turn], context: str) -> str:
+    parts = ["<bos>"]
+    for turn in _fold_system(system, turns, context):
+        role = "model" if turn.role == "assistant" else "user"
+        parts.append(f"<start_of_turn>{role}\n{turn.content}<end_of_turn>\n")
+    parts.append("<start_of_turn>model\n")
+    return "".join(parts)
+
+
+def gemma_base(system: str, turns: Sequence[Turn], context: str) -> str:
+    """A completion layout for base (not instruction-tuned) models: Question/Answer turns."""
+    parts = ["<bos>"]
+    lead = "\n\n".join(p for p in (system, *(t.content for t in turns if t.role == "system"), context) if p)
+    if lead:
+        parts.append(lead + "\n\n")
+    for turn in turns:
+        if turn.role == "user":
+            parts.append(f"Question: {turn.content}\n")
+        elif turn.role == "assistant":
+            parts.append(f"Answer: {turn.content}\n\n")
+    parts.append("Answer:")
+    return "".join(parts)
+
+
+def chatml(system: str, turns: Sequence[Turn], context: str) -> str:
+    sys_text = "\n\n".join(p for p in (system, context) if p)
+    parts = [f"<|im_start|>system\n{sys_text}<|im_end|>\n"] if sys_text else []
+    for turn in turns:
+        parts.append(f"<|im_start|>{turn.role}\n{turn.content}<|im_end|>\n")
+    parts.append("<|im_start|>assistant\n")
+    return "".join(parts)
+
+
+def plain(system: str, turns: Sequence[Turn], context: str) -> str:
+    lines = [p for p in (system, context) if p]
+    lines += [f"{t.role.capitalize()}: {t.content}" for t in turns]
+    lines.append("Assistant:")
+    return "\n\n".join(lines)
+
+
+FORMATS: dict[str, Callable[[str, Sequence[Turn], str], str]] = {
+    "gemma": gemma,
+    "gemma_base": gemma_base,
+    "chatml": chatml,
+    "plain": plain,
+}
+
+STOP_STRINGS: dict[str, list[str]] = {
+    "gemma": ["<end_of_turn>"],
+    "gemma_base": ["\nQuestion:"],
+    "chatml": ["<|im_end|>"],
+    "plain": ["\nUser:"],
+}
+
+
+def render(fmt: str, system: str, turns: Sequence[Turn], passages: Sequence[tuple[str, str]]) -> str:
+    return FORMATS[fmt](system, turns, grounding_block(passages))

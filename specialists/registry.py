@@ -1,0 +1,51 @@
+"""Engines by name. A config names its engine; tests inject the fake one the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from specialists.engine import SpecialistEngine
+
+EngineFactory = Callable[..., SpecialistEngine]
+_ENGINES: dict[str, EngineFactory] = {}
+
+
+def register_engine(name: str, factory: EngineFactory) -> None:
+    if name in _ENGINES:
+        raise ValueError(f"engine {name!r} is already registered")
+    _ENGINES[name] = factory
+
+
+def engine_names() -> list[str]:
+    return sorted(_ENGINES)
+
+
+def build_engine(name: str, *, specialist: str, model: str | Path, max_model_len: int,
+                 engine_kwargs: dict[str, object]) -> SpecialistEngine:
+    try:
+        factory = _ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; known: {', '.join(engine_names())}") from None
+    return factory(specialist=specialist, model=str(model), max_model_len=max_model_len,
+                   engine_kwargs=dict(engine_kwargs))
+
+
+def _vllm(*, specialist: str, model: str, max_model_len: int,
+          engine_kwargs: dict[str, object]) -> SpecialistEngine:
+    from specialists.vllm_engine import VLLMEngine
+
+    return VLLMEngine(model, max_model_len, engine_kwargs)
+
+
+def _fake(*, specialist: str, model: str, max_model_len: int,
+          engine_kwargs: dict[str, object]) -> SpecialistEngine:
+    from specialists.fake_engine import FakeEngine
+
+    delay = engine_kwargs.get("token_delay_s", 0.0)
+    start = engine_kwargs.get("start_delay_s", 0.0)
+    return FakeEngine(specialist, max_model_len, float(delay or 0.0), float(start or 0.0))  # type: ignore[arg-type]
+
+
+register_engine("vllm", _vllm)
+register_engine("fake", _fake)

