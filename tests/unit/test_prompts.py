@@ -1,0 +1,27 @@
+from specialists.prompts import STOP_STRINGS, Turn, render
+
+
+def test_gemma_base_starts_with_bos_and_ends_ready_for_an_answer():
+    prompt = render("gemma_base", "Be brief.", [Turn("user", "What is 2+2?")], [])
+    assert prompt.startswith("<bos>Be brief.")
+    assert prompt.endswith("Question: What is 2+2?\nAnswer:")
+    assert prompt.count("<bos>") == 1
+
+
+def test_passages_are_numbered_and_history_kept():
+    turns = [Turn("user", "hi"), Turn("assistant", "hello"), Turn("user", "and?")]
+    prompt = render("gemma_base", "", turns, [("docs/a.md", "Alpha."), ("docs/b.md", "Beta.")])
+    assert "[1] (docs/a.md) Alpha." in prompt and "[2] (docs/b.md) Beta." in prompt
+    assert prompt.index("Question: hi") < prompt.index("Answer: hello") < prompt.index("and?")
+
+
+def test_gemma_instruct_folds_system_into_first_user_turn():
+    prompt = render("gemma", "SYS", [Turn("system", "more"), Turn("user", "q")], [])
+    assert prompt.startswith("<bos><start_of_turn>user\nSYS\n\nmore\n\nq<end_of_turn>")
+    assert prompt.endswith("<start_of_turn>model\n")
+
+
+def test_every_format_has_stop_strings():
+    for fmt in ("gemma", "gemma_base", "chatml", "plain"):
+        assert STOP_STRINGS[fmt]
+        assert render(fmt, "s", [Turn("user", "q")], [])

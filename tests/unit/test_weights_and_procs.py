@@ -1,0 +1,41 @@
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator.procs import RUN_ID_VAR, alive, pids_of_run, stop_run
+from specialists.weights import MANIFEST, ModelPrepareError, verify_model_dir
+
+
+def test_verify_model_dir_detects_a_changed_file(tmp_path):
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    (tmp_path / MANIFEST).write_text(json.dumps({"files": {"w.bin": digest}}))
+    assert verify_model_dir(tmp_path)["files"] == {"w.bin": digest}
+    (tmp_path / "w.bin").write_bytes(b"weightz")
+    with pytest.raises(ModelPrepareError, match="corrupt"):
+        verify_model_dir(tmp_path)
+
+
+def test_verify_model_dir_without_manifest(tmp_path):
+    with pytest.raises(ModelPrepareError, match="models prepare"):
+        verify_model_dir(tmp_path)
+
+
+def test_processes_of_a_run_are_found_and_stopped_by_marker():
+    env = {**os.environ, RUN_ID_VAR: "unit-test-run"}
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert pids_of_run("unit-test-run") == [child.pid]
+        assert stop_run("unit-test-run", timeout_s=5) == [child.pid]
+        child.wait(5)
+        assert not alive(child.pid)
+        assert other.poll() is None  # an unmarked process is left alone
+    finally:
+        for proc in (child, other):
+            proc.kill()
+            proc.wait()
