@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ray import serve
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from orchestrator.config import MixserveConfig, ModelSource, Resources
 from orchestrator.gateway import Gateway
@@ -37,6 +37,10 @@ def model_path(source: ModelSource, cache_dir: Path) -> str:
     return source.path
 
 
+def _deployment(cls: type) -> Deployment:
+    return cast(Deployment, serve.deployment(cls))
+
+
 def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
     options: dict[str, Any] = {
         "num_cpus": resources.num_cpus,
@@ -48,47 +52,99 @@ def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
     return options
 
 
-def build_app(config: MixserveConfig, *, cache_dir: Path, redis_url: str | None,
-              run_id: str) -> Application:
+def build_app(
+    config: MixserveConfig, *, cache_dir: Path, redis_url: str | None, run_id: str
+) -> Application:
     env = {**BASE_ENV, RUN_ID_VAR: run_id}
-    profiles = [{"name": s.name, "description": s.description, "examples": list(s.examples)}
-                for s in config.specialists]
+    profiles = [
+        {"name": s.name, "description": s.description, "examples": list(s.examples)}
+        for s in config.specialists
+    ]
     r = config.router
-    router = serve.deployment(RouterServer).options(
-        name="router", num_replicas=r.replicas, max_ongoing_requests=64,
-        max_queued_requests=512, ray_actor_options=_actor_options(r.resources, env),
-    ).bind(model_path(r.model, cache_dir), profiles, {
-        "layer": r.layer, "head": r.head, "temperature": r.temperature,
-        "max_query_tokens": r.max_query_tokens, "fallback": r.fallback,
-        "min_confidence": r.min_confidence,
-    })
+    router = (
+        _deployment(RouterServer)
+        .options(
+            name="router",
+            num_replicas=r.replicas,
+            max_ongoing_requests=64,
+            max_queued_requests=512,
+            ray_actor_options=_actor_options(r.resources, env),
+        )
+        .bind(
+            model_path(r.model, cache_dir),
+            profiles,
+            {
+                "layer": r.layer,
+                "head": r.head,
+                "temperature": r.temperature,
+                "max_query_tokens": r.max_query_tokens,
+                "fallback": r.fallback,
+                "min_confidence": r.min_confidence,
+            },
+        )
+    )
     collections = []
     for c in config.retrieval.collections:
         paths = [config.resolve(p).resolve() for p in c.paths]
         root = os.path.commonpath([p if p.is_dir() else p.parent for p in paths])
-        collections.append({"name": c.name, "paths": [str(p) for p in paths], "root": root,
-                            "chunk_chars": c.chunk_chars, "chunk_overlap": c.chunk_overlap})
-    retriever = serve.deployment(RetrieverServer).options(
-        name="retriever", num_replicas=1, max_ongoing_requests=64, max_queued_requests=512,
-        ray_actor_options=_actor_options(config.retrieval.resources, env),
-    ).bind(collections, config.retrieval.embedding_package,
-           str(cache_dir / "indexes" / config.name))
+        collections.append(
+            {
+                "name": c.name,
+                "paths": [str(p) for p in paths],
+                "root": root,
+                "chunk_chars": c.chunk_chars,
+                "chunk_overlap": c.chunk_overlap,
+            }
+        )
+    retriever = (
+        _deployment(RetrieverServer)
+        .options(
+            name="retriever",
+            num_replicas=1,
+            max_ongoing_requests=64,
+            max_queued_requests=512,
+            ray_actor_options=_actor_options(config.retrieval.resources, env),
+        )
+        .bind(
+            collections,
+            config.retrieval.embedding_package,
+            str(cache_dir / "indexes" / config.name),
+        )
+    )
     specialists = {}
     for s in config.specialists:
-        specialists[s.name] = serve.deployment(SpecialistServer).options(
-            name=f"specialist-{s.name}",
-            num_replicas=s.replicas,
-            max_ongoing_requests=s.max_ongoing_requests,
-            max_queued_requests=s.max_queued_requests,
-            graceful_shutdown_timeout_s=30,
-            health_check_period_s=10,
-            health_check_timeout_s=30,
-            ray_actor_options=_actor_options(s.resources, {**env, **s.engine_env}),
-        ).bind(s.name, s.engine, model_path(s.model, cache_dir), s.prompt_format,
-               s.system_prompt, s.max_model_len, dict(s.engine_kwargs), s.start_timeout_s)
+        specialists[s.name] = (
+            _deployment(SpecialistServer)
+            .options(
+                name=f"specialist-{s.name}",
+                num_replicas=s.replicas,
+                max_ongoing_requests=s.max_ongoing_requests,
+                max_queued_requests=s.max_queued_requests,
+                graceful_shutdown_timeout_s=30,
+                health_check_period_s=10,
+                health_check_timeout_s=30,
+                ray_actor_options=_actor_options(s.resources, {**env, **s.engine_env}),
+            )
+            .bind(
+                s.name,
+                s.engine,
+                model_path(s.model, cache_dir),
+                s.prompt_format,
+                s.system_prompt,
+                s.max_model_len,
+                dict(s.engine_kwargs),
+                s.start_timeout_s,
+            )
+        )
     g = config.gateway
-    return serve.deployment(Gateway).options(
-        name="gateway", num_replicas=g.replicas, max_ongoing_requests=g.max_ongoing_requests,
-        max_queued_requests=g.max_queued_requests,
-        ray_actor_options=_actor_options(Resources(num_cpus=0.1), env),
-    ).bind(config.model_dump(mode="json"), router, retriever, specialists, redis_url)
+    return (
+        _deployment(Gateway)
+        .options(
+            name="gateway",
+            num_replicas=g.replicas,
+            max_ongoing_requests=g.max_ongoing_requests,
+            max_queued_requests=g.max_queued_requests,
+            ray_actor_options=_actor_options(Resources(num_cpus=0.1), env),
+        )
+        .bind(config.model_dump(mode="json"), router, retriever, specialists, redis_url)
+    )

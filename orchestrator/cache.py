@@ -23,7 +23,9 @@ def cache_key(specialist: str, model_version: str, payload: dict[str, Any]) -> s
         "model_version": model_version,
         "messages": payload["messages"],
         "passages": payload.get("passages", []),
-        "sampling": {k: payload.get(k) for k in ("max_tokens", "temperature", "top_p", "stop", "seed")},
+        "sampling": {
+            k: payload.get(k) for k in ("max_tokens", "temperature", "top_p", "stop", "seed")
+        },
     }
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return PREFIX + hashlib.sha256(blob.encode()).hexdigest()

@@ -19,14 +19,17 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from orchestrator.config import ConfigError, MixserveConfig, load_config
 from orchestrator.settings import get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="mixserve: a routed mixture of specialist models on Ray Serve.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="mixserve: a routed mixture of specialist models on Ray Serve.",
+)
 config_app = typer.Typer(no_args_is_help=True, help="Check configuration files.")
 models_app = typer.Typer(no_args_is_help=True, help="Prepare model weights.")
 app.add_typer(config_app, name="config")
@@ -54,14 +57,22 @@ def _load(path: Path) -> MixserveConfig:
 
 
 def missing_paths(config: MixserveConfig) -> list[str]:
-    return [f"retrieval.collections[{i}].paths: {p}"
-            for i, c in enumerate(config.retrieval.collections)
-            for p in c.paths if not config.resolve(p).exists()]
+    return [
+        f"retrieval.collections[{i}].paths: {p}"
+        for i, c in enumerate(config.retrieval.collections)
+        for p in c.paths
+        if not config.resolve(p).exists()
+    ]
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                    console=err, transient=False)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
 
 
 def _packages(config: MixserveConfig) -> list[str]:
@@ -80,7 +91,7 @@ def prepare_models(config: MixserveConfig, force: bool = False) -> None:
         for package in packages:
             task = progress.add_task(f"{package}: starting", total=None)
 
-            def step(label: str, task: int = task, package: str = package) -> None:
+            def step(label: str, task: TaskID = task, package: str = package) -> None:
                 progress.update(task, description=f"{package}: {label}")
 
             try:
@@ -105,21 +116,28 @@ def config_validate(file: Path) -> None:
         err.print(f"{file}: {line} does not exist", highlight=False, soft_wrap=True, markup=False)
     if missing:
         raise typer.Exit(1)
-    out.print(f"{file}: ok ({len(config.specialists)} specialists: "
-              f"{', '.join(s.name for s in config.specialists)})", highlight=False)
+    out.print(
+        f"{file}: ok ({len(config.specialists)} specialists: "
+        f"{', '.join(s.name for s in config.specialists)})",
+        highlight=False,
+    )
 
 
 @models_app.command("prepare")
-def models_prepare(config: ConfigOpt = DEFAULT_CONFIG,
-                   force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False) -> None:
+def models_prepare(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False,
+) -> None:
     """Convert packaged model weights into directories the engines load (idempotent)."""
     prepare_models(_load(config), force)
 
 
 @app.command()
-def up(config: ConfigOpt = DEFAULT_CONFIG,
-       port: Annotated[int | None, typer.Option(help="HTTP port (default from config).")] = None,
-       ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 1200) -> None:
+def up(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default from config).")] = None,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 1200,
+) -> None:
     """Start (or join) Ray and Redis, deploy, wait until ready; Ctrl-C stops everything."""
     from orchestrator.procs import alive
     from orchestrator.runtime import Deployment, RunState
@@ -128,8 +146,10 @@ def up(config: ConfigOpt = DEFAULT_CONFIG,
     settings = get_settings()
     previous = RunState.load(settings.state_file)
     if previous is not None and alive(previous.pid):
-        fail(f"mixserve is already running (pid {previous.pid}, {previous.url}); "
-             "run 'mixserve down' first")
+        fail(
+            f"mixserve is already running (pid {previous.pid}, {previous.url}); "
+            "run 'mixserve down' first"
+        )
     prepare_models(cfg)
     deployment = Deployment(cfg, settings, port=port)
     stop = threading.Event()
@@ -142,12 +162,16 @@ def up(config: ConfigOpt = DEFAULT_CONFIG,
     try:
         with _progress() as progress:
             task = progress.add_task("starting", total=None)
-            deployment.start(step=lambda s: progress.update(task, description=s),
-                             ready_timeout_s=ready_timeout)
+            deployment.start(
+                step=lambda s: progress.update(task, description=s), ready_timeout_s=ready_timeout
+            )
             progress.update(task, description="ready", total=1, completed=1)
         deployment.state().save(settings.state_file)
-        out.print(f"mixserve is ready at [bold]{deployment.url}/v1[/bold] "
-                  f"(run {deployment.run_id}); Ctrl-C or 'mixserve down' stops it", highlight=False)
+        out.print(
+            f"mixserve is ready at [bold]{deployment.url}/v1[/bold] "
+            f"(run {deployment.run_id}); Ctrl-C or 'mixserve down' stops it",
+            highlight=False,
+        )
         while not stop.is_set():
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -165,7 +189,9 @@ def up(config: ConfigOpt = DEFAULT_CONFIG,
 
 
 @app.command()
-def down(timeout: Annotated[float, typer.Option(help="Seconds to wait before killing.")] = 60) -> None:
+def down(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait before killing.")] = 60,
+) -> None:
     """Stop what 'mixserve up' started (by pid)."""
     from orchestrator.procs import alive, stop_run, terminate_pids
     from orchestrator.runtime import RunState
@@ -173,7 +199,7 @@ def down(timeout: Annotated[float, typer.Option(help="Seconds to wait before kil
     settings = get_settings()
     state = RunState.load(settings.state_file)
     if state is None:
-        fail("mixserve is not running (no state file at " f"{settings.state_file})")
+        fail(f"mixserve is not running (no state file at {settings.state_file})")
     if alive(state.pid):
         os.kill(state.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout

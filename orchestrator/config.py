@@ -118,9 +118,7 @@ class RetrievalConfig(_Strict):
     min_score: float = Field(
         0.35, ge=-1, le=1, description="Cosine similarity below which a passage is dropped."
     )
-    max_context_chars: int = Field(
-        2400, ge=0, description="Most passage text put into one prompt."
-    )
+    max_context_chars: int = Field(2400, ge=0, description="Most passage text put into one prompt.")
     resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
 
 
@@ -201,7 +199,9 @@ def _yaml_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def parse_config(data: object, source: str = "<config>", base_dir: Path | None = None) -> MixserveConfig:
+def parse_config(
+    data: object, source: str = "<config>", base_dir: Path | None = None
+) -> MixserveConfig:
     """Validate already-parsed YAML; raise ``ConfigError`` listing every problem."""
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): expected a mapping of settings"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from specialists.errors import ContextLengthError, EngineOverloadedError
 
@@ -55,7 +56,7 @@ def _param_from_loc(loc: Sequence[object]) -> str | None:
     return out or None
 
 
-def from_validation_errors(errors: Sequence[dict[str, object]]) -> APIError:
+def from_validation_errors(errors: Sequence[Any]) -> APIError:
     """Map FastAPI/pydantic validation errors to one 400 naming the first bad field."""
     if not errors:
         return APIError(400, "invalid request body", code="invalid_request")
@@ -65,8 +66,9 @@ def from_validation_errors(errors: Sequence[dict[str, object]]) -> APIError:
     if err_type == "json_invalid":
         ctx = first.get("ctx")
         detail = ctx.get("error") if isinstance(ctx, dict) else None
-        return APIError(400, f"request body is not valid JSON: {detail or 'parse error'}",
-                        code="invalid_json")
+        return APIError(
+            400, f"request body is not valid JSON: {detail or 'parse error'}", code="invalid_json"
+        )
     param = _param_from_loc(loc if isinstance(loc, (list, tuple)) else ())
     msg = str(first.get("msg", "invalid value"))
     if err_type == "missing":
@@ -85,8 +87,9 @@ def from_validation_errors(errors: Sequence[dict[str, object]]) -> APIError:
 
 
 def invalid_json(exc: json.JSONDecodeError) -> APIError:
-    return APIError(400, f"request body is not valid JSON: {exc.msg} at position {exc.pos}",
-                    code="invalid_json")
+    return APIError(
+        400, f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
+    )
 
 
 def unknown_model(model: str, known: Sequence[str]) -> APIError:
@@ -106,11 +109,20 @@ def from_exception(exc: BaseException, request_id: str) -> APIError:
     if isinstance(cause, ContextLengthError):
         return APIError(400, str(cause), param="messages", code="context_length_exceeded")
     if isinstance(cause, EngineOverloadedError) or type(exc).__name__ == "BackPressureError":
-        return APIError(503, "the service is at capacity; retry shortly", type="overloaded_error",
-                        code="overloaded", retry_after_s=1)
+        return APIError(
+            503,
+            "the service is at capacity; retry shortly",
+            type="overloaded_error",
+            code="overloaded",
+            retry_after_s=1,
+        )
     if isinstance(exc, TimeoutError):
-        return APIError(504, "the request took longer than the gateway's deadline",
-                        type="timeout_error", code="timeout")
+        return APIError(
+            504,
+            "the request took longer than the gateway's deadline",
+            type="timeout_error",
+            code="timeout",
+        )
     return APIError(
         500,
         f"internal error while serving the request (request id {request_id})",

@@ -34,8 +34,13 @@ from orchestrator.schemas import ChatCompletionRequest, QueryRequest
 logger = logging.getLogger(__name__)
 app = FastAPI(title="mixserve", version="0.1.0")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_ROLES = {"system": "system", "developer": "system", "user": "user", "tool": "user",
-          "assistant": "assistant"}
+_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "tool": "user",
+    "assistant": "assistant",
+}
 
 
 @dataclass
@@ -103,8 +108,14 @@ def _validate(model: type[Any], data: Any) -> Any:
 
 @serve.ingress(app)
 class Gateway:
-    def __init__(self, config: dict[str, Any], router: Any, retriever: Any,
-                 specialists: dict[str, Any], redis_url: str | None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        router: Any,
+        retriever: Any,
+        specialists: dict[str, Any],
+        redis_url: str | None,
+    ) -> None:
         self.config = MixserveConfig.model_validate(config)
         self.router = router
         self.retriever = retriever
@@ -125,29 +136,53 @@ class Gateway:
     def _max_tokens(self, requested: int | None) -> int:
         limit = self.config.gateway.max_tokens_limit
         if requested is not None and requested > limit:
-            raise APIError(400, f"max_tokens is {requested}, above this service's limit of {limit}",
-                           param="max_tokens", code="invalid_value")
+            raise APIError(
+                400,
+                f"max_tokens is {requested}, above this service's limit of {limit}",
+                param="max_tokens",
+                code="invalid_value",
+            )
         return requested or self.config.gateway.default_max_tokens
 
-    async def _plan(self, request_id: str, model: str, messages: list[tuple[str, str]],
-                    sampling: dict[str, Any], use_retrieval: bool = True) -> Plan:
+    async def _plan(
+        self,
+        request_id: str,
+        model: str,
+        messages: list[tuple[str, str]],
+        sampling: dict[str, Any],
+        use_retrieval: bool = True,
+    ) -> Plan:
         if model != "auto" and model not in self.specialists:
             raise unknown_model(model, ["auto", *self.names])
-        query = next((text for role, text in reversed(messages) if role == "user" and text.strip()), "")
+        query = next(
+            (text for role, text in reversed(messages) if role == "user" and text.strip()), ""
+        )
         if not query:
-            raise APIError(400, "messages must include a user message with non-empty content",
-                           param="messages", code="invalid_value")
+            raise APIError(
+                400,
+                "messages must include a user message with non-empty content",
+                param="messages",
+                code="invalid_value",
+            )
         retrieval = self.config.retrieval
         want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
         route_task = self.router.route.remote(query) if model == "auto" else None
-        hits_task = (self.retriever.search.remote(query, retrieval.top_k, retrieval.min_score)
-                     if want_passages else None)
+        hits_task = (
+            self.retriever.search.remote(query, retrieval.top_k, retrieval.min_score)
+            if want_passages
+            else None
+        )
         decision = await route_task if route_task is not None else None
         hits: list[dict[str, Any]] = await hits_task if hits_task is not None else []
         if decision is None:
             specialist = model
-            routing: dict[str, Any] = {"choice": model, "pinned": True, "scores": {},
-                                       "confidence": 1.0, "reason": "pinned by request"}
+            routing: dict[str, Any] = {
+                "choice": model,
+                "pinned": True,
+                "scores": {},
+                "confidence": 1.0,
+                "reason": "pinned by request",
+            }
         else:
             specialist = decision["choice"]
             routing = {**decision, "pinned": False}
@@ -157,19 +192,29 @@ class Gateway:
                 break
             budget -= len(hit["text"])
             passages.append((hit["source"], hit["text"]))
-        sources = [{k: h[k] for k in ("id", "collection", "source", "score")}
-                   for h in hits[: len(passages)]]
+        sources = [
+            {k: h[k] for k in ("id", "collection", "source", "score")}
+            for h in hits[: len(passages)]
+        ]
         payload = {"request_id": request_id, "messages": messages, "passages": passages, **sampling}
-        meta = {"request_id": request_id, "specialist": specialist, "routing": routing,
-                "sources": sources, "cached": False}
+        meta = {
+            "request_id": request_id,
+            "specialist": specialist,
+            "routing": routing,
+            "sources": sources,
+            "cached": False,
+        }
         key = None
         if self.cache is not None and sampling.get("temperature", 1.0) == 0:
             key = cache_key(specialist, self.versions[specialist], payload)
-        return Plan(request_id, specialist, payload, meta, key,
-                    {"x-mixserve-specialist": specialist})
+        return Plan(
+            request_id, specialist, payload, meta, key, {"x-mixserve-specialist": specialist}
+        )
 
     # ---- generation -----------------------------------------------------------------
-    async def _stream(self, plan: Plan) -> tuple[dict[str, Any] | None, AsyncIterator[dict[str, Any]]]:
+    async def _stream(
+        self, plan: Plan
+    ) -> tuple[dict[str, Any] | None, AsyncIterator[dict[str, Any]]]:
         """Start the specialist stream and wait for its first chunk (errors surface here)."""
         handle = self.specialists[plan.specialist].options(stream=True)
         gen = handle.generate.remote(plan.payload)
@@ -216,11 +261,11 @@ class Gateway:
 
         try:
             await asyncio.wait_for(collect(), self.config.gateway.request_timeout_s)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise from_exception(TimeoutError(), plan.request_id) from None
         except APIError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - mapped to an OpenAI-style error
             raise from_exception(exc, plan.request_id) from None
         answer = {"text": "".join(text), **result}
         if plan.cache_key and self.cache is not None:
@@ -239,10 +284,20 @@ class Gateway:
             first, rest = await self._stream(plan)
 
         async def body() -> AsyncIterator[bytes]:
-            yield fmt.sse(fmt.chunk(cid, model, created,
-                                    {"role": "assistant", "content": ""},
-                                    extra={"mixserve": plan.meta}))
-            state = {"prompt_tokens": 0, "completion_tokens": 0, "finish_reason": "stop"}
+            yield fmt.sse(
+                fmt.chunk(
+                    cid,
+                    model,
+                    created,
+                    {"role": "assistant", "content": ""},
+                    extra={"mixserve": plan.meta},
+                )
+            )
+            state: dict[str, Any] = {
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "finish_reason": "stop",
+            }
             parts: list[str] = []
             try:
                 items: list[dict[str, Any]] = [first] if first is not None else []
@@ -258,16 +313,18 @@ class Gateway:
                         state.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
                         state["finish_reason"] = item["finish_reason"] or state["finish_reason"]
                         if item["text"]:
-                            yield fmt.sse(fmt.chunk(cid, model, created,
-                                                    {"content": item["text"]}))
+                            yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
             except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
                 err = from_exception(exc, plan.request_id)
                 yield fmt.sse(err.body())
                 yield fmt.sse("[DONE]")
                 return
             usage = fmt.usage(int(state["prompt_tokens"]), int(state["completion_tokens"]))
-            yield fmt.sse(fmt.chunk(cid, model, created, {},
-                                    str(state["finish_reason"]), extra={"usage": usage}))
+            yield fmt.sse(
+                fmt.chunk(
+                    cid, model, created, {}, str(state["finish_reason"]), extra={"usage": usage}
+                )
+            )
             if include_usage:
                 final = fmt.chunk(cid, model, created, {}, extra={"usage": usage})
                 final["choices"] = []
@@ -283,36 +340,57 @@ class Gateway:
     async def chat_completions(self, request: Request) -> Response:
         request_id = _request_id(request)
         body: ChatCompletionRequest = _validate(
-            ChatCompletionRequest, await _read_json(request, self.config.gateway.max_body_bytes))
+            ChatCompletionRequest, await _read_json(request, self.config.gateway.max_body_bytes)
+        )
         try:
             messages = [(_ROLES[m.role], m.text()) for m in body.messages]
         except ValueError as exc:
             raise APIError(400, str(exc), param="messages", code="invalid_value") from None
-        sampling = {"max_tokens": self._max_tokens(body.requested_max_tokens()),
-                    "temperature": body.temperature, "top_p": body.top_p,
-                    "stop": body.stop_list(), "seed": body.seed}
+        sampling = {
+            "max_tokens": self._max_tokens(body.requested_max_tokens()),
+            "temperature": body.temperature,
+            "top_p": body.top_p,
+            "stop": body.stop_list(),
+            "seed": body.seed,
+        }
         plan = await self._plan(request_id, body.model, messages, sampling)
         model_name = plan.specialist
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             events = await self._events(plan, model_name, include_usage)
-            return StreamingResponse(events, media_type="text/event-stream",
-                                     headers={**plan.headers, "cache-control": "no-cache"})
+            return StreamingResponse(
+                events,
+                media_type="text/event-stream",
+                headers={**plan.headers, "cache-control": "no-cache"},
+            )
         answer = await self._complete(plan)
-        out = fmt.completion(f"chatcmpl-{request_id}", model_name, answer["text"],
-                             answer["finish_reason"], answer["prompt_tokens"],
-                             answer["completion_tokens"], plan.meta)
+        out = fmt.completion(
+            f"chatcmpl-{request_id}",
+            model_name,
+            answer["text"],
+            answer["finish_reason"],
+            answer["prompt_tokens"],
+            answer["completion_tokens"],
+            plan.meta,
+        )
         return JSONResponse(out, headers=plan.headers)
 
     @app.post("/v1/query")
     async def query(self, request: Request) -> Response:
         request_id = _request_id(request)
         body: QueryRequest = _validate(
-            QueryRequest, await _read_json(request, self.config.gateway.max_body_bytes))
-        sampling = {"max_tokens": self._max_tokens(body.max_tokens),
-                    "temperature": body.temperature, "top_p": 1.0, "stop": [], "seed": None}
-        plan = await self._plan(request_id, body.model, [("user", body.query)], sampling,
-                                use_retrieval=body.retrieval)
+            QueryRequest, await _read_json(request, self.config.gateway.max_body_bytes)
+        )
+        sampling = {
+            "max_tokens": self._max_tokens(body.max_tokens),
+            "temperature": body.temperature,
+            "top_p": 1.0,
+            "stop": [],
+            "seed": None,
+        }
+        plan = await self._plan(
+            request_id, body.model, [("user", body.query)], sampling, use_retrieval=body.retrieval
+        )
         answer = await self._complete(plan)
         out = {
             "request_id": request_id,
@@ -329,10 +407,25 @@ class Gateway:
     @app.get("/v1/models")
     async def models(self) -> dict[str, Any]:
         created = 0
-        data = [{"id": "auto", "object": "model", "created": created, "owned_by": "mixserve",
-                 "description": "routed to the best specialist per query"}]
-        data += [{"id": s.name, "object": "model", "created": created, "owned_by": "mixserve",
-                  "description": s.description} for s in self.config.specialists]
+        data = [
+            {
+                "id": "auto",
+                "object": "model",
+                "created": created,
+                "owned_by": "mixserve",
+                "description": "routed to the best specialist per query",
+            }
+        ]
+        data += [
+            {
+                "id": s.name,
+                "object": "model",
+                "created": created,
+                "owned_by": "mixserve",
+                "description": s.description,
+            }
+            for s in self.config.specialists
+        ]
         return {"object": "list", "data": data}
 
     @app.get("/healthz")
@@ -341,8 +434,11 @@ class Gateway:
 
     @app.get("/readyz")
     async def readyz(self) -> Response:
-        handles = {"router": self.router, "retriever": self.retriever,
-                   **{f"specialist:{n}": h for n, h in self.specialists.items()}}
+        handles = {
+            "router": self.router,
+            "retriever": self.retriever,
+            **{f"specialist:{n}": h for n, h in self.specialists.items()},
+        }
 
         async def probe(handle: Any) -> str:
             try:
@@ -352,7 +448,9 @@ class Gateway:
                 return f"not ready: {type(exc).__name__}"
 
         results = await asyncio.gather(*(probe(h) for h in handles.values()))
-        status = dict(zip(handles, results))
+        status = dict(zip(handles, results, strict=True))
         ok = all(v == "ready" for v in status.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "components": status},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "components": status},
+            status_code=200 if ok else 503,
+        )

@@ -8,30 +8,48 @@ from typing import Any
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
-def completion(request_id: str, model: str, text: str, finish_reason: str | None,
-               prompt_tokens: int, completion_tokens: int, meta: dict[str, Any]) -> dict[str, Any]:
+def completion(
+    request_id: str,
+    model: str,
+    text: str,
+    finish_reason: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "id": request_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": finish_reason or "stop",
-            "logprobs": None,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason or "stop",
+                "logprobs": None,
+            }
+        ],
         "usage": usage(prompt_tokens, completion_tokens),
         "mixserve": meta,
     }
 
 
-def chunk(request_id: str, model: str, created: int, delta: dict[str, Any],
-          finish_reason: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def chunk(
+    request_id: str,
+    model: str,
+    created: int,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": request_id,
         "object": "chat.completion.chunk",

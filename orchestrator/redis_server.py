@@ -52,9 +52,23 @@ def start_redis(data_dir: Path, port: int | None = None, timeout_s: float = 15.0
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     args = [
-        redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-        "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
-        "--logfile", str(data_dir / "redis.log"),
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        str(data_dir / "redis.log"),
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"redis://127.0.0.1:{port}/0"

@@ -52,8 +52,14 @@ class RunState:
 class Deployment:
     """A running deployment started by this process; ``stop()`` undoes ``start()``."""
 
-    def __init__(self, config: MixserveConfig, settings: Settings, *, port: int | None = None,
-                 run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        config: MixserveConfig,
+        settings: Settings,
+        *,
+        port: int | None = None,
+        run_id: str | None = None,
+    ) -> None:
         self.config = config
         self.settings = settings
         self.port = port or config.gateway.port
@@ -88,14 +94,21 @@ class Deployment:
             if self.settings.ray_address:
                 ray.init(address=self.settings.ray_address, logging_level=logging.WARNING)
             else:
-                ray.init(include_dashboard=True, dashboard_host="127.0.0.1",
-                         logging_level=logging.WARNING)
+                ray.init(
+                    include_dashboard=True,
+                    dashboard_host="127.0.0.1",
+                    logging_level=logging.WARNING,
+                )
                 self.started_ray = True
         serve.start(http_options={"host": self.config.gateway.host, "port": self.port})
         from orchestrator.app import build_app
 
-        app = build_app(self.config, cache_dir=self.settings.cache_dir,
-                        redis_url=self.redis_url, run_id=self.run_id)
+        app = build_app(
+            self.config,
+            cache_dir=self.settings.cache_dir,
+            redis_url=self.redis_url,
+            run_id=self.run_id,
+        )
         report("deploying specialists, router and retriever")
         serve.run(app, name=self.config.name, route_prefix="/", blocking=False)
         report("waiting until ready")
@@ -118,8 +131,14 @@ class Deployment:
         raise TimeoutError(f"service not ready after {timeout_s:.0f}s: {last}")
 
     def state(self) -> RunState:
-        return RunState(self.run_id, os.getpid(), self.url, self.config.name, self.redis_url,
-                        self.redis.pid if self.redis else None)
+        return RunState(
+            self.run_id,
+            os.getpid(),
+            self.url,
+            self.config.name,
+            self.redis_url,
+            self.redis.pid if self.redis else None,
+        )
 
     def stop(self) -> None:
         """Shut the Serve app down gracefully (engines stop), then Ray and Redis we started."""
@@ -147,8 +166,12 @@ def status_of(state: RunState) -> dict[str, Any]:
 
     from orchestrator.procs import alive
 
-    info: dict[str, Any] = {"run_id": state.run_id, "url": state.url, "pid": state.pid,
-                            "running": alive(state.pid)}
+    info: dict[str, Any] = {
+        "run_id": state.run_id,
+        "url": state.url,
+        "pid": state.pid,
+        "running": alive(state.pid),
+    }
     try:
         resp = httpx.get(f"{state.url}/readyz", timeout=5)
         info["ready"] = resp.status_code == 200

@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 class RouterServer:
     """Runs the router LLM; concurrent queries are batched into one forward pass."""
 
-    def __init__(self, model_dir: str, profiles: list[dict[str, Any]], options: dict[str, Any]) -> None:
+    def __init__(
+        self, model_dir: str, profiles: list[dict[str, Any]], options: dict[str, Any]
+    ) -> None:
         from router_model import SpecialistProfile, build_router
 
         started = time.monotonic()
@@ -47,13 +49,19 @@ class RouterServer:
 
 
 class RetrieverServer:
-    def __init__(self, collections: list[dict[str, Any]], embedding_package: str,
-                 index_dir: str) -> None:
+    def __init__(
+        self, collections: list[dict[str, Any]], embedding_package: str, index_dir: str
+    ) -> None:
         from retrieval import CollectionSpec, Retriever, SentenceEmbedder
 
         specs = [
-            CollectionSpec(c["name"], [Path(p) for p in c["paths"]], Path(c["root"]),
-                           c["chunk_chars"], c["chunk_overlap"])
+            CollectionSpec(
+                c["name"],
+                [Path(p) for p in c["paths"]],
+                Path(c["root"]),
+                c["chunk_chars"],
+                c["chunk_overlap"],
+            )
             for c in collections
         ]
         self.retriever = Retriever(SentenceEmbedder(embedding_package), specs, Path(index_dir))
@@ -77,16 +85,28 @@ class SpecialistServer:
     """
 
     async def __init__(  # type: ignore[misc]  # Ray Serve awaits async constructors
-        self, name: str, engine: str, model: str, prompt_format: str, system_prompt: str,
-        max_model_len: int, engine_kwargs: dict[str, Any], start_timeout_s: float,
+        self,
+        name: str,
+        engine: str,
+        model: str,
+        prompt_format: str,
+        system_prompt: str,
+        max_model_len: int,
+        engine_kwargs: dict[str, Any],
+        start_timeout_s: float,
     ) -> None:
         from specialists.registry import build_engine
 
         self.name = name
         self.prompt_format = prompt_format
         self.system_prompt = system_prompt
-        self.engine = build_engine(engine, specialist=name, model=model,
-                                   max_model_len=max_model_len, engine_kwargs=engine_kwargs)
+        self.engine = build_engine(
+            engine,
+            specialist=name,
+            model=model,
+            max_model_len=max_model_len,
+            engine_kwargs=engine_kwargs,
+        )
         self.stats = {"served": 0, "aborted": 0, "failed": 0, "in_flight": 0}
         started = time.monotonic()
         await asyncio.wait_for(self.engine.start(), start_timeout_s)
@@ -112,9 +132,12 @@ class SpecialistServer:
         finished = False
         try:
             async for chunk in self.engine.generate(request):
-                yield {"text": chunk.text, "prompt_tokens": chunk.prompt_tokens,
-                       "completion_tokens": chunk.completion_tokens,
-                       "finish_reason": chunk.finish_reason}
+                yield {
+                    "text": chunk.text,
+                    "prompt_tokens": chunk.prompt_tokens,
+                    "completion_tokens": chunk.completion_tokens,
+                    "finish_reason": chunk.finish_reason,
+                }
             finished = True
             self.stats["served"] += 1
         except (asyncio.CancelledError, GeneratorExit):
@@ -147,5 +170,5 @@ class SpecialistServer:
         if engine is not None:
             try:
                 engine.shutdown()
-            except Exception:  # noqa: BLE001 - shutdown must not raise during teardown
+            except Exception:
                 logger.exception("engine shutdown failed")

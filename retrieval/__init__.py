@@ -9,5 +9,12 @@ from retrieval.embed import SentenceEmbedder
 from retrieval.index import CorruptIndexError, PassageIndex
 from retrieval.retriever import CollectionSpec, Hit, Retriever
 
-__all__ = ["CollectionSpec", "CorruptIndexError", "Hit", "PassageIndex", "Retriever",
-           "SentenceEmbedder", "chunk_text"]
+__all__ = [
+    "CollectionSpec",
+    "CorruptIndexError",
+    "Hit",
+    "PassageIndex",
+    "Retriever",
+    "SentenceEmbedder",
+    "chunk_text",
+]

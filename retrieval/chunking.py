@@ -42,7 +42,7 @@ def chunk_text(text: str, size: int, overlap: int) -> list[str]:
             chunks.append(current)
             tail = current[-overlap:] if overlap else ""
             space = tail.find(" ")
-            tail = tail[space + 1:] if 0 <= space < len(tail) - 1 else tail
+            tail = tail[space + 1 :] if 0 <= space < len(tail) - 1 else tail
             current = f"{tail}\n\n{piece}" if tail and len(tail) + len(piece) + 2 <= size else piece
         else:
             current = f"{current}\n\n{piece}" if current else piece

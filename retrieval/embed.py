@@ -34,6 +34,11 @@ class SentenceEmbedder:
         if self._model is None:
             raise RuntimeError("embedder not loaded")
         with self._lock:
-            vectors = self._model.encode(texts, batch_size=32, normalize_embeddings=True,
-                                         convert_to_numpy=True, show_progress_bar=False)
+            vectors = self._model.encode(
+                texts,
+                batch_size=32,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)

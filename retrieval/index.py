@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def fingerprint(passages: list[Passage], embedder_id: str) -> str:
 
 
 class PassageIndex:
-    def __init__(self, index: object, passages: list[Passage], fp: str) -> None:
+    def __init__(self, index: Any, passages: list[Passage], fp: str) -> None:
         self.index = index
         self.passages = passages
         self.fingerprint = fp
@@ -56,10 +57,10 @@ class PassageIndex:
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[Passage, float]]]:
         k = min(k, len(self.passages))
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)  # type: ignore[attr-defined]
+        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return [
-            [(self.passages[i], float(s)) for s, i in zip(row_s, row_i) if i >= 0]
-            for row_s, row_i in zip(scores, ids)
+            [(self.passages[i], float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+            for row_s, row_i in zip(scores, ids, strict=True)
         ]
 
     def save(self, folder: Path) -> None:

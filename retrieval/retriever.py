@@ -31,13 +31,19 @@ class Hit:
     text: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"id": self.id, "collection": self.collection, "source": self.source,
-                "score": round(self.score, 4), "text": self.text}
+        return {
+            "id": self.id,
+            "collection": self.collection,
+            "source": self.source,
+            "score": round(self.score, 4),
+            "text": self.text,
+        }
 
 
 class Retriever:
-    def __init__(self, embedder: SentenceEmbedder, collections: list[CollectionSpec],
-                 index_dir: Path) -> None:
+    def __init__(
+        self, embedder: SentenceEmbedder, collections: list[CollectionSpec], index_dir: Path
+    ) -> None:
         self.embedder = embedder
         self.collections = collections
         self.index_dir = index_dir
@@ -49,8 +55,9 @@ class Retriever:
             self.indexes[spec.name] = self._open(spec)
 
     def _open(self, spec: CollectionSpec) -> PassageIndex:
-        passages = chunk_files(collect_files(spec.paths), spec.root, spec.chunk_chars,
-                               spec.chunk_overlap)
+        passages = chunk_files(
+            collect_files(spec.paths), spec.root, spec.chunk_chars, spec.chunk_overlap
+        )
         fp = fingerprint(passages, self.embedder.package)
         folder = self.index_dir / spec.name
         if (folder / "manifest.json").exists():
@@ -73,6 +80,7 @@ class Retriever:
         merged: list[list[Hit]] = [[] for _ in queries]
         for name, index in self.indexes.items():
             for qi, hits in enumerate(index.search(vectors, k)):
-                merged[qi] += [Hit(p.id, name, p.source, s, p.text) for p, s in hits
-                               if s >= min_score]
+                merged[qi] += [
+                    Hit(p.id, name, p.source, s, p.text) for p, s in hits if s >= min_score
+                ]
         return [sorted(h, key=lambda x: -x.score)[:k] for h in merged]

@@ -16,8 +16,9 @@ import numpy as np
 
 
 class HiddenStateEmbedder:
-    def __init__(self, model_dir: str | Path, layer: int, max_tokens: int = 128,
-                 bos: str = "<bos>") -> None:
+    def __init__(
+        self, model_dir: str | Path, layer: int, max_tokens: int = 128, bos: str = "<bos>"
+    ) -> None:
         self.model_dir = str(model_dir)
         self.layer = layer
         self.max_tokens = max_tokens
@@ -59,8 +60,12 @@ class HiddenStateEmbedder:
             raise RuntimeError("embedder not loaded")
         prompts = [self.bos + t for t in texts]
         batch = self._tokenizer(
-            prompts, return_tensors="pt", padding=True, truncation=True,
-            max_length=self.max_tokens + 1, add_special_tokens=False,
+            prompts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens + 1,
+            add_special_tokens=False,
         )
         captured: dict[str, Any] = {}
 
@@ -70,8 +75,11 @@ class HiddenStateEmbedder:
         handle = self._model.layers[self.layer - 1].register_forward_hook(hook)
         try:
             with self._lock, torch.inference_mode():
-                self._model(input_ids=batch["input_ids"],
-                            attention_mask=batch["attention_mask"], use_cache=False)
+                self._model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    use_cache=False,
+                )
         finally:
             handle.remove()
         hidden = captured["h"].float()

@@ -45,7 +45,9 @@ def build_head(name: str, **kwargs: float) -> RoutingHead:
     try:
         return _HEADS[name](**kwargs)
     except KeyError:
-        raise ValueError(f"unknown routing head {name!r}; known: {', '.join(head_names())}") from None
+        raise ValueError(
+            f"unknown routing head {name!r}; known: {', '.join(head_names())}"
+        ) from None
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

@@ -25,8 +25,12 @@ class RoutingDecision:
     reason: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"choice": self.choice, "scores": self.scores, "confidence": self.confidence,
-                "reason": self.reason}
+        return {
+            "choice": self.choice,
+            "scores": self.scores,
+            "confidence": self.confidence,
+            "reason": self.reason,
+        }
 
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -39,9 +43,16 @@ class Router:
     to ``fallback`` when one is configured.
     """
 
-    def __init__(self, embed: Embed, head: RoutingHead, profiles: Sequence[SpecialistProfile],
-                 *, fallback: str | None = None, min_confidence: float = 0.0,
-                 head_name: str = "") -> None:
+    def __init__(
+        self,
+        embed: Embed,
+        head: RoutingHead,
+        profiles: Sequence[SpecialistProfile],
+        *,
+        fallback: str | None = None,
+        min_confidence: float = 0.0,
+        head_name: str = "",
+    ) -> None:
         if not profiles:
             raise ValueError("a router needs at least one specialist")
         self.embed = embed
@@ -65,7 +76,7 @@ class Router:
     def _decide(self, row: np.ndarray) -> RoutingDecision:
         best = int(np.argmax(row))
         confidence = float(row[best])
-        scores = {n: round(float(s), 6) for n, s in zip(self.names, row)}
+        scores = {n: round(float(s), 6) for n, s in zip(self.names, row, strict=True)}
         choice, reason = self.names[best], f"{self.head_name}: highest score"
         if self.fallback is not None and confidence < self.min_confidence:
             choice = self.fallback

@@ -9,6 +9,15 @@ from specialists.errors import ContextLengthError, EngineOverloadedError, Engine
 from specialists.registry import build_engine, register_engine
 from specialists.weights import ModelPrepareError, prepare_model
 
-__all__ = ["Chunk", "ContextLengthError", "EngineOverloadedError", "EngineUnhealthyError",
-           "GenerationRequest", "ModelPrepareError", "SpecialistEngine", "build_engine",
-           "prepare_model", "register_engine"]
+__all__ = [
+    "Chunk",
+    "ContextLengthError",
+    "EngineOverloadedError",
+    "EngineUnhealthyError",
+    "GenerationRequest",
+    "ModelPrepareError",
+    "SpecialistEngine",
+    "build_engine",
+    "prepare_model",
+    "register_engine",
+]

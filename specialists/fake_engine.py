@@ -16,8 +16,9 @@ from specialists.errors import ContextLengthError, EngineUnhealthyError
 
 
 class FakeEngine(SpecialistEngine):
-    def __init__(self, name: str, max_model_len: int, token_delay_s: float = 0.0,
-                 start_delay_s: float = 0.0) -> None:
+    def __init__(
+        self, name: str, max_model_len: int, token_delay_s: float = 0.0, start_delay_s: float = 0.0
+    ) -> None:
         self.name = name
         self.max_model_len = max_model_len
         self.token_delay_s = token_delay_s
@@ -55,8 +56,9 @@ class FakeEngine(SpecialistEngine):
                 if self.token_delay_s:
                     await asyncio.sleep(self.token_delay_s)
                 last = i == len(words) - 1
-                yield Chunk(("" if i == 0 else " ") + word, n_prompt, i + 1,
-                            finish if last else None)
+                yield Chunk(
+                    ("" if i == 0 else " ") + word, n_prompt, i + 1, finish if last else None
+                )
             if not words:
                 yield Chunk("", n_prompt, 0, "stop")
         except (asyncio.CancelledError, GeneratorExit):

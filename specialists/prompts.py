@@ -28,7 +28,9 @@ def grounding_block(passages: Sequence[tuple[str, str]]) -> str:
 
 def _fold_system(system: str, turns: Sequence[Turn], context: str) -> list[Turn]:
     """Formats without a system role put instructions and context before the first user turn."""
-    preamble = "\n\n".join(p for p in (system, *(t.content for t in turns if t.role == "system"), context) if p)
+    preamble = "\n\n".join(
+        p for p in (system, *(t.content for t in turns if t.role == "system"), context) if p
+    )
     out = [t for t in turns if t.role != "system"]
     if preamble:
         if out and out[0].role == "user":
@@ -50,7 +52,9 @@ def gemma(system: str, turns: Sequence[Turn], context: str) -> str:
 def gemma_base(system: str, turns: Sequence[Turn], context: str) -> str:
     """A completion layout for base (not instruction-tuned) models: Question/Answer turns."""
     parts = ["<bos>"]
-    lead = "\n\n".join(p for p in (system, *(t.content for t in turns if t.role == "system"), context) if p)
+    lead = "\n\n".join(
+        p for p in (system, *(t.content for t in turns if t.role == "system"), context) if p
+    )
     if lead:
         parts.append(lead + "\n\n")
     for turn in turns:
@@ -93,5 +97,7 @@ STOP_STRINGS: dict[str, list[str]] = {
 }
 
 
-def render(fmt: str, system: str, turns: Sequence[Turn], passages: Sequence[tuple[str, str]]) -> str:
+def render(
+    fmt: str, system: str, turns: Sequence[Turn], passages: Sequence[tuple[str, str]]
+) -> str:
     return FORMATS[fmt](system, turns, grounding_block(passages))

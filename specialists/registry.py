@@ -21,25 +21,37 @@ def engine_names() -> list[str]:
     return sorted(_ENGINES)
 
 
-def build_engine(name: str, *, specialist: str, model: str | Path, max_model_len: int,
-                 engine_kwargs: dict[str, object]) -> SpecialistEngine:
+def build_engine(
+    name: str,
+    *,
+    specialist: str,
+    model: str | Path,
+    max_model_len: int,
+    engine_kwargs: dict[str, object],
+) -> SpecialistEngine:
     try:
         factory = _ENGINES[name]
     except KeyError:
         raise ValueError(f"unknown engine {name!r}; known: {', '.join(engine_names())}") from None
-    return factory(specialist=specialist, model=str(model), max_model_len=max_model_len,
-                   engine_kwargs=dict(engine_kwargs))
+    return factory(
+        specialist=specialist,
+        model=str(model),
+        max_model_len=max_model_len,
+        engine_kwargs=dict(engine_kwargs),
+    )
 
 
-def _vllm(*, specialist: str, model: str, max_model_len: int,
-          engine_kwargs: dict[str, object]) -> SpecialistEngine:
+def _vllm(
+    *, specialist: str, model: str, max_model_len: int, engine_kwargs: dict[str, object]
+) -> SpecialistEngine:
     from specialists.vllm_engine import VLLMEngine
 
     return VLLMEngine(model, max_model_len, engine_kwargs)
 
 
-def _fake(*, specialist: str, model: str, max_model_len: int,
-          engine_kwargs: dict[str, object]) -> SpecialistEngine:
+def _fake(
+    *, specialist: str, model: str, max_model_len: int, engine_kwargs: dict[str, object]
+) -> SpecialistEngine:
     from specialists.fake_engine import FakeEngine
 
     delay = engine_kwargs.get("token_delay_s", 0.0)

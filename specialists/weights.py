@@ -66,7 +66,8 @@ def verify_model_dir(model_dir: Path) -> dict[str, object]:
         path = model_dir / name
         if not path.is_file() or _sha256(path) != expected:
             raise ModelPrepareError(
-                f"{path} is missing or corrupt; delete {model_dir} and run 'mixserve models prepare'"
+                f"{path} is missing or corrupt; "
+                f"delete {model_dir} and run 'mixserve models prepare'"
             )
     return dict(manifest)
 
@@ -92,7 +93,7 @@ def _dequantize(gguf: Path, out_dir: Path) -> None:
     )
     # The tensors are already dequantized in memory; transformers only keeps a marker that
     # the source was GGUF, which would make save_pretrained refuse. Drop the marker.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(str(out_dir))
@@ -126,9 +127,7 @@ def prepare_model(
         report("dequantizing to safetensors")
         _dequantize(gguf, tmp)
         report("hashing files")
-        files = {
-            str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
-        }
+        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "package": package,
             "source": gguf.name,

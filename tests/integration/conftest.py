@@ -18,8 +18,13 @@ def fake_config() -> MixserveConfig:
     retriever stay real)."""
     cfg = load_config(ROOT / "configs" / "cpu.yaml")
     specialists = [
-        s.model_copy(update={"engine": "fake", "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
-                             "engine_env": {}})
+        s.model_copy(
+            update={
+                "engine": "fake",
+                "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
+                "engine_env": {},
+            }
+        )
         for s in cfg.specialists
     ]
     return cfg.model_copy(update={"specialists": specialists})
@@ -30,8 +35,9 @@ def service(tmp_path_factory):
     from orchestrator.runtime import Deployment
 
     require_prepared_models()
-    settings = dataclasses.replace(get_settings(), redis_url=None, ray_address=None,
-                                   state_dir=tmp_path_factory.mktemp("state"))
+    settings = dataclasses.replace(
+        get_settings(), redis_url=None, ray_address=None, state_dir=tmp_path_factory.mktemp("state")
+    )
     deployment = Deployment(fake_config(), settings, port=free_port())
     try:
         deployment.start(ready_timeout_s=300)

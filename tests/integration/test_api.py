@@ -18,7 +18,7 @@ def chat(client, content, **extra):
 
 
 def sse_events(text):
-    events = [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    events = [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     return [json.loads(e) for e in events[:-1]]
 
@@ -54,8 +54,7 @@ def test_pinned_model_skips_routing(client):
 
 
 def test_streaming_sends_openai_chunks_then_done(client):
-    resp = chat(client, "What is 12 times 7?", stream=True,
-                stream_options={"include_usage": True})
+    resp = chat(client, "What is 12 times 7?", stream=True, stream_options={"include_usage": True})
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/event-stream")
     events = sse_events(resp.text)
@@ -78,8 +77,9 @@ def test_query_endpoint_returns_answer_routing_sources_usage(client):
 
 
 def test_retrieval_can_be_turned_off_per_query(client):
-    body = client.post("/v1/query", json={"query": "How does the router choose?",
-                                          "retrieval": False}).json()
+    body = client.post(
+        "/v1/query", json={"query": "How does the router choose?", "retrieval": False}
+    ).json()
     assert body["sources"] == []
 
 
@@ -93,7 +93,12 @@ def test_health_and_readiness(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert set(ready.json()["components"]) == {
-        "router", "retriever", "specialist:general", "specialist:code", "specialist:math"}
+        "router",
+        "retriever",
+        "specialist:general",
+        "specialist:code",
+        "specialist:math",
+    }
 
 
 def test_temperature_zero_answers_are_cached_in_redis(client):
@@ -116,23 +121,49 @@ def test_temperature_zero_answers_are_cached_in_redis(client):
         (b"[1, 2]", 400, None, "invalid_request"),
         (b'{"model": "auto"}', 400, "messages", "missing_required_parameter"),
         (b'{"model": "auto", "messages": []}', 400, "messages", "invalid_value"),
-        (b'{"model": "auto", "messages": [{"role": "user", "content": "  "}]}', 400, "messages",
-         "invalid_value"),
-        (b'{"model": "gpt-17", "messages": [{"role": "user", "content": "hi"}]}', 404, "model",
-         "model_not_found"),
-        (b'{"model": "auto", "messages": [{"role": "user", "content": 5}]}', 400,
-         "messages[0].content.str", "invalid_value"),
-        (b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}',
-         400, "max_tokens", "invalid_value"),
-        (b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}',
-         400, "max_tokens", "invalid_value"),
-        (b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}',
-         400, "stream", "invalid_value"),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "  "}]}',
+            400,
+            "messages",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "gpt-17", "messages": [{"role": "user", "content": "hi"}]}',
+            404,
+            "model",
+            "model_not_found",
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": 5}]}',
+            400,
+            "messages[0].content.str",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}',
+            400,
+            "max_tokens",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], '
+            b'"max_tokens": 5000}',
+            400,
+            "max_tokens",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}',
+            400,
+            "stream",
+            "invalid_value",
+        ),
     ],
 )
 def test_bad_input_gets_an_openai_style_4xx(client, body, status, param, code):
-    resp = client.post("/v1/chat/completions", content=body,
-                       headers={"content-type": "application/json"})
+    resp = client.post(
+        "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
     assert resp.status_code == status, resp.text
     error = resp.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -148,8 +179,11 @@ def test_prompt_longer_than_the_context_is_a_400(client, stream):
 
 
 def test_oversized_body_unknown_route_and_bad_query(client):
-    big = client.post("/v1/chat/completions", content=b"x" * 1_100_000,
-                      headers={"content-type": "application/json"})
+    big = client.post(
+        "/v1/chat/completions",
+        content=b"x" * 1_100_000,
+        headers={"content-type": "application/json"},
+    )
     assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
     missing = client.get("/v1/nothing")
     assert missing.status_code == 404 and "error" in missing.json()
@@ -165,10 +199,16 @@ def test_client_disconnect_aborts_the_generation(service):
     handle = serve.get_deployment_handle("specialist-general", app_name=service.config.name)
     before = handle.get_stats.remote().result()["aborted"]
     long_question = "Tell me about " + " ".join(f"topic{i}" for i in range(300))
-    body = {"model": "general", "stream": True, "max_tokens": 400,
-            "messages": [{"role": "user", "content": long_question}]}
-    with httpx.Client(base_url=service.url, timeout=30) as c, \
-            c.stream("POST", "/v1/chat/completions", json=body) as resp:
+    body = {
+        "model": "general",
+        "stream": True,
+        "max_tokens": 400,
+        "messages": [{"role": "user", "content": long_question}],
+    }
+    with (
+        httpx.Client(base_url=service.url, timeout=30) as c,
+        c.stream("POST", "/v1/chat/completions", json=body) as resp,
+    ):
         assert resp.status_code == 200
         for line in resp.iter_lines():
             if '"content":"[general]"' in line:
@@ -189,9 +229,15 @@ def test_openai_client_works_unmodified(service):
 
     oai = OpenAI(base_url=f"{service.url}/v1", api_key="unused")
     result = oai.chat.completions.create(
-        model="auto", messages=[{"role": "user", "content": "Solve 2x + 3 = 11"}])
+        model="auto", messages=[{"role": "user", "content": "Solve 2x + 3 = 11"}]
+    )
     assert result.choices[0].message.content.startswith("[math]")
-    pieces = [c.choices[0].delta.content or "" for c in oai.chat.completions.create(
-        model="code", stream=True, messages=[{"role": "user", "content": "hello"}]) if c.choices]
+    pieces = [
+        c.choices[0].delta.content or ""
+        for c in oai.chat.completions.create(
+            model="code", stream=True, messages=[{"role": "user", "content": "hello"}]
+        )
+        if c.choices
+    ]
     assert "".join(pieces).startswith("[code]")
-    assert [m.id for m in oai.models.list()][0] == "auto"
+    assert next(m.id for m in oai.models.list()) == "auto"

@@ -18,8 +18,15 @@ def redis_url(tmp_path):
         server.stop()
 
 
-PAYLOAD = {"messages": [["user", "hi"]], "passages": [], "max_tokens": 5, "temperature": 0,
-           "top_p": 1.0, "stop": [], "seed": None}
+PAYLOAD = {
+    "messages": [["user", "hi"]],
+    "passages": [],
+    "max_tokens": 5,
+    "temperature": 0,
+    "top_p": 1.0,
+    "stop": [],
+    "seed": None,
+}
 
 
 def test_key_depends_on_everything_that_decides_the_answer():

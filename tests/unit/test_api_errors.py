@@ -27,12 +27,18 @@ def test_missing_messages_names_the_parameter():
         ({"model": "auto", "messages": []}, "messages"),
         ({"model": "auto", "messages": "hi"}, "messages"),
         ({"model": "auto", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
-        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0},
-         "max_tokens"),
-        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"},
-         "max_tokens"),
-        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "temperature": 5},
-         "temperature"),
+        (
+            {"model": "auto", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0},
+            "max_tokens",
+        ),
+        (
+            {"model": "auto", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"},
+            "max_tokens",
+        ),
+        (
+            {"model": "auto", "messages": [{"role": "user", "content": "x"}], "temperature": 5},
+            "temperature",
+        ),
         ({"model": 7, "messages": [{"role": "user", "content": "x"}]}, "model"),
         ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "n": 3}, "n"),
     ],
@@ -45,8 +51,9 @@ def test_bad_fields_map_to_400_with_param(data, param):
 
 
 def test_multipart_text_content_is_joined_and_images_rejected():
-    msg = ChatMessage(role="user", content=[{"type": "text", "text": "a"},
-                                            {"type": "text", "text": "b"}])
+    msg = ChatMessage(
+        role="user", content=[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    )
     assert msg.text() == "ab"
     with pytest.raises(ValueError, match="only text"):
         ChatMessage(role="user", content=[{"type": "image_url", "image_url": {}}]).text()

@@ -48,12 +48,17 @@ def test_every_error_is_reported_with_its_yaml_path():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: d["specialists"].append(dict(d["specialists"][0])), "duplicate specialist names"),
+        (
+            lambda d: d["specialists"].append(dict(d["specialists"][0])),
+            "duplicate specialist names",
+        ),
         (lambda d: d["specialists"][0].update(name="auto"), "'auto' is reserved"),
         (lambda d: d["router"].update(fallback="nobody"), "router.fallback 'nobody'"),
         (lambda d: d["specialists"][0].update(model={}), "exactly one of 'package' or 'path'"),
-        (lambda d: d["specialists"][0].update(model={"package": "x", "path": "/y"}),
-         "exactly one of"),
+        (
+            lambda d: d["specialists"][0].update(model={"package": "x", "path": "/y"}),
+            "exactly one of",
+        ),
     ],
 )
 def test_cross_field_errors(change, message):

@@ -32,8 +32,10 @@ def test_overlap_must_be_smaller_than_size():
 
 
 def test_index_round_trip_and_corruption_is_detected(tmp_path):
-    passages = [Passage(f"p{i}", "s", t) for i, t in
-                enumerate(["cats purr softly", "dogs bark loudly", "python lists reverse"])]
+    passages = [
+        Passage(f"p{i}", "s", t)
+        for i, t in enumerate(["cats purr softly", "dogs bark loudly", "python lists reverse"])
+    ]
     index = PassageIndex.build(passages, hashing_embed, "fp1")
     index.save(tmp_path / "col")
     loaded = PassageIndex.load(tmp_path / "col")

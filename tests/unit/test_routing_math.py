@@ -31,16 +31,29 @@ def test_softmax_is_stable_for_large_logits():
 
 
 def test_router_falls_back_below_the_confidence_floor():
-    table = {"code q": [1, 0], "math q": [0, 1], "code": [1, 0], "math": [0, 1],
-             "ambiguous": [1, 1]}
+    table = {
+        "code q": [1, 0],
+        "math q": [0, 1],
+        "code": [1, 0],
+        "math": [0, 1],
+        "ambiguous": [1, 1],
+    }
 
     def embed(texts):
         return np.array([table[t] for t in texts], dtype=np.float32)
 
-    profiles = [SpecialistProfile("code", "code", ["code q"]),
-                SpecialistProfile("math", "math", ["math q"])]
-    router = Router(embed, NearestCentroidHead(temperature=0.05), profiles,
-                    fallback="math", min_confidence=0.9, head_name="nc")
+    profiles = [
+        SpecialistProfile("code", "code", ["code q"]),
+        SpecialistProfile("math", "math", ["math q"]),
+    ]
+    router = Router(
+        embed,
+        NearestCentroidHead(temperature=0.05),
+        profiles,
+        fallback="math",
+        min_confidence=0.9,
+        head_name="nc",
+    )
     sure = router.route("code q")
     assert sure.choice == "code" and sure.confidence > 0.99
     unsure = router.route("ambiguous")

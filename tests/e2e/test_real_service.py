@@ -1,0 +1,111 @@
+"""Against the real service: real vLLM engines, real router LLM, real FAISS retrieval."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import httpx
+
+
+def ask(client, content, **extra):
+    body = {
+        "model": "auto",
+        "messages": [{"role": "user", "content": content}],
+        "temperature": 0,
+        "max_tokens": 48,
+        **extra,
+    }
+    return client.post("/v1/chat/completions", json=body)
+
+
+def test_code_and_math_questions_land_on_different_specialists(client):
+    code = ask(client, "Write a Python function that reverses a list")
+    math = ask(client, "What is 12 * 7?")
+    assert code.status_code == math.status_code == 200
+    assert code.headers["x-mixserve-specialist"] == "code"
+    assert math.headers["x-mixserve-specialist"] == "math"
+    assert "def " in code.json()["choices"][0]["message"]["content"]
+
+
+def test_a_real_model_answers_a_factual_question(client):
+    resp = ask(client, "What is the capital of France?")
+    body = resp.json()
+    assert resp.status_code == 200
+    assert body["mixserve"]["specialist"] == "general"
+    assert "Paris" in body["choices"][0]["message"]["content"]
+    usage = body["usage"]
+    assert usage["prompt_tokens"] > 5 and 0 < usage["completion_tokens"] <= 48
+
+
+def test_streamed_completion(client):
+    resp = ask(client, "Write a Python function that adds two numbers", stream=True)
+    assert resp.status_code == 200
+    data = [ln[6:] for ln in resp.text.splitlines() if ln.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    events = [json.loads(d) for d in data[:-1]]
+    deltas = [e["choices"][0]["delta"].get("content") for e in events[1:] if e["choices"]]
+    assert sum(1 for d in deltas if d) >= 3, "tokens should arrive in several chunks"
+    assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert events[0]["mixserve"]["specialist"] == "code"
+
+
+def test_query_endpoint_grounds_on_the_docs(client):
+    resp = client.post(
+        "/v1/query",
+        json={
+            "query": "What does the nearest-centroid head subtract before averaging examples?",
+            "max_tokens": 40,
+        },
+    )
+    body = resp.json()
+    assert resp.status_code == 200, body
+    assert body["answer"].strip()
+    assert any(s["source"] == "docs/routing.md" for s in body["sources"])
+    assert body["usage"]["prompt_tokens"] > 100  # the passages went into the prompt
+
+
+def test_openai_client(live):
+    from openai import OpenAI
+
+    oai = OpenAI(base_url=f"{live['url']}/v1", api_key="unused", timeout=300)
+    out = oai.chat.completions.create(
+        model="general",
+        temperature=0,
+        max_tokens=20,
+        messages=[{"role": "user", "content": "Name a primary color."}],
+    )
+    assert out.choices[0].message.content.strip()
+    assert out.usage is not None and out.usage.completion_tokens > 0
+    stream = oai.chat.completions.create(
+        model="auto",
+        stream=True,
+        max_tokens=20,
+        messages=[{"role": "user", "content": "What is 3 + 4?"}],
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text.strip()
+
+
+def test_prompt_over_the_real_context_is_a_400(client):
+    resp = ask(client, "word " * 2500, model="math")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_status_command_reports_every_component_ready(live):
+    result = subprocess.run(
+        [*live["cli"], "status", "--json"],
+        env=live["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["ready"] is True and info["run_id"] == live["run_id"]
+    assert set(info["components"]) >= {"router", "retriever", "specialist:code"}
+
+
+def test_health_endpoints(live):
+    assert httpx.get(f"{live['url']}/healthz").json() == {"status": "ok"}
