@@ -428,6 +428,27 @@ class Gateway:
         ]
         return {"object": "list", "data": data}
 
+    @app.get("/v1/specialists")
+    async def specialists_info(self) -> dict[str, Any]:
+        """Each specialist with the counters of one of its replicas (served, aborted,
+        failed, in flight, and requests unfinished inside the engine)."""
+
+        async def stats(name: str) -> dict[str, Any] | None:
+            try:
+                result: dict[str, Any] = await asyncio.wait_for(
+                    self.specialists[name].get_stats.remote(), 10
+                )
+                return result
+            except Exception:  # noqa: BLE001 - a busy or dead replica reports no stats
+                return None
+
+        results = await asyncio.gather(*(stats(s.name) for s in self.config.specialists))
+        data = [
+            {"name": s.name, "description": s.description, "replicas": s.replicas, "stats": st}
+            for s, st in zip(self.config.specialists, results, strict=True)
+        ]
+        return {"object": "list", "data": data}
+
     @app.get("/healthz")
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}

@@ -153,7 +153,7 @@ class SpecialistServer:
                 logger.info("request %s ended early", request.request_id)
 
     async def get_stats(self) -> dict[str, int]:
-        return dict(self.stats)
+        return {**self.stats, "engine_unfinished": self.engine.num_unfinished()}
 
     async def ready(self) -> bool:
         await self.engine.check_health()

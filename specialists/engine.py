@@ -50,6 +50,10 @@ class SpecialistEngine(abc.ABC):
     async def abort(self, request_id: str) -> None: ...
 
     @abc.abstractmethod
+    def num_unfinished(self) -> int:
+        """Requests the engine is still working on (running or waiting)."""
+
+    @abc.abstractmethod
     async def check_health(self) -> None: ...
 
     @abc.abstractmethod

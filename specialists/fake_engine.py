@@ -70,6 +70,9 @@ class FakeEngine(SpecialistEngine):
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
 
+    def num_unfinished(self) -> int:
+        return len(self.running)
+
     async def check_health(self) -> None:
         if not self.started:
             raise EngineUnhealthyError("engine not started")

@@ -79,6 +79,9 @@ class VLLMEngine(SpecialistEngine):
         if self._engine is not None:
             await self._engine.abort(request_id)
 
+    def num_unfinished(self) -> int:
+        return 0 if self._engine is None else int(self._engine.get_num_unfinished_requests())
+
     async def check_health(self) -> None:
         engine = self._require()
         if engine.errored:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import httpx
 
@@ -109,3 +110,38 @@ def test_status_command_reports_every_component_ready(live):
 
 def test_health_endpoints(live):
     assert httpx.get(f"{live['url']}/healthz").json() == {"status": "ok"}
+
+
+def test_disconnect_aborts_the_real_engine_generation(live):
+    def general_stats():
+        data = httpx.get(f"{live['url']}/v1/specialists", timeout=30).json()["data"]
+        return next(s["stats"] for s in data if s["name"] == "general")
+
+    before = general_stats()
+    body = {
+        "model": "general",
+        "stream": True,
+        "temperature": 0,
+        "max_tokens": 1000,  # ~20 s of generation here if it were not aborted
+        "messages": [{"role": "user", "content": "Count from 1 to 1000: 1, 2, 3, 4,"}],
+    }
+    with (
+        httpx.Client(base_url=live["url"], timeout=120) as c,
+        c.stream("POST", "/v1/chat/completions", json=body) as resp,
+    ):
+        assert resp.status_code == 200
+        seen = 0
+        for line in resp.iter_lines():
+            if '"content":"' in line and '"content":""' not in line:
+                seen += 1
+                if seen == 3:
+                    break  # hang up mid-answer
+    deadline = time.monotonic() + 10
+    stats = general_stats()
+    while (stats["aborted"] == before["aborted"] or stats["engine_unfinished"]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.25)
+        stats = general_stats()
+    assert stats["aborted"] == before["aborted"] + 1
+    assert stats["engine_unfinished"] == 0 and stats["in_flight"] == 0

@@ -241,3 +241,12 @@ def test_openai_client_works_unmodified(service):
     ]
     assert "".join(pieces).startswith("[code]")
     assert next(m.id for m in oai.models.list()) == "auto"
+
+
+def test_specialists_endpoint_reports_replica_counters(client):
+    chat(client, "What is 5 + 5?", model="math")
+    data = client.get("/v1/specialists").json()["data"]
+    assert [s["name"] for s in data] == ["general", "code", "math"]
+    math = next(s for s in data if s["name"] == "math")
+    assert math["stats"]["served"] >= 1
+    assert math["stats"]["engine_unfinished"] == 0
