@@ -166,6 +166,9 @@ def up(
                 step=lambda s: progress.update(task, description=s), ready_timeout_s=ready_timeout
             )
             progress.update(task, description="ready", total=1, completed=1)
+        # ray.init installs its own SIGTERM handler (which exits at once); put ours back so
+        # SIGTERM, like Ctrl-C, shuts the engines down gracefully.
+        signal.signal(signal.SIGTERM, on_signal)
         deployment.state().save(settings.state_file)
         out.print(
             f"mixserve is ready at [bold]{deployment.url}/v1[/bold] "
@@ -190,7 +193,7 @@ def up(
 
 @app.command()
 def down(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait before killing.")] = 60,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait before killing.")] = 120,
 ) -> None:
     """Stop what 'mixserve up' started (by pid)."""
     from orchestrator.procs import alive, stop_run, terminate_pids
@@ -201,18 +204,20 @@ def down(
     if state is None:
         fail(f"mixserve is not running (no state file at {settings.state_file})")
     if alive(state.pid):
-        os.kill(state.pid, signal.SIGTERM)
+        os.kill(state.pid, signal.SIGINT)  # what Ctrl-C does: a graceful shutdown
         deadline = time.monotonic() + timeout
         while alive(state.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if alive(state.pid):
             terminate_pids([state.pid], 5)
     leftovers = stop_run(state.run_id)
-    if state.redis_pid is not None:
-        leftovers += terminate_pids([state.redis_pid], 5)
+    if state.redis_pid is not None and alive(state.redis_pid):
+        terminate_pids([state.redis_pid], 5)
+        leftovers.append(f"{state.redis_pid} redis-server")
     settings.state_file.unlink(missing_ok=True)
-    extra = f" (and {len(leftovers)} leftover processes)" if leftovers else ""
-    out.print(f"stopped run {state.run_id}{extra}", highlight=False)
+    out.print(f"stopped run {state.run_id}", highlight=False)
+    for line in leftovers:
+        out.print(f"  also stopped leftover process {line}", highlight=False, markup=False)
 
 
 @app.command()

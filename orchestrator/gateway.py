@@ -10,30 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import openai_format as fmt
 from orchestrator.cache import ResponseCache, cache_key
 from orchestrator.config import MixserveConfig
-from orchestrator.errors import APIError, from_exception, from_validation_errors, unknown_model
+from orchestrator.errors import APIError, from_exception, unknown_model
+from orchestrator.request_io import Answer, Plan, read_json, replay, request_id_of, validate
 from orchestrator.schemas import ChatCompletionRequest, QueryRequest
 
 logger = logging.getLogger(__name__)
 app = FastAPI(title="mixserve", version="0.1.0")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _ROLES = {
     "system": "system",
     "developer": "system",
@@ -43,67 +38,28 @@ _ROLES = {
 }
 
 
-@dataclass
-class Plan:
-    request_id: str
-    specialist: str
-    payload: dict[str, Any]
-    meta: dict[str, Any]
-    cache_key: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else f"req-{uuid.uuid4().hex}"
-
-
-def _error_response(err: APIError, request_id: str) -> JSONResponse:
+def _error_response(err: APIError) -> JSONResponse:
     # Ray Serve's proxy adds the x-request-id header to every response itself.
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
 
 
 @app.exception_handler(APIError)
 async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-    return _error_response(exc, _request_id(request))
+    return _error_response(exc)
 
 
 @app.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = "not_found" if exc.status_code == 404 else "method_not_allowed"
     msg = f"{request.method} {request.url.path}: {exc.detail}"
-    return _error_response(APIError(exc.status_code, msg, code=code), _request_id(request))
+    return _error_response(APIError(exc.status_code, msg, code=code))
 
 
 @app.exception_handler(Exception)
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    rid = _request_id(request)
+    rid = request_id_of(request)
     logger.exception("unhandled error in request %s", rid)
-    return _error_response(from_exception(exc, rid), rid)
-
-
-async def _read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
-    if not raw.strip():
-        raise APIError(400, "request body is empty; send a JSON object", code="invalid_json")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
-
-
-def _validate(model: type[Any], data: Any) -> Any:
-    if not isinstance(data, dict):
-        raise APIError(400, "request body must be a JSON object", code="invalid_request")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation_errors(exc.errors(include_url=False)) from None
+    return _error_response(from_exception(exc, rid))
 
 
 @serve.ingress(app)
@@ -212,15 +168,20 @@ class Gateway:
         )
 
     # ---- generation -----------------------------------------------------------------
-    async def _stream(
-        self, plan: Plan
-    ) -> tuple[dict[str, Any] | None, AsyncIterator[dict[str, Any]]]:
-        """Start the specialist stream and wait for its first chunk (errors surface here)."""
+    async def _stream(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
+        """Start the specialist stream and wait for its first chunk, so that errors (bad
+        input the engine found, overload) surface here, before any response is sent.
+
+        The whole stream shares one deadline (``gateway.request_timeout_s``): a specialist
+        that stalls mid-answer ends the stream with a timeout error instead of a hang.
+        Closing the returned iterator (a client that went away) cancels the generation.
+        """
         handle = self.specialists[plan.specialist].options(stream=True)
         gen = handle.generate.remote(plan.payload)
-        timeout = self.config.gateway.request_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.gateway.request_timeout_s
         try:
-            first = await asyncio.wait_for(gen.__anext__(), timeout)
+            first = await asyncio.wait_for(gen.__anext__(), deadline - loop.time())
         except StopAsyncIteration:
             first = None
         except BaseException as exc:
@@ -229,118 +190,88 @@ class Gateway:
                 raise
             raise from_exception(exc, plan.request_id) from None
 
-        async def rest() -> AsyncIterator[dict[str, Any]]:
+        async def items() -> AsyncIterator[dict[str, Any]]:
             try:
-                async for item in gen:
+                if first is None:
+                    return
+                yield first
+                while True:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise TimeoutError("request deadline passed")
+                    try:
+                        item = await asyncio.wait_for(gen.__anext__(), remaining)
+                    except StopAsyncIteration:
+                        return
                     yield item
             finally:
                 gen.cancel()
 
-        return first, rest()
+        return items()
+
+    async def _cached(self, plan: Plan) -> dict[str, Any] | None:
+        hit = await self.cache.get(plan.cache_key) if plan.cache_key and self.cache else None
+        plan.meta["cached"] = hit is not None
+        return hit
+
+    async def _remember(self, plan: Plan, answer: Answer) -> None:
+        if plan.cache_key and self.cache is not None:
+            await self.cache.put(plan.cache_key, answer.as_dict())
 
     async def _complete(self, plan: Plan) -> dict[str, Any]:
         """The whole answer: from the cache, or generated and then cached."""
-        if plan.cache_key and self.cache is not None:
-            hit = await self.cache.get(plan.cache_key)
-            if hit is not None:
-                plan.meta["cached"] = True
-                return hit
-        first, rest = await self._stream(plan)
-        text, result = [], {"finish_reason": "stop", "prompt_tokens": 0, "completion_tokens": 0}
-
-        async def collect() -> None:
-            chunks = [first] if first is not None else []
-            for item in chunks:
-                text.append(item["text"])
-                result.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
-                result["finish_reason"] = item["finish_reason"] or result["finish_reason"]
-            async for item in rest:
-                text.append(item["text"])
-                result.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
-                result["finish_reason"] = item["finish_reason"] or result["finish_reason"]
-
+        hit = await self._cached(plan)
+        if hit is not None:
+            return hit
+        answer = Answer()
         try:
-            await asyncio.wait_for(collect(), self.config.gateway.request_timeout_s)
-        except TimeoutError:
-            raise from_exception(TimeoutError(), plan.request_id) from None
+            async for item in await self._stream(plan):
+                answer.absorb(item)
         except APIError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped to an OpenAI-style error
             raise from_exception(exc, plan.request_id) from None
-        answer = {"text": "".join(text), **result}
-        if plan.cache_key and self.cache is not None:
-            await self.cache.put(plan.cache_key, answer)
-        return answer
+        await self._remember(plan, answer)
+        return answer.as_dict()
 
     async def _events(self, plan: Plan, model: str, include_usage: bool) -> AsyncIterator[bytes]:
         created = int(time.time())
         cid = f"chatcmpl-{plan.request_id}"
-        cached = await self.cache.get(plan.cache_key) if plan.cache_key and self.cache else None
-        plan.meta["cached"] = cached is not None
-        if cached is not None:
-            first: dict[str, Any] | None = {**cached}
-            rest: AsyncIterator[dict[str, Any]] | None = None
-        else:
-            first, rest = await self._stream(plan)
+        hit = await self._cached(plan)
+        items = replay(hit) if hit is not None else await self._stream(plan)
 
         async def body() -> AsyncIterator[bytes]:
-            yield fmt.sse(
-                fmt.chunk(
-                    cid,
-                    model,
-                    created,
-                    {"role": "assistant", "content": ""},
-                    extra={"mixserve": plan.meta},
-                )
-            )
-            state: dict[str, Any] = {
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "finish_reason": "stop",
-            }
-            parts: list[str] = []
+            role = {"role": "assistant", "content": ""}
+            yield fmt.sse(fmt.chunk(cid, model, created, role, extra={"mixserve": plan.meta}))
+            answer = Answer()
             try:
-                items: list[dict[str, Any]] = [first] if first is not None else []
-                for item in items:
-                    parts.append(item["text"])
-                    state.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
-                    state["finish_reason"] = item["finish_reason"] or state["finish_reason"]
-                    if item["text"]:
+                async for item in items:
+                    if answer.absorb(item):
                         yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
-                if rest is not None:
-                    async for item in rest:
-                        parts.append(item["text"])
-                        state.update({k: item[k] for k in ("prompt_tokens", "completion_tokens")})
-                        state["finish_reason"] = item["finish_reason"] or state["finish_reason"]
-                        if item["text"]:
-                            yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
             except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
-                err = from_exception(exc, plan.request_id)
-                yield fmt.sse(err.body())
+                yield fmt.sse(from_exception(exc, plan.request_id).body())
                 yield fmt.sse("[DONE]")
                 return
-            usage = fmt.usage(int(state["prompt_tokens"]), int(state["completion_tokens"]))
+            usage = fmt.usage(answer.prompt_tokens, answer.completion_tokens)
             yield fmt.sse(
-                fmt.chunk(
-                    cid, model, created, {}, str(state["finish_reason"]), extra={"usage": usage}
-                )
+                fmt.chunk(cid, model, created, {}, answer.finish_reason, extra={"usage": usage})
             )
             if include_usage:
                 final = fmt.chunk(cid, model, created, {}, extra={"usage": usage})
                 final["choices"] = []
                 yield fmt.sse(final)
             yield fmt.sse("[DONE]")
-            if cached is None and plan.cache_key and self.cache is not None:
-                await self.cache.put(plan.cache_key, {"text": "".join(parts), **state})
+            if hit is None:
+                await self._remember(plan, answer)
 
         return body()
 
     # ---- routes ---------------------------------------------------------------------
     @app.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
-        request_id = _request_id(request)
-        body: ChatCompletionRequest = _validate(
-            ChatCompletionRequest, await _read_json(request, self.config.gateway.max_body_bytes)
+        request_id = request_id_of(request)
+        body: ChatCompletionRequest = validate(
+            ChatCompletionRequest, await read_json(request, self.config.gateway.max_body_bytes)
         )
         try:
             messages = [(_ROLES[m.role], m.text()) for m in body.messages]
@@ -377,9 +308,9 @@ class Gateway:
 
     @app.post("/v1/query")
     async def query(self, request: Request) -> Response:
-        request_id = _request_id(request)
-        body: QueryRequest = _validate(
-            QueryRequest, await _read_json(request, self.config.gateway.max_body_bytes)
+        request_id = request_id_of(request)
+        body: QueryRequest = validate(
+            QueryRequest, await read_json(request, self.config.gateway.max_body_bytes)
         )
         sampling = {
             "max_tokens": self._max_tokens(body.max_tokens),

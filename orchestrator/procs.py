@@ -67,6 +67,18 @@ def terminate_pids(pids: Iterable[int], timeout_s: float = 10.0) -> list[int]:
     return targets
 
 
-def stop_run(run_id: str, timeout_s: float = 10.0) -> list[int]:
-    """Stop every process still carrying this run's marker."""
-    return terminate_pids(pids_of_run(run_id), timeout_s)
+def describe(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return f"{pid} (gone)"
+    command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    return f"{pid} {command[:80]}"
+
+
+def stop_run(run_id: str, timeout_s: float = 10.0) -> list[str]:
+    """Stop every process still carrying this run's marker; describe what was stopped."""
+    pids = pids_of_run(run_id)
+    described = [describe(p) for p in pids]
+    terminate_pids(pids, timeout_s)
+    return described

@@ -155,7 +155,12 @@ class Deployment:
             ray.shutdown()
         leftovers = stop_run(self.run_id)
         if leftovers:
-            logger.warning("stopped %d leftover processes of run %s", len(leftovers), self.run_id)
+            logger.warning(
+                "stopped %d leftover processes of run %s: %s",
+                len(leftovers),
+                self.run_id,
+                "; ".join(leftovers),
+            )
         if self.redis is not None:
             self.redis.stop()
             self.redis = None

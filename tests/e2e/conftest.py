@@ -67,6 +67,8 @@ def live(tmp_path_factory):
         if leftovers:  # never leave gigabytes of engine processes behind a test run
             subprocess.run(["kill", "-9", *map(str, leftovers)], check=False)
         assert down.returncode == 0, down.stderr
+        # 0 means `up` took the graceful path: Serve shut down, engines stopped themselves
+        assert proc.returncode == 0, f"up exited {proc.returncode}:\n{log_path.read_text()[-3000:]}"
         assert leftovers == [], f"processes of run {run_id} survived 'mixserve down'"
 
 

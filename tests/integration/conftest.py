@@ -11,6 +11,7 @@ from orchestrator.settings import get_settings
 from tests.conftest import ROOT, require_prepared_models
 
 TOKEN_DELAY_S = 0.02
+REQUEST_TIMEOUT_S = 6.0  # the fake needs 0.02 s a token: 1000 tokens overrun it
 
 
 def fake_config() -> MixserveConfig:
@@ -27,7 +28,8 @@ def fake_config() -> MixserveConfig:
         )
         for s in cfg.specialists
     ]
-    return cfg.model_copy(update={"specialists": specialists})
+    gateway = cfg.gateway.model_copy(update={"request_timeout_s": REQUEST_TIMEOUT_S})
+    return cfg.model_copy(update={"specialists": specialists, "gateway": gateway})
 
 
 @pytest.fixture(scope="package")

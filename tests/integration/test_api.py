@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import TOKEN_DELAY_S
+from tests.integration.conftest import REQUEST_TIMEOUT_S, TOKEN_DELAY_S
 
 
 def chat(client, content, **extra):
@@ -250,3 +250,16 @@ def test_specialists_endpoint_reports_replica_counters(client):
     math = next(s for s in data if s["name"] == "math")
     assert math["stats"]["served"] >= 1
     assert math["stats"]["engine_unfinished"] == 0
+
+
+def test_a_stalling_answer_hits_the_gateway_deadline_instead_of_hanging(client):
+    long_question = "Tell me about " + " ".join(f"topic{i}" for i in range(1000))
+    started = time.monotonic()
+    resp = chat(client, long_question, model="general", max_tokens=1000)
+    assert resp.status_code == 504 and resp.json()["error"]["code"] == "timeout"
+    assert time.monotonic() - started < REQUEST_TIMEOUT_S + 5
+    streamed = chat(client, long_question, model="general", max_tokens=1000, stream=True)
+    assert streamed.status_code == 200  # headers went out before the deadline passed
+    events = [ln[6:] for ln in streamed.text.splitlines() if ln.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[-2])["error"]["code"] == "timeout"

@@ -31,7 +31,9 @@ def test_processes_of_a_run_are_found_and_stopped_by_marker():
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         assert pids_of_run("unit-test-run") == [child.pid]
-        assert stop_run("unit-test-run", timeout_s=5) == [child.pid]
+        stopped = stop_run("unit-test-run", timeout_s=5)
+        assert len(stopped) == 1 and stopped[0].startswith(f"{child.pid} ")
+        assert "time.sleep(60)" in stopped[0]
         child.wait(5)
         assert not alive(child.pid)
         assert other.poll() is None  # an unmarked process is left alone
