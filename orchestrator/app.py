@@ -16,7 +16,7 @@ from ray.serve import Application, Deployment
 
 from orchestrator.config import MixserveConfig, ModelSource, Resources
 from orchestrator.gateway import Gateway
-from orchestrator.procs import RUN_ID_VAR
+from orchestrator.procs import MARKER_VAR
 from orchestrator.servers import RetrieverServer, RouterServer, SpecialistServer
 
 BASE_ENV = {
@@ -55,7 +55,7 @@ def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
 def build_app(
     config: MixserveConfig, *, cache_dir: Path, redis_url: str | None, run_id: str
 ) -> Application:
-    env = {**BASE_ENV, RUN_ID_VAR: run_id}
+    env = {**BASE_ENV, MARKER_VAR: run_id}
     profiles = [
         {"name": s.name, "description": s.description, "examples": list(s.examples)}
         for s in config.specialists

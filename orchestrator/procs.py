@@ -1,7 +1,7 @@
 """Finding and stopping the processes one mixserve run started, by pid, never by name.
 
 Every process a run starts (Serve replicas and the vLLM ``EngineCore``/worker processes
-they fork) carries ``MIXSERVE_RUN_ID=<id>`` in its environment. When a replica dies
+they fork) carries ``MIXSERVE_RUN_MARKER=<id>`` in its environment. When a replica dies
 without shutting its engine down, vLLM's children are re-parented to init and keep
 gigabytes of memory; ``pids_of_run`` finds them by that marker so they can be stopped.
 """
@@ -14,15 +14,18 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-RUN_ID_VAR = "MIXSERVE_RUN_ID"
+# Set only by the process that starts a run (never read from the user's environment),
+# so that `mixserve down` or a shell with MIXSERVE_RUN_ID set is never mistaken for part
+# of the run.
+MARKER_VAR = "MIXSERVE_RUN_MARKER"
 
 
 def pids_of_run(run_id: str) -> list[int]:
-    marker = f"{RUN_ID_VAR}={run_id}".encode()
-    me = os.getpid()
+    marker = f"{MARKER_VAR}={run_id}".encode()
+    spared = _ancestors_and_self()
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
+        if not entry.name.isdigit() or int(entry.name) in spared:
             continue
         try:
             env = (entry / "environ").read_bytes()
@@ -31,6 +34,17 @@ def pids_of_run(run_id: str) -> list[int]:
         if marker in env.split(b"\0"):
             found.append(int(entry.name))
     return sorted(found)
+
+
+def _ancestors_and_self() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids
 
 
 def alive(pid: int) -> bool:

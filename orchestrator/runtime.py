@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config import MixserveConfig
-from orchestrator.procs import RUN_ID_VAR, stop_run
+from orchestrator.procs import MARKER_VAR, stop_run
 from orchestrator.redis_server import RedisServer, start_redis
 from orchestrator.settings import Settings
 
@@ -84,7 +84,7 @@ class Deployment:
         from ray import serve
 
         report = step or (lambda _s: None)
-        os.environ[RUN_ID_VAR] = self.run_id  # inherited by Ray's processes started below
+        os.environ[MARKER_VAR] = self.run_id  # inherited by Ray's processes started below
         if self.redis_url is None:
             report("starting embedded Redis")
             self.redis = start_redis(self.settings.cache_dir / "redis" / self.run_id)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from orchestrator.procs import RUN_ID_VAR, alive, pids_of_run, stop_run
+from orchestrator.procs import MARKER_VAR, alive, pids_of_run, stop_run
 from specialists.weights import MANIFEST, ModelPrepareError, verify_model_dir
 
 
@@ -26,7 +26,7 @@ def test_verify_model_dir_without_manifest(tmp_path):
 
 
 def test_processes_of_a_run_are_found_and_stopped_by_marker():
-    env = {**os.environ, RUN_ID_VAR: "unit-test-run"}
+    env = {**os.environ, MARKER_VAR: "unit-test-run"}
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -41,3 +41,19 @@ def test_processes_of_a_run_are_found_and_stopped_by_marker():
         for proc in (child, other):
             proc.kill()
             proc.wait()
+
+
+def test_the_sweep_spares_the_calling_process_and_its_ancestors():
+    # a marked parent runs a marked child that sweeps the run from inside: neither the
+    # sweeper nor the parent waiting on it may be in the list (`mixserve down` case)
+    inner = "from orchestrator.procs import pids_of_run; import os; print(pids_of_run('self-run'))"
+    outer = (
+        "import os, subprocess, sys; "
+        f"r = subprocess.run([sys.executable, '-c', {inner!r}], capture_output=True, text=True); "
+        "print(os.getpid(), r.stdout.strip(), r.stderr)"
+    )
+    env = {**os.environ, MARKER_VAR: "self-run"}
+    out = subprocess.run([sys.executable, "-c", outer], env=env, capture_output=True, text=True)
+    parent, found = out.stdout.split(" ", 1)
+    assert found.strip() == "[]", (out.stdout, out.stderr)
+    assert parent.isdigit()
