@@ -170,6 +170,8 @@ def up(
         # SIGTERM, like Ctrl-C, shuts the engines down gracefully.
         signal.signal(signal.SIGTERM, on_signal)
         deployment.state().save(settings.state_file)
+        if deployment.dashboard_url:
+            out.print(f"Ray dashboard: {deployment.dashboard_url}", highlight=False)
         out.print(
             f"mixserve is ready at [bold]{deployment.url}/v1[/bold] "
             f"(run {deployment.run_id}); Ctrl-C or 'mixserve down' stops it",

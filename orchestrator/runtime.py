@@ -67,6 +67,7 @@ class Deployment:
         self.redis: RedisServer | None = None
         self.redis_url = settings.redis_url
         self.started_ray = False
+        self.dashboard_url: str | None = None
 
     @property
     def url(self) -> str:
@@ -92,14 +93,16 @@ class Deployment:
         report("starting Ray" if self.settings.ray_address is None else "joining Ray")
         if not ray.is_initialized():
             if self.settings.ray_address:
-                ray.init(address=self.settings.ray_address, logging_level=logging.WARNING)
+                context = ray.init(address=self.settings.ray_address, logging_level=logging.WARNING)
             else:
-                ray.init(
+                context = ray.init(
                     include_dashboard=True,
                     dashboard_host="127.0.0.1",
                     logging_level=logging.WARNING,
                 )
                 self.started_ray = True
+            url = getattr(context, "dashboard_url", None)
+            self.dashboard_url = f"http://{url}" if url and "://" not in url else url
         serve.start(http_options={"host": self.config.gateway.host, "port": self.port})
         from orchestrator.app import build_app
 
