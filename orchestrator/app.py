@@ -21,10 +21,15 @@ from orchestrator.servers import RetrieverServer, RouterServer, SpecialistServer
 
 BASE_ENV = {
     "VLLM_CONFIGURE_LOGGING": "0",  # vLLM's dictConfig closes Serve's log handlers
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
+# Weights prepared from a package are local: never let a library reach for a hub then.
+# Models named by id (the GPU profile) may be resolved from a hub or mirror by the engine.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def _model_env(source: ModelSource) -> dict[str, str]:
+    return dict(OFFLINE_ENV) if source.package is not None else {}
 
 
 def model_path(source: ModelSource, cache_dir: Path) -> str:
@@ -68,7 +73,7 @@ def build_app(
             num_replicas=r.replicas,
             max_ongoing_requests=64,
             max_queued_requests=512,
-            ray_actor_options=_actor_options(r.resources, env),
+            ray_actor_options=_actor_options(r.resources, {**env, **_model_env(r.model)}),
         )
         .bind(
             model_path(r.model, cache_dir),
@@ -103,7 +108,7 @@ def build_app(
             num_replicas=1,
             max_ongoing_requests=64,
             max_queued_requests=512,
-            ray_actor_options=_actor_options(config.retrieval.resources, env),
+            ray_actor_options=_actor_options(config.retrieval.resources, {**env, **OFFLINE_ENV}),
         )
         .bind(
             collections,
@@ -123,7 +128,9 @@ def build_app(
                 graceful_shutdown_timeout_s=30,
                 health_check_period_s=10,
                 health_check_timeout_s=30,
-                ray_actor_options=_actor_options(s.resources, {**env, **s.engine_env}),
+                ray_actor_options=_actor_options(
+                    s.resources, {**env, **_model_env(s.model), **s.engine_env}
+                ),
             )
             .bind(
                 s.name,

@@ -213,15 +213,15 @@ def test_client_disconnect_aborts_the_generation(service):
         for line in resp.iter_lines():
             if '"content":"[general]"' in line:
                 break  # leave mid-answer: closing the connection is the disconnect
-    deadline = time.monotonic() + 20
+    hung_up = time.monotonic()
+    full_answer_s = 300 * TOKEN_DELAY_S  # what finishing the answer would have taken
     stats = handle.get_stats.remote().result()
-    while stats["aborted"] == before and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while stats["aborted"] == before and time.monotonic() - hung_up < 20:
+        time.sleep(0.1)
         stats = handle.get_stats.remote().result()
     assert stats["aborted"] == before + 1
-    # it stopped early: far fewer than 300 tokens * delay had elapsed
-    assert stats["in_flight"] == 0
-    assert TOKEN_DELAY_S * 300 > 2
+    assert time.monotonic() - hung_up < full_answer_s / 2, "abort came late"
+    assert stats["in_flight"] == 0 and stats["engine_unfinished"] == 0
 
 
 def test_openai_client_works_unmodified(service):
@@ -253,7 +253,8 @@ def test_specialists_endpoint_reports_replica_counters(client):
 
 
 def test_a_stalling_answer_hits_the_gateway_deadline_instead_of_hanging(client):
-    long_question = "Tell me about " + " ".join(f"topic{i}" for i in range(1000))
+    # the fake echoes ~600 words at 0.02 s each: about 12 s, twice the gateway deadline
+    long_question = "Tell me about " + " ".join(f"topic{i}" for i in range(600))
     started = time.monotonic()
     resp = chat(client, long_question, model="general", max_tokens=1000)
     assert resp.status_code == 504 and resp.json()["error"]["code"] == "timeout"
