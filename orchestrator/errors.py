@@ -6,7 +6,6 @@ unexpected is a 500 whose body carries only the request id, never a stack trace.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,12 +62,6 @@ def from_validation_errors(errors: Sequence[Any]) -> APIError:
     first = errors[0]
     loc = first.get("loc") or ()
     err_type = str(first.get("type", ""))
-    if err_type == "json_invalid":
-        ctx = first.get("ctx")
-        detail = ctx.get("error") if isinstance(ctx, dict) else None
-        return APIError(
-            400, f"request body is not valid JSON: {detail or 'parse error'}", code="invalid_json"
-        )
     param = _param_from_loc(loc if isinstance(loc, (list, tuple)) else ())
     msg = str(first.get("msg", "invalid value"))
     if err_type == "missing":
@@ -84,12 +77,6 @@ def from_validation_errors(errors: Sequence[Any]) -> APIError:
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return APIError(400, message, param=param, code=code)
-
-
-def invalid_json(exc: json.JSONDecodeError) -> APIError:
-    return APIError(
-        400, f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
-    )
 
 
 def unknown_model(model: str, known: Sequence[str]) -> APIError:

@@ -337,25 +337,17 @@ class Gateway:
 
     @app.get("/v1/models")
     async def models(self) -> dict[str, Any]:
-        created = 0
+        entries = [("auto", "routed to the best specialist per query")]
+        entries += [(s.name, s.description) for s in self.config.specialists]
         data = [
             {
-                "id": "auto",
+                "id": name,
                 "object": "model",
-                "created": created,
+                "created": 0,
                 "owned_by": "mixserve",
-                "description": "routed to the best specialist per query",
+                "description": description,
             }
-        ]
-        data += [
-            {
-                "id": s.name,
-                "object": "model",
-                "created": created,
-                "owned_by": "mixserve",
-                "description": s.description,
-            }
-            for s in self.config.specialists
+            for name, description in entries
         ]
         return {"object": "list", "data": data}
 

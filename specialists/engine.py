@@ -3,7 +3,8 @@
 An engine is constructed cheaply and synchronously from its config; ``start()`` loads the
 model (under a deadline set by the caller); ``generate()`` streams ``Chunk``s whose
 ``text`` is the new text since the previous chunk and whose token counts are cumulative;
-``abort()`` stops a generation (a client that went away); ``check_health()`` raises when
+closing or cancelling a ``generate()`` stream aborts its request inside the engine (a
+client that went away), and ``abort()`` stops one explicitly; ``check_health()`` raises when
 the engine cannot serve; ``shutdown()`` releases processes and memory and is idempotent.
 """
 

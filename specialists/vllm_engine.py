@@ -65,15 +65,13 @@ class VLLMEngine(SpecialistEngine):
             output_kind=RequestOutputKind.DELTA,
         )
         produced = 0
+        # AsyncLLM.generate aborts the request itself when this stream is cancelled or
+        # closed, which is what the engine contract asks; nothing to add here.
         stream = engine.generate(TokensPrompt(prompt_token_ids=ids), params, request.request_id)
-        try:
-            async for out in stream:
-                completion = out.outputs[0]
-                produced += len(completion.token_ids)
-                yield Chunk(completion.text, len(ids), produced, completion.finish_reason)
-        except (asyncio.CancelledError, GeneratorExit):
-            await self.abort(request.request_id)
-            raise
+        async for out in stream:
+            completion = out.outputs[0]
+            produced += len(completion.token_ids)
+            yield Chunk(completion.text, len(ids), produced, completion.finish_reason)
 
     async def abort(self, request_id: str) -> None:
         if self._engine is not None:

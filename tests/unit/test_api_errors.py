@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.errors import APIError, from_exception, from_validation_errors, unknown_model
+from orchestrator.errors import from_exception, from_validation_errors, unknown_model
 from orchestrator.schemas import ChatCompletionRequest, ChatMessage
 from specialists.errors import ContextLengthError
 
@@ -82,4 +82,4 @@ def test_overload_is_503_with_retry_after_and_unknown_is_500_without_trace():
 def test_unknown_model_lists_choices():
     err = unknown_model("gpt-9", ["auto", "code"])
     assert err.status == 404 and err.code == "model_not_found" and "auto, code" in err.message
-    assert isinstance(err, APIError)
+    assert err.body()["error"]["param"] == "model"

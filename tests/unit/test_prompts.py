@@ -21,7 +21,9 @@ def test_gemma_instruct_folds_system_into_first_user_turn():
     assert prompt.endswith("<start_of_turn>model\n")
 
 
-def test_every_format_has_stop_strings():
+def test_every_format_carries_system_question_passages_and_has_stop_strings():
     for fmt in ("gemma", "gemma_base", "chatml", "plain"):
-        assert STOP_STRINGS[fmt]
-        assert render(fmt, "s", [Turn("user", "q")], [])
+        prompt = render(fmt, "SYSTEM-X", [Turn("user", "QUESTION-Y")], [("src", "PASSAGE-Z")])
+        positions = [prompt.find(t) for t in ("SYSTEM-X", "PASSAGE-Z", "QUESTION-Y")]
+        assert -1 not in positions and positions == sorted(positions), (fmt, prompt)
+        assert STOP_STRINGS[fmt], fmt  # stop strings end the answer (they apply to output)
