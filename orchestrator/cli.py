@@ -11,10 +11,9 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -151,14 +150,12 @@ def up(
             "run 'mixserve down' first"
         )
     prepare_models(cfg)
-    deployment = Deployment(cfg, settings, port=port)
-    stop = threading.Event()
+    deployment = Deployment(cfg, settings, port=port, state_file=settings.state_file)
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop.set()
-        raise KeyboardInterrupt
+    def on_sigterm(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # the same graceful path as Ctrl-C
 
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, on_sigterm)  # Deployment keeps it across ray.init
     try:
         with _progress() as progress:
             task = progress.add_task("starting", total=None)
@@ -166,10 +163,6 @@ def up(
                 step=lambda s: progress.update(task, description=s), ready_timeout_s=ready_timeout
             )
             progress.update(task, description="ready", total=1, completed=1)
-        # ray.init installs its own SIGTERM handler (which exits at once); put ours back so
-        # SIGTERM, like Ctrl-C, shuts the engines down gracefully.
-        signal.signal(signal.SIGTERM, on_signal)
-        deployment.state().save(settings.state_file)
         if deployment.dashboard_url:
             out.print(f"Ray dashboard: {deployment.dashboard_url}", highlight=False)
         out.print(
@@ -177,19 +170,22 @@ def up(
             f"(run {deployment.run_id}); Ctrl-C or 'mixserve down' stops it",
             highlight=False,
         )
-        while not stop.is_set():
-            time.sleep(0.5)
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
-    except (TimeoutError, RuntimeError) as exc:
-        deployment.stop()
-        settings.state_file.unlink(missing_ok=True)
+    except Exception as exc:  # noqa: BLE001 - stop what was started, then one readable line
+        _shutdown(deployment, settings.state_file)
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _shutdown(deployment, settings.state_file)
+
+
+def _shutdown(deployment: Any, state_file: Path) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut it short
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     err.print("stopping mixserve ...")
     deployment.stop()
-    settings.state_file.unlink(missing_ok=True)
+    state_file.unlink(missing_ok=True)
     err.print("stopped")
 
 
@@ -206,7 +202,9 @@ def down(
     if state is None:
         fail(f"mixserve is not running (no state file at {settings.state_file})")
     if alive(state.pid):
-        os.kill(state.pid, signal.SIGINT)  # what Ctrl-C does: a graceful shutdown
+        # SIGTERM, not SIGINT: Ray defers SIGINT while inside its calls (so a start under
+        # way would ignore it); `up` keeps a SIGTERM handler that takes Ctrl-C's graceful path
+        os.kill(state.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while alive(state.pid) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -4,6 +4,8 @@ Every process a run starts (Serve replicas and the vLLM ``EngineCore``/worker pr
 they fork) carries ``MIXSERVE_RUN_MARKER=<id>`` in its environment. When a replica dies
 without shutting its engine down, vLLM's children are re-parented to init and keep
 gigabytes of memory; ``pids_of_run`` finds them by that marker so they can be stopped.
+redis-server is the exception: it writes its process title over its environment, so the
+embedded Redis is stopped by the pid recorded in the run's state file instead.
 """
 
 from __future__ import annotations

@@ -70,16 +70,23 @@ def start_redis(data_dir: Path, port: int | None = None, timeout_s: float = 15.0
         "--logfile",
         str(data_dir / "redis.log"),
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr goes to a file: a pipe nobody drains would block a long-lived server once full
+    stderr_path = data_dir / "redis.stderr"
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + timeout_s
     client = redis.Redis.from_url(url, socket_timeout=1)
     while True:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            err = stderr_path.read_text(errors="replace")
+            log = data_dir / "redis.log"
+            if log.exists():
+                err += log.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"redis-server exited with {proc.returncode}: {err.strip()}")
         try:
-            if client.ping():
+            # ours, not another server that already held the port
+            if int(client.info("server")["process_id"]) == proc.pid:
                 break
         except redis.ConnectionError:
             pass

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +35,7 @@ class RunState:
     config: str
     redis_url: str | None
     redis_pid: int | None
+    ready: bool = False
     started: float = field(default_factory=time.time)
 
     def save(self, path: Path) -> None:
@@ -59,6 +62,7 @@ class Deployment:
         *,
         port: int | None = None,
         run_id: str | None = None,
+        state_file: Path | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -68,41 +72,28 @@ class Deployment:
         self.redis_url = settings.redis_url
         self.started_ray = False
         self.dashboard_url: str | None = None
+        self.ready = False
+        self.state_file = state_file
 
     @property
     def url(self) -> str:
         return f"http://{self.config.gateway.host}:{self.port}"
 
-    def missing_models(self) -> list[str]:
-        from specialists.weights import is_prepared
-
-        packages = {s.model.package for s in self.config.specialists if s.engine == "vllm"}
-        packages.add(self.config.router.model.package)
-        return sorted(p for p in packages if p and not is_prepared(p, self.settings.cache_dir))
-
     def start(self, step: Step | None = None, ready_timeout_s: float = 900.0) -> None:
-        import ray
         from ray import serve
 
         report = step or (lambda _s: None)
         os.environ[MARKER_VAR] = self.run_id  # inherited by Ray's processes started below
+        self._save_state()  # so that `mixserve down` can stop a start still under way
         if self.redis_url is None:
             report("starting embedded Redis")
             self.redis = start_redis(self.settings.cache_dir / "redis" / self.run_id)
             self.redis_url = self.redis.url
+            # redis-server overwrites its environment with its process title, so the run
+            # marker cannot find it: its pid must be on record for `down`
+            self._save_state()
         report("starting Ray" if self.settings.ray_address is None else "joining Ray")
-        if not ray.is_initialized():
-            if self.settings.ray_address:
-                context = ray.init(address=self.settings.ray_address, logging_level=logging.WARNING)
-            else:
-                context = ray.init(
-                    include_dashboard=True,
-                    dashboard_host="127.0.0.1",
-                    logging_level=logging.WARNING,
-                )
-                self.started_ray = True
-            url = getattr(context, "dashboard_url", None)
-            self.dashboard_url = f"http://{url}" if url and "://" not in url else url
+        self._init_ray()
         serve.start(http_options={"host": self.config.gateway.host, "port": self.port})
         from orchestrator.app import build_app
 
@@ -116,6 +107,33 @@ class Deployment:
         serve.run(app, name=self.config.name, route_prefix="/", blocking=False)
         report("waiting until ready")
         self.wait_ready(ready_timeout_s)
+        self.ready = True
+        self._save_state()
+
+    def _init_ray(self) -> None:
+        """Start or join Ray, keeping the caller's SIGTERM handler.
+
+        ``ray.init`` installs a SIGTERM handler that exits at once, which would skip the
+        graceful Serve shutdown (engines stopping themselves); a handler the caller had
+        installed is put back.
+        """
+        import ray
+
+        if ray.is_initialized():
+            return
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+        if self.settings.ray_address:
+            context = ray.init(address=self.settings.ray_address, logging_level=logging.WARNING)
+        else:
+            context = ray.init(
+                include_dashboard=True, dashboard_host="127.0.0.1", logging_level=logging.WARNING
+            )
+            self.started_ray = True
+        if callable(previous):  # a handler the caller installed (mixserve up's): keep it
+            signal.signal(signal.SIGTERM, previous)
+        url = getattr(context, "dashboard_url", None)
+        self.dashboard_url = f"http://{url}" if url and "://" not in url else url
 
     def wait_ready(self, timeout_s: float) -> None:
         import httpx
@@ -133,6 +151,10 @@ class Deployment:
             time.sleep(1.0)
         raise TimeoutError(f"service not ready after {timeout_s:.0f}s: {last}")
 
+    def _save_state(self) -> None:
+        if self.state_file is not None:
+            self.state().save(self.state_file)
+
     def state(self) -> RunState:
         return RunState(
             self.run_id,
@@ -141,14 +163,21 @@ class Deployment:
             self.config.name,
             self.redis_url,
             self.redis.pid if self.redis else None,
+            self.ready,
         )
 
     def stop(self) -> None:
-        """Shut the Serve app down gracefully (engines stop), then Ray and Redis we started."""
+        """Shut the Serve app down gracefully (engines stop), then Ray and Redis we started.
+
+        A start that never got ready has nothing to drain, and Serve's graceful shutdown
+        would wait on replicas still loading their engines (uncancellable): when Ray is
+        ours, it is shut down directly and the run's processes are swept by marker.
+        """
         import ray
 
+        graceful = self.ready or not self.started_ray
         try:
-            if ray.is_initialized():
+            if graceful and ray.is_initialized():
                 from ray import serve
 
                 serve.shutdown()
@@ -156,6 +185,9 @@ class Deployment:
             logger.warning("serve shutdown failed: %s", exc)
         if self.started_ray and ray.is_initialized():
             ray.shutdown()
+        if self.redis is not None:  # ours: stop it before sweeping, so it is not a "leftover"
+            self.redis.stop()
+            self.redis = None
         leftovers = stop_run(self.run_id)
         if leftovers:
             logger.warning(
@@ -164,9 +196,6 @@ class Deployment:
                 self.run_id,
                 "; ".join(leftovers),
             )
-        if self.redis is not None:
-            self.redis.stop()
-            self.redis = None
 
 
 def status_of(state: RunState) -> dict[str, Any]:

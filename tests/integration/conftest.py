@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 
 import httpx
 import pytest
@@ -32,6 +33,10 @@ def fake_config() -> MixserveConfig:
     return cfg.model_copy(update={"specialists": specialists, "gateway": gateway})
 
 
+def _sigterm_marker(_signum, _frame):
+    raise KeyboardInterrupt
+
+
 @pytest.fixture(scope="package")
 def service(tmp_path_factory):
     from orchestrator.runtime import Deployment
@@ -40,11 +45,16 @@ def service(tmp_path_factory):
     settings = dataclasses.replace(
         get_settings(), redis_url=None, ray_address=None, state_dir=tmp_path_factory.mktemp("state")
     )
-    deployment = Deployment(fake_config(), settings, port=free_port())
+    deployment = Deployment(
+        fake_config(), settings, port=free_port(), state_file=settings.state_file
+    )
+    previous = signal.signal(signal.SIGTERM, _sigterm_marker)  # as `mixserve up` does
     try:
         deployment.start(ready_timeout_s=300)
+        deployment.sigterm_after_start = signal.getsignal(signal.SIGTERM)  # type: ignore[attr-defined]
         yield deployment
     finally:
+        signal.signal(signal.SIGTERM, previous)
         deployment.stop()
 
 

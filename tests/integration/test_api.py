@@ -264,3 +264,22 @@ def test_a_stalling_answer_hits_the_gateway_deadline_instead_of_hanging(client):
     events = [ln[6:] for ln in streamed.text.splitlines() if ln.startswith("data: ")]
     assert events[-1] == "[DONE]"
     assert json.loads(events[-2])["error"]["code"] == "timeout"
+
+
+def test_starting_ray_keeps_the_callers_sigterm_handler(service):
+    # ray.init installs a handler that exits at once; `mixserve up` needs its own kept so
+    # SIGTERM shuts the engines down gracefully
+    from tests.integration.conftest import _sigterm_marker
+
+    assert service.sigterm_after_start is _sigterm_marker
+
+
+def test_the_state_file_records_what_down_needs(service):
+    from orchestrator.procs import pids_of_run
+    from orchestrator.runtime import RunState
+
+    state = RunState.load(service.settings.state_file)
+    assert state is not None and state.ready is True and state.run_id == service.run_id
+    assert state.redis_pid == service.redis.pid and state.url == service.url
+    # the reason the pid must be on record: the marker sweep cannot see redis-server
+    assert service.redis.pid not in pids_of_run(service.run_id)

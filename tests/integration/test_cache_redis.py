@@ -59,3 +59,9 @@ async def test_redis_outage_does_not_fail_callers(tmp_path):
     assert await cache.get("k") is None
     await cache.put("k", {"text": "x"})  # logged, not raised
     await client.aclose()
+
+
+def test_a_redis_that_cannot_start_is_reported_with_its_own_words(tmp_path, redis_url):
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(RuntimeError, match="redis-server exited"):
+        start_redis(tmp_path / "second", port=port)  # the port is taken
