@@ -26,11 +26,15 @@ def grounding_block(passages: Sequence[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _preamble(system: str, turns: Sequence[Turn], context: str) -> str:
+    """Configured instructions, the conversation's system turns and the passages, joined."""
+    parts = (system, *(t.content for t in turns if t.role == "system"), context)
+    return "\n\n".join(p for p in parts if p)
+
+
 def _fold_system(system: str, turns: Sequence[Turn], context: str) -> list[Turn]:
     """Formats without a system role put instructions and context before the first user turn."""
-    preamble = "\n\n".join(
-        p for p in (system, *(t.content for t in turns if t.role == "system"), context) if p
-    )
+    preamble = _preamble(system, turns, context)
     out = [t for t in turns if t.role != "system"]
     if preamble:
         if out and out[0].role == "user":
@@ -52,9 +56,7 @@ def gemma(system: str, turns: Sequence[Turn], context: str) -> str:
 def gemma_base(system: str, turns: Sequence[Turn], context: str) -> str:
     """A completion layout for base (not instruction-tuned) models: Question/Answer turns."""
     parts = ["<bos>"]
-    lead = "\n\n".join(
-        p for p in (system, *(t.content for t in turns if t.role == "system"), context) if p
-    )
+    lead = _preamble(system, turns, context)
     if lead:
         parts.append(lead + "\n\n")
     for turn in turns:
