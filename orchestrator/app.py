@@ -61,11 +61,22 @@ def build_app(
     config: MixserveConfig, *, cache_dir: Path, redis_url: str | None, run_id: str
 ) -> Application:
     env = {**BASE_ENV, MARKER_VAR: run_id}
+    r = config.router
+    costs = {
+        s.name: s.price.usd_per_mtok_in * r.expected_input_tokens
+        + s.price.usd_per_mtok_out * r.expected_output_tokens
+        for s in config.specialists
+    }
+    top = max(costs.values())
     profiles = [
-        {"name": s.name, "description": s.description, "examples": list(s.examples)}
+        {
+            "name": s.name,
+            "description": s.description,
+            "examples": list(s.examples),
+            "relative_cost": costs[s.name] / top if top > 0 else 0.0,
+        }
         for s in config.specialists
     ]
-    r = config.router
     router = (
         _deployment(RouterServer)
         .options(
@@ -80,9 +91,14 @@ def build_app(
             profiles,
             {
                 "layer": r.layer,
-                "head": r.head,
-                "temperature": r.temperature,
                 "max_query_tokens": r.max_query_tokens,
+                "dtype": r.dtype,
+                "compile": r.compile,
+                "head": r.head,
+                "head_params": dict(r.head_params),
+                "artifact": str(config.resolve(r.artifact)) if r.artifact else None,
+                "models": dict(r.models),
+                "tradeoff": r.quality_cost_tradeoff,
                 "fallback": r.fallback,
                 "min_confidence": r.min_confidence,
             },

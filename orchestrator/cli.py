@@ -1,4 +1,4 @@
-"""The ``mixserve`` command line: up, down, status, config validate, models prepare.
+"""The ``mixserve`` command line: up, down, status, config, models, router.
 
 Errors are one readable line on stderr and a non-zero exit; long steps show progress.
 This module is the only place that configures logging handlers.
@@ -241,6 +241,16 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         out.print("ready" if info["ready"] else f"not ready {info.get('error', '')}")
     if not info["ready"]:
         raise typer.Exit(1)
+
+
+def _add_router_commands() -> None:
+    # router_cli builds on the helpers above, so it is imported once they exist
+    from orchestrator.router_cli import router_app
+
+    app.add_typer(router_app, name="router")
+
+
+_add_router_commands()
 
 
 def main() -> None:

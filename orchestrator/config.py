@@ -47,6 +47,15 @@ class Resources(_Strict):
     )
 
 
+class Price(_Strict):
+    usd_per_mtok_in: float = Field(
+        0.0, ge=0, le=10_000, description="USD per million input tokens."
+    )
+    usd_per_mtok_out: float = Field(
+        0.0, ge=0, le=10_000, description="USD per million output tokens."
+    )
+
+
 class SpecialistConfig(_Strict):
     name: Name = Field(description="Specialist name; also the `model` clients may pin.")
     description: str = Field(min_length=1, description="What this specialist is best at.")
@@ -77,6 +86,7 @@ class SpecialistConfig(_Strict):
         64, ge=0, description="Requests waiting for a replica before callers get 503."
     )
     start_timeout_s: float = Field(600.0, gt=0, description="Engine start deadline.")
+    price: Price = Field(default_factory=lambda: Price(), description="List price, for routing.")
 
 
 class RouterConfig(_Strict):
@@ -84,11 +94,37 @@ class RouterConfig(_Strict):
     layer: int = Field(
         6, ge=1, description="Hidden layer whose states are pooled (later layers are not run)."
     )
-    head: str = Field("nearest_centroid", description="Routing head, by registered name.")
-    temperature: float = Field(
-        0.05, gt=0, description="Softmax temperature turning similarities into scores."
-    )
     max_query_tokens: int = Field(128, ge=8, description="Query tokens the router reads.")
+    dtype: Literal["bfloat16", "float32"] = Field(
+        "bfloat16", description="Precision the router LLM runs in."
+    )
+    compile: bool = Field(False, description="Run the router LLM under torch.compile.")
+    head: str = Field(
+        "nearest_centroid",
+        description="Few-shot routing head (by registered name) used when no artifact is set.",
+    )
+    head_params: dict[str, float | int] = Field(
+        default_factory=lambda: {"temperature": 0.05},
+        description="Parameters of the few-shot head.",
+    )
+    artifact: str | None = Field(
+        None, description="Router artifact from `mixserve router train` (relative to config)."
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Specialist name -> the artifact model whose predicted quality it takes.",
+    )
+    quality_cost_tradeoff: float = Field(
+        0.0,
+        ge=0,
+        description="lambda in quality - lambda x relative cost; overridable per request.",
+    )
+    expected_input_tokens: int = Field(
+        500, ge=0, description="Prompt tokens assumed when comparing specialists' costs."
+    )
+    expected_output_tokens: int = Field(
+        250, ge=0, description="Completion tokens assumed when comparing specialists' costs."
+    )
     fallback: Name | None = Field(
         None, description="Specialist used when confidence is below `min_confidence`."
     )
@@ -158,6 +194,15 @@ class MixserveConfig(_Strict):
             raise ValueError(f"duplicate specialist names: {', '.join(dupes)}")
         if "auto" in names:
             raise ValueError("'auto' is reserved and cannot name a specialist")
+        unknown = sorted(set(self.router.models) - set(names))
+        if unknown:
+            raise ValueError(f"router.models names unknown specialists: {', '.join(unknown)}")
+        if self.router.artifact is not None:
+            missing = [n for n in names if n not in self.router.models]
+            if missing:
+                raise ValueError(
+                    f"router.artifact is set: router.models must map {', '.join(missing)}"
+                )
         if self.router.fallback is not None and self.router.fallback not in names:
             raise ValueError(f"router.fallback {self.router.fallback!r} is not a specialist")
         if self.gateway.default_max_tokens > self.gateway.max_tokens_limit:

@@ -107,6 +107,7 @@ class Gateway:
         messages: list[tuple[str, str]],
         sampling: dict[str, Any],
         use_retrieval: bool = True,
+        tradeoff: float | None = None,
     ) -> Plan:
         if model != "auto" and model not in self.specialists:
             raise unknown_model(model, ["auto", *self.names])
@@ -122,7 +123,7 @@ class Gateway:
             )
         retrieval = self.config.retrieval
         want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
-        route_task = self.router.route.remote(query) if model == "auto" else None
+        route_task = self.router.route.remote(query, tradeoff) if model == "auto" else None
         hits_task = (
             self.retriever.search.remote(query, retrieval.top_k, retrieval.min_score)
             if want_passages
@@ -284,7 +285,14 @@ class Gateway:
             "stop": body.stop_list(),
             "seed": body.seed,
         }
-        plan = await self._plan(request_id, body.model, messages, sampling)
+        options = body.mixserve
+        plan = await self._plan(
+            request_id,
+            body.model,
+            messages,
+            sampling,
+            tradeoff=options.quality_cost_tradeoff if options else None,
+        )
         model_name = plan.specialist
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -320,7 +328,12 @@ class Gateway:
             "seed": None,
         }
         plan = await self._plan(
-            request_id, body.model, [("user", body.query)], sampling, use_retrieval=body.retrieval
+            request_id,
+            body.model,
+            [("user", body.query)],
+            sampling,
+            use_retrieval=body.retrieval,
+            tradeoff=body.mixserve.quality_cost_tradeoff if body.mixserve else None,
         )
         answer = await self._complete(plan)
         out = {

@@ -31,6 +31,16 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool = False
 
 
+class MixserveOptions(BaseModel):
+    """mixserve's own request options, under the ``mixserve`` key of the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quality_cost_tradeoff: float | None = Field(
+        None, ge=0, le=1000, description="lambda of the router's quality - lambda x cost."
+    )
+
+
 class ChatCompletionRequest(BaseModel):
     """The OpenAI fields mixserve honours; unknown fields are ignored like OpenAI's SDKs send."""
 
@@ -48,6 +58,7 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: StrictInt | None = None
     user: str | None = None
+    mixserve: MixserveOptions | None = None
 
     @field_validator("stop")
     @classmethod
@@ -73,6 +84,7 @@ class QueryRequest(BaseModel):
     max_tokens: StrictInt | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
     retrieval: StrictBool = True
+    mixserve: MixserveOptions | None = None
 
 
 class Usage(BaseModel):

@@ -30,18 +30,25 @@ class RouterServer:
         started = time.monotonic()
         self.router = build_router(
             model_dir,
-            [SpecialistProfile(p["name"], p["description"], p["examples"]) for p in profiles],
+            [
+                SpecialistProfile(
+                    p["name"], p["description"], p["examples"], p.get("relative_cost", 0.0)
+                )
+                for p in profiles
+            ],
             **options,
         )
         logger.info("router ready in %.1fs", time.monotonic() - started)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def _route(self, queries: list[str]) -> list[dict[str, Any]]:
-        decisions = await asyncio.to_thread(self.router.route_batch, queries)
+    async def _route(self, requests: list[tuple[str, float | None]]) -> list[dict[str, Any]]:
+        queries = [q for q, _ in requests]
+        tradeoffs = [t for _, t in requests]
+        decisions = await asyncio.to_thread(self.router.route_batch, queries, tradeoffs)
         return [d.as_dict() for d in decisions]
 
-    async def route(self, query: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._route(query)
+    async def route(self, query: str, tradeoff: float | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._route((query, tradeoff))
         return result
 
     async def ready(self) -> bool:

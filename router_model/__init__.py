@@ -1,25 +1,51 @@
 """Model-level routing: which specialist answers a query.
 
 Public API: ``build_router``, ``Router``, ``RoutingDecision``, ``SpecialistProfile``,
-``register_head``, ``head_names``.
+``register_head``, ``head_names``, ``load_artifact``, ``ArtifactError``,
+``read_score_tables``, ``ScoreTableError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from router_model.heads import head_names, register_head
+from router_model.artifact import ArtifactError, load_artifact
+from router_model.heads import FewShotHead, build_head, head_names, register_head
 from router_model.router import Router, RoutingDecision, SpecialistProfile
+from router_model.scores import ScoreTableError, read_score_tables
 
 __all__ = [
+    "ArtifactError",
     "Router",
     "RoutingDecision",
+    "ScoreTableError",
     "SpecialistProfile",
     "build_router",
     "head_names",
+    "load_artifact",
+    "read_score_tables",
     "register_head",
 ]
+
+
+def artifact_columns(
+    artifact_models: Sequence[str], profiles: Sequence[SpecialistProfile], models: Mapping[str, str]
+) -> list[int]:
+    """Head columns standing for each specialist, from config's specialist → model map."""
+    unmapped = [p.name for p in profiles if p.name not in models]
+    if unmapped:
+        raise ArtifactError(
+            f"router.models must map every specialist to a model of the artifact; "
+            f"missing: {', '.join(unmapped)}"
+        )
+    unknown = sorted({m for m in models.values() if m not in artifact_models})
+    if unknown:
+        raise ArtifactError(
+            f"router.models names models the artifact does not score: {', '.join(unknown)} "
+            f"(it scores {', '.join(artifact_models)})"
+        )
+    return [artifact_models.index(models[p.name]) for p in profiles]
 
 
 def build_router(
@@ -27,23 +53,46 @@ def build_router(
     profiles: Sequence[SpecialistProfile],
     *,
     layer: int,
-    head: str = "nearest_centroid",
-    temperature: float = 0.05,
     max_query_tokens: int = 128,
+    dtype: str = "bfloat16",
+    compile: bool = False,
+    head: str = "nearest_centroid",
+    head_params: Mapping[str, float | int] | None = None,
+    artifact: str | Path | None = None,
+    models: Mapping[str, str] | None = None,
+    tradeoff: float = 0.0,
     fallback: str | None = None,
     min_confidence: float = 0.0,
 ) -> Router:
-    """Load the router LLM (first ``layer`` layers) and fit ``head`` on the profiles."""
-    from router_model.backbone import HiddenStateEmbedder
-    from router_model.heads import build_head
+    """Load the router LLM (first ``layer`` layers) and its head.
 
-    embedder = HiddenStateEmbedder(model_dir, layer, max_query_tokens)
+    With ``artifact`` the learned head it holds is used (its backbone must match); without,
+    the few-shot ``head`` is fitted on each specialist's description and examples.
+    """
+    from router_model.backbone import HiddenStateEmbedder
+
+    embedder = HiddenStateEmbedder(model_dir, layer, max_query_tokens, dtype=dtype)
+    columns: list[int] | None = None
+    if artifact is not None:
+        trained = load_artifact(artifact)
+        trained.check_backbone(embedder.spec)
+        columns = artifact_columns(trained.models, profiles, models or {})
+        routing_head, head_name = trained.head, trained.head_name
+    else:
+        routing_head, head_name = build_head(head, **dict(head_params or {})), head
+    embedder.compile = compile
     embedder.load()
+    if isinstance(routing_head, FewShotHead):
+        routing_head.fit_examples([embedder.embed([p.description, *p.examples]) for p in profiles])
+    elif artifact is None:
+        raise ValueError(f"head {head!r} is learned from score tables: set router.artifact")
     return Router(
         embedder.embed,
-        build_head(head, temperature=temperature),
+        routing_head,
         profiles,
+        columns=columns,
+        tradeoff=tradeoff,
         fallback=fallback,
         min_confidence=min_confidence,
-        head_name=head,
+        head_name=head_name,
     )

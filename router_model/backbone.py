@@ -4,53 +4,140 @@ Only the first ``layer`` decoder layers are kept and run (early exit): the layer
 one we pool cannot change it, so dropping them cuts cost in proportion. The first token
 (``<bos>``) is excluded from the mean: decoder LMs park huge activations on it (an
 attention sink) that would otherwise dominate every query's vector.
+
+The backbone runs in bfloat16 by default and, with ``compile=True``, under
+``torch.compile``; inputs are padded to a few fixed lengths so the compiled graphs are
+reused. A ``BackboneSpec`` names everything that changes the embedding; a router artifact
+records it and refuses to load under a different one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+MANIFEST = "mixserve-manifest.json"
+LENGTH_BUCKETS = (16, 32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What an embedding depends on: weights, depth, truncation and precision."""
+
+    weights: str
+    layer: int
+    max_tokens: int
+    dtype: str
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    def describe(self) -> str:
+        return (
+            f"weights {self.weights[:12]}, layer {self.layer}, "
+            f"{self.max_tokens} tokens, {self.dtype}"
+        )
+
+
+def weights_identity(model_dir: str | Path) -> str:
+    """The prepared weights' source checksum, or a hash of the config and weight sizes."""
+    folder = Path(model_dir)
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        try:
+            return str(json.loads(manifest.read_text())["source_sha256"])
+        except (ValueError, KeyError):
+            pass
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*")):
+        if path.suffix in (".json", ".safetensors", ".bin"):
+            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+    return digest.hexdigest()
+
+
+def _bucket(length: int) -> int:
+    for size in LENGTH_BUCKETS:
+        if length <= size:
+            return size
+    return length
+
 
 class HiddenStateEmbedder:
     def __init__(
-        self, model_dir: str | Path, layer: int, max_tokens: int = 128, bos: str = "<bos>"
+        self,
+        model_dir: str | Path,
+        layer: int,
+        max_tokens: int = 128,
+        *,
+        dtype: str = "bfloat16",
+        compile: bool = False,
     ) -> None:
+        if dtype not in ("bfloat16", "float32"):
+            raise ValueError(f"dtype must be bfloat16 or float32, not {dtype!r}")
         self.model_dir = str(model_dir)
-        self.layer = layer
-        self.max_tokens = max_tokens
-        self.bos = bos
+        self.spec = BackboneSpec(weights_identity(model_dir), layer, max_tokens, dtype)
+        self.compile = compile
+        self.bos = ""
         self._model: Any = None
+        self._forward: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def layer(self) -> int:
+        return self.spec.layer
 
     def load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+        dtype = getattr(torch, self.spec.dtype)
+        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
         decoder = model.model
         total = len(decoder.layers)
         if self.layer > total:
-            raise ValueError(f"router.layer is {self.layer} but the model has {total} layers")
+            raise ValueError(f"router layer is {self.layer} but the model has {total} layers")
         decoder.layers = decoder.layers[: self.layer]
         decoder.config.num_hidden_layers = self.layer
         if getattr(decoder.config, "layer_types", None):
             decoder.config.layer_types = decoder.config.layer_types[: self.layer]
+        decoder.norm = torch.nn.Identity()  # pool the raw residual stream of the last layer
         decoder.eval()
+        self.bos = tokenizer.bos_token or ""  # its huge activations are left out of the mean
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "right"
         self._tokenizer = tokenizer
         self._model = decoder
+        self._forward = decoder
+        if self.compile:
+            self._try_compile()
+
+    def _try_compile(self) -> None:
+        import torch
+
+        compiled = torch.compile(self._model, dynamic=False)
+        try:
+            self._forward = compiled
+            self.embed(["warm up the compiled router"])
+        except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to eager
+            logger.warning("torch.compile failed (%s); the router runs eagerly", exc)
+            self._forward = self._model
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Return one float32 row per text (not normalized)."""
@@ -58,33 +145,28 @@ class HiddenStateEmbedder:
 
         if self._model is None:
             raise RuntimeError("embedder not loaded")
-        prompts = [self.bos + t for t in texts]
-        batch = self._tokenizer(
-            prompts,
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens + 1,
-            add_special_tokens=False,
-        )
-        captured: dict[str, Any] = {}
-
-        def hook(_module: Any, _inputs: Any, output: Any) -> None:
-            captured["h"] = output[0] if isinstance(output, tuple) else output
-
-        handle = self._model.layers[self.layer - 1].register_forward_hook(hook)
-        try:
-            with self._lock, torch.inference_mode():
-                self._model(
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    use_cache=False,
-                )
-        finally:
-            handle.remove()
-        hidden = captured["h"].float()
-        mask = batch["attention_mask"].clone().float()
-        mask[:, 0] = 0.0  # drop <bos>
-        mask = mask.unsqueeze(-1)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        ids = [
+            self._tokenizer(
+                self.bos + t,
+                add_special_tokens=False,
+                truncation=True,
+                max_length=self.spec.max_tokens + 1,
+            )["input_ids"]
+            for t in texts
+        ]
+        width = _bucket(max(len(row) for row in ids))
+        input_ids = torch.full((len(ids), width), int(self._tokenizer.pad_token_id))
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+        with self._lock, torch.inference_mode():
+            hidden = self._forward(
+                input_ids=input_ids, attention_mask=mask, use_cache=False
+            ).last_hidden_state
+        weights = mask.to(torch.float32)
+        if self.bos:
+            weights[:, 0] = 0.0
+        weights = weights.unsqueeze(-1)
+        pooled = (hidden.float() * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return pooled.numpy().astype(np.float32)

@@ -1,56 +1,99 @@
-"""Routing heads, registered by name. A head turns query embeddings into per-specialist scores.
+"""Routing heads, registered by name. A head turns query embeddings into predicted quality.
 
-``nearest_centroid``: each specialist is the mean of its (centered, unit-length) example
-embeddings; a query's scores are the softmax of its cosine similarity to each centroid
-over ``temperature``. Centering by the mean of all examples removes the direction every
-LM hidden state shares (anisotropy), without which all cosines sit near 1.
+Every head's ``predict`` returns one row per query with a value in [0, 1] per model: the
+quality (expected credit) it predicts that model would earn on that query.
+
+Few-shot heads (``kind = "examples"``) are fitted from each specialist's example queries in
+config, so a deployment with no score table still routes. Learned heads
+(``kind = "scores"``) are fitted from score tables by ``mixserve router train`` and saved in
+a router artifact (``state`` / ``from_state``).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
+Params = dict[str, float | int]
+
 
 class RoutingHead(abc.ABC):
-    @abc.abstractmethod
-    def fit_examples(self, names: list[str], examples: list[np.ndarray]) -> None:
-        """``examples[i]`` holds the example embeddings of specialist ``names[i]``."""
+    kind: ClassVar[str]
+    defaults: ClassVar[Params] = {}
+
+    def __init__(self, **params: float | int) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) for this head: {', '.join(unknown)}")
+        self.params: Params = {**self.defaults, **params}
 
     @abc.abstractmethod
-    def scores(self, queries: np.ndarray) -> np.ndarray:
-        """Rows of probabilities over specialists, in the order given to ``fit_examples``."""
+    def predict(self, queries: np.ndarray) -> np.ndarray:
+        """Rows of predicted quality in [0, 1], one column per model."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays that, with ``params``, rebuild the fitted head."""
+        raise NotImplementedError(f"{type(self).__name__} is not saved in artifacts")
+
+    @classmethod
+    def from_state(cls, params: Params, arrays: dict[str, np.ndarray]) -> RoutingHead:
+        head = cls(**params)
+        head.load_state(arrays)
+        return head
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} is not saved in artifacts")
 
 
-_HEADS: dict[str, Callable[..., RoutingHead]] = {}
+class FewShotHead(RoutingHead):
+    kind = "examples"
+
+    @abc.abstractmethod
+    def fit_examples(self, examples: list[np.ndarray]) -> None:
+        """``examples[j]`` holds the example embeddings of specialist ``j``."""
 
 
-def register_head(name: str) -> Callable[[Callable[..., RoutingHead]], Callable[..., RoutingHead]]:
-    def add(factory: Callable[..., RoutingHead]) -> Callable[..., RoutingHead]:
+class LearnedHead(RoutingHead):
+    kind = "scores"
+
+    @abc.abstractmethod
+    def fit_scores(self, queries: np.ndarray, earned: np.ndarray, groups: np.ndarray) -> None:
+        """``earned[i, j]``: credit model ``j`` earned on query ``i``; ``groups[i]``: its table."""
+
+
+_HEADS: dict[str, type[RoutingHead]] = {}
+
+
+def register_head(name: str) -> Any:
+    def add(cls: type[RoutingHead]) -> type[RoutingHead]:
         if name in _HEADS:
             raise ValueError(f"routing head {name!r} is already registered")
-        _HEADS[name] = factory
-        return factory
+        _HEADS[name] = cls
+        return cls
 
     return add
 
 
-def head_names() -> list[str]:
-    return sorted(_HEADS)
+def head_names(kind: str | None = None) -> list[str]:
+    return sorted(n for n, c in _HEADS.items() if kind is None or c.kind == kind)
 
 
-def build_head(name: str, **kwargs: float) -> RoutingHead:
+def head_class(name: str) -> type[RoutingHead]:
     try:
-        return _HEADS[name](**kwargs)
+        return _HEADS[name]
     except KeyError:
         raise ValueError(
             f"unknown routing head {name!r}; known: {', '.join(head_names())}"
         ) from None
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
+def build_head(name: str, **params: float | int) -> RoutingHead:
+    return head_class(name)(**params)
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)
 
 
@@ -60,24 +103,108 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-@register_head("nearest_centroid")
-class NearestCentroidHead(RoutingHead):
-    def __init__(self, temperature: float = 0.05) -> None:
-        self.temperature = temperature
-        self.center: np.ndarray | None = None
-        self.centroids: np.ndarray | None = None
+def _require(arrays: dict[str, np.ndarray], *names: str) -> list[np.ndarray]:
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise ValueError(f"head state lacks {', '.join(missing)}")
+    return [np.asarray(arrays[n]) for n in names]
 
-    def fit_examples(self, names: list[str], examples: list[np.ndarray]) -> None:
-        if len(names) != len(examples) or not names:
-            raise ValueError("one non-empty example matrix per specialist is required")
-        if any(len(e) == 0 for e in examples):
+
+@register_head("nearest_centroid")
+class NearestCentroidHead(FewShotHead):
+    """Each specialist is the mean of its centred, unit-length example embeddings.
+
+    Scores are the softmax of a query's cosine to each centroid over ``temperature``.
+    Centring by the mean of all examples removes the direction every LM hidden state
+    shares (anisotropy), without which all cosines sit near 1.
+    """
+
+    defaults: ClassVar[Params] = {"temperature": 0.05}
+
+    def fit_examples(self, examples: list[np.ndarray]) -> None:
+        if not examples or any(len(e) == 0 for e in examples):
             raise ValueError("every specialist needs at least one example")
         self.center = np.concatenate(examples).mean(axis=0)
-        rows = [_unit(_unit(e - self.center).mean(axis=0)) for e in examples]
-        self.centroids = np.stack(rows)
+        self.centroids = np.stack([unit(unit(e - self.center).mean(axis=0)) for e in examples])
 
-    def scores(self, queries: np.ndarray) -> np.ndarray:
-        if self.centroids is None or self.center is None:
-            raise RuntimeError("head not fitted")
-        sims = _unit(queries - self.center) @ self.centroids.T
-        return softmax(sims / self.temperature)
+    def predict(self, queries: np.ndarray) -> np.ndarray:
+        sims = unit(queries - self.center) @ self.centroids.T
+        return softmax(sims / float(self.params["temperature"]))
+
+
+@register_head("knn")
+class KnnHead(LearnedHead):
+    """k nearest training queries, shrunk toward the prior of the tables they come from.
+
+    predicted = (k · mean credit of the neighbours + w · prior) / (k + w), where prior is
+    the mean credit per model of each training table, weighted by how many neighbours
+    come from it. The prior is what "send each task to its best model" knows; the
+    neighbours override it only where they agree strongly (``prior_weight`` = w).
+    """
+
+    defaults: ClassVar[Params] = {"k": 50, "prior_weight": 100.0}
+
+    def fit_scores(self, queries: np.ndarray, earned: np.ndarray, groups: np.ndarray) -> None:
+        k = int(self.params["k"])
+        if not 1 <= k <= len(queries):
+            raise ValueError(f"knn: k={k} needs at least {k} training queries")
+        self.center = queries.mean(axis=0)
+        self.points = unit(queries - self.center).astype(np.float32)
+        self.earned = earned.astype(np.float32)
+        self.groups = groups.astype(np.int64)
+        n_groups = int(self.groups.max()) + 1
+        self.prior = np.stack([self.earned[self.groups == g].mean(axis=0) for g in range(n_groups)])
+
+    def predict(self, queries: np.ndarray) -> np.ndarray:
+        k, weight = int(self.params["k"]), float(self.params["prior_weight"])
+        sims = unit(queries - self.center).astype(np.float32) @ self.points.T
+        near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        local = self.earned[near].mean(axis=1)
+        counts = np.stack(
+            [np.bincount(row, minlength=len(self.prior)) for row in self.groups[near]]
+        )
+        prior = (counts / k) @ self.prior
+        return np.clip((k * local + weight * prior) / (k + weight), 0.0, 1.0)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {
+            "center": self.center,
+            "points": self.points.astype(np.float16),
+            "earned": self.earned,
+            "groups": self.groups,
+            "prior": self.prior,
+        }
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.center, points, self.earned, self.groups, self.prior = _require(
+            arrays, "center", "points", "earned", "groups", "prior"
+        )
+        self.points = points.astype(np.float32)
+
+
+@register_head("linear")
+class LinearHead(LearnedHead):
+    """A ridge-regression probe: standardised embedding → credit of each model."""
+
+    defaults: ClassVar[Params] = {"l2": 1000.0}
+
+    def fit_scores(self, queries: np.ndarray, earned: np.ndarray, groups: np.ndarray) -> None:
+        self.mean = queries.mean(axis=0)
+        self.scale = queries.std(axis=0) + 1e-6
+        x = self._design(queries)
+        reg = float(self.params["l2"]) * np.eye(x.shape[1])
+        reg[-1, -1] = 0.0  # do not shrink the intercept
+        self.weights = np.linalg.solve(x.T @ x + reg, x.T @ earned)
+
+    def _design(self, queries: np.ndarray) -> np.ndarray:
+        x = (queries - self.mean) / self.scale
+        return np.hstack([x, np.ones((len(x), 1))])
+
+    def predict(self, queries: np.ndarray) -> np.ndarray:
+        return np.clip(self._design(queries) @ self.weights, 0.0, 1.0)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "scale": self.scale, "weights": self.weights}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.mean, self.scale, self.weights = _require(arrays, "mean", "scale", "weights")

@@ -1,9 +1,16 @@
-"""Model-level routing: query → scores per specialist, confidence and choice."""
+"""Model-level routing: query → predicted quality per specialist → cost-aware choice.
+
+utility(s) = predicted quality(s) − λ · relative cost(s), where relative cost is the
+specialist's expected cost per query over the most expensive specialist's (so λ reads as
+"quality I would give up to avoid the most expensive specialist entirely"). λ comes from
+config and may be overridden per request. Confidence is the chosen specialist's predicted
+quality; below ``min_confidence`` the query goes to ``fallback`` when one is configured.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,6 +22,7 @@ class SpecialistProfile:
     name: str
     description: str
     examples: Sequence[str]
+    relative_cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -23,12 +31,18 @@ class RoutingDecision:
     scores: dict[str, float]
     confidence: float
     reason: str
+    head: str = ""
+    tradeoff: float = 0.0
+    utilities: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "choice": self.choice,
             "scores": self.scores,
+            "utilities": self.utilities,
             "confidence": self.confidence,
+            "head": self.head,
+            "quality_cost_tradeoff": self.tradeoff,
             "reason": self.reason,
         }
 
@@ -39,8 +53,8 @@ Embed = Callable[[list[str]], np.ndarray]
 class Router:
     """Routes with any embedding function and any fitted head.
 
-    Confidence is the top score (a probability). Below ``min_confidence`` the query goes
-    to ``fallback`` when one is configured.
+    ``columns[i]`` is the head output column standing for specialist ``i`` (a learned
+    head scores the models of its score tables; config maps them to specialists).
     """
 
     def __init__(
@@ -49,6 +63,8 @@ class Router:
         head: RoutingHead,
         profiles: Sequence[SpecialistProfile],
         *,
+        columns: Sequence[int] | None = None,
+        tradeoff: float = 0.0,
         fallback: str | None = None,
         min_confidence: float = 0.0,
         head_name: str = "",
@@ -58,27 +74,42 @@ class Router:
         self.embed = embed
         self.head = head
         self.names = [p.name for p in profiles]
+        self.costs = np.array([p.relative_cost for p in profiles], dtype=np.float64)
+        self.columns = list(columns) if columns is not None else list(range(len(profiles)))
+        if len(self.columns) != len(self.names):
+            raise ValueError("one head column per specialist is required")
+        self.tradeoff = tradeoff
         self.fallback = fallback
         self.min_confidence = min_confidence
         self.head_name = head_name
-        examples = [embed([p.description, *p.examples]) for p in profiles]
-        head.fit_examples(self.names, examples)
 
-    def route_batch(self, queries: list[str]) -> list[RoutingDecision]:
+    def predict(self, queries: list[str]) -> np.ndarray:
+        """Predicted quality, one row per query, one column per specialist."""
+        return self.head.predict(self.embed(queries))[:, self.columns]
+
+    def route_batch(
+        self, queries: list[str], tradeoffs: Sequence[float | None] | None = None
+    ) -> list[RoutingDecision]:
         if not queries:
             return []
-        probs = self.head.scores(self.embed(queries))
-        return [self._decide(row) for row in probs]
+        quality = self.predict(queries)
+        lambdas = [self.tradeoff if t is None else t for t in (tradeoffs or [None] * len(queries))]
+        return [self._decide(row, lam) for row, lam in zip(quality, lambdas, strict=True)]
 
-    def route(self, query: str) -> RoutingDecision:
-        return self.route_batch([query])[0]
+    def route(self, query: str, tradeoff: float | None = None) -> RoutingDecision:
+        return self.route_batch([query], [tradeoff])[0]
 
-    def _decide(self, row: np.ndarray) -> RoutingDecision:
-        best = int(np.argmax(row))
-        confidence = float(row[best])
-        scores = {n: round(float(s), 6) for n, s in zip(self.names, row, strict=True)}
-        choice, reason = self.names[best], f"{self.head_name}: highest score"
+    def _decide(self, quality: np.ndarray, tradeoff: float) -> RoutingDecision:
+        utility = quality - tradeoff * self.costs
+        best = int(np.argmax(utility))
+        confidence = float(quality[best])
+        scores = {n: round(float(s), 6) for n, s in zip(self.names, quality, strict=True)}
+        utilities = {n: round(float(u), 6) for n, u in zip(self.names, utility, strict=True)}
+        choice = self.names[best]
+        reason = f"highest utility (quality - {tradeoff:g} x relative cost)"
         if self.fallback is not None and confidence < self.min_confidence:
             choice = self.fallback
-            reason = f"{self.head_name}: confidence {confidence:.3f} below {self.min_confidence}"
-        return RoutingDecision(choice, scores, confidence, reason)
+            reason = f"confidence {confidence:.3f} below {self.min_confidence}: fallback"
+        return RoutingDecision(
+            choice, scores, confidence, reason, self.head_name, tradeoff, utilities
+        )

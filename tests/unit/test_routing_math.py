@@ -17,9 +17,9 @@ def test_centroid_head_separates_clusters_despite_a_shared_offset():
     rng = np.random.default_rng(1)
     examples = [shared + c + 0.1 * rng.normal(size=(5, 16)) for c in centers]
     head = NearestCentroidHead(temperature=0.1)
-    head.fit_examples(["a", "b", "c"], examples)
+    head.fit_examples(examples)
     queries = shared + centers + 0.1 * rng.normal(size=(3, 16))
-    probs = head.scores(queries)
+    probs = head.predict(queries)
     assert probs.shape == (3, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
     assert list(probs.argmax(axis=1)) == [0, 1, 2]
@@ -46,9 +46,11 @@ def test_router_falls_back_below_the_confidence_floor():
         SpecialistProfile("code", "code", ["code q"]),
         SpecialistProfile("math", "math", ["math q"]),
     ]
+    head = NearestCentroidHead(temperature=0.05)
+    head.fit_examples([embed(["code", "code q"]), embed(["math", "math q"])])
     router = Router(
         embed,
-        NearestCentroidHead(temperature=0.05),
+        head,
         profiles,
         fallback="math",
         min_confidence=0.9,
@@ -72,4 +74,28 @@ def test_head_registry_rejects_duplicates_and_unknown_names():
 
 def test_head_requires_examples():
     with pytest.raises(ValueError):
-        NearestCentroidHead().fit_examples(["a"], [np.zeros((0, 4))])
+        NearestCentroidHead().fit_examples([np.zeros((0, 4))])
+    with pytest.raises(ValueError, match="unknown parameter"):
+        NearestCentroidHead(k=3)
+
+
+def test_cost_tradeoff_moves_the_choice_to_the_cheaper_specialist():
+    head = NearestCentroidHead(temperature=1.0)
+    head.fit_examples([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])])
+
+    class Fixed(NearestCentroidHead):
+        def predict(self, queries):
+            return np.tile([0.8, 0.7], (len(queries), 1))
+
+    profiles = [
+        SpecialistProfile("big", "", ["x"], relative_cost=1.0),
+        SpecialistProfile("small", "", ["y"], relative_cost=0.1),
+    ]
+    router = Router(lambda t: np.zeros((len(t), 2)), Fixed(), profiles, tradeoff=0.0)
+    assert router.route("q").choice == "big"
+    # 0.8 - 0.2 * 1.0 = 0.6 < 0.7 - 0.2 * 0.1 = 0.68
+    cheap = router.route("q", tradeoff=0.2)
+    assert cheap.choice == "small" and cheap.tradeoff == 0.2
+    assert cheap.utilities == {"big": pytest.approx(0.6), "small": pytest.approx(0.68)}
+    # 0.05 keeps the big one: 0.75 > 0.695
+    assert router.route_batch(["a", "b"], [0.05, None])[0].choice == "big"

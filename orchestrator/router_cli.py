@@ -1,0 +1,336 @@
+"""``mixserve router``: train a router from score tables, evaluate it, calibrate λ.
+
+Progress goes to stderr; ``eval --json`` prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from orchestrator.cli import DEFAULT_CONFIG, ConfigOpt, _load, _progress, err, fail, out
+from orchestrator.config import ModelSource
+from orchestrator.settings import get_settings
+
+router_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and calibrate the router.")
+ScoresOpt = Annotated[
+    list[Path], typer.Option("--scores", help="Score table (JSONL); repeat for several.")
+]
+RouterOpt = Annotated[Path, typer.Option("--router", help="Router artifact directory.")]
+NOMINAL_IN, NOMINAL_OUT = 500, 250
+
+
+def _tables(paths: Sequence[Path]) -> list[Any]:
+    from router_model import ScoreTableError, read_score_tables
+
+    try:
+        return read_score_tables(paths)
+    except ScoreTableError as exc:
+        fail(str(exc))
+
+
+def _source_label(source: ModelSource) -> str:
+    return f"package:{source.package}" if source.package else f"path:{source.path}"
+
+
+def _embedder(label: str, layer: int, max_tokens: int, dtype: str, config: Any = None) -> Any:
+    """Load the router LLM named by ``label`` ("package:NAME" or "path:DIR")."""
+    from orchestrator.app import model_path
+    from orchestrator.cli import prepare_models
+    from router_model.backbone import HiddenStateEmbedder
+
+    kind, _, value = label.partition(":")
+    source = ModelSource(package=value) if kind == "package" else ModelSource(path=value)
+    if config is not None and source.package:
+        prepare_models(config)
+    directory = model_path(source, get_settings().cache_dir)
+    if not Path(directory).is_dir():
+        fail(f"router model {label} is not prepared here (run `mixserve models prepare`)")
+    embedder = HiddenStateEmbedder(directory, layer, max_tokens, dtype=dtype)
+    embedder.load()
+    return embedder
+
+
+def _embed(embedder: Any, tables: Sequence[Any], what: str) -> np.ndarray:
+    from router_model.embed_cache import cached_embeddings
+
+    queries = [q for t in tables for q in t.queries]
+    cache = get_settings().cache_dir / "router-embeddings"
+    with _progress() as progress:
+        task = progress.add_task(f"embedding {len(queries)} {what} queries", total=len(queries))
+        rows = cached_embeddings(
+            embedder.embed,
+            embedder.spec.fingerprint(),
+            queries,
+            cache,
+            lambda n: progress.advance(task, n),
+        )
+    return rows
+
+
+def _prices(paths: Sequence[Path], explicit: Path | None) -> dict[str, dict[str, float]]:
+    file = explicit or paths[0].parent / "models.json"
+    if not file.is_file():
+        if explicit is not None:
+            fail(f"{explicit}: no such file")
+        return {}
+    try:
+        raw = json.loads(file.read_text())
+        return {
+            m: {k: float(p[k]) for k in ("usd_per_mtok_in", "usd_per_mtok_out")}
+            for m, p in raw.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        fail(f"{file}: not a price table ({exc})")
+
+
+def _params(items: Sequence[str]) -> dict[str, float | int]:
+    params: dict[str, float | int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not sep or not key or not np.isfinite(number):
+            fail(f"--param {item!r}: expected NAME=NUMBER")
+        params[key] = int(number) if number.is_integer() and "." not in value else number
+    return params
+
+
+@router_app.command("train")
+def train(
+    scores: ScoresOpt,
+    out_dir: Annotated[Path, typer.Option("--out", help="Artifact directory to write.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    head: Annotated[str, typer.Option(help="Learned head, by registered name.")] = "knn",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Head parameter NAME=NUMBER.")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=0, help="Cross-validation folds (0: skip).")] = 5,
+    prices: Annotated[Path | None, typer.Option(help="Prices JSON (default: models.json).")] = None,
+) -> None:
+    """Train a learned head on score tables; the backbone and layer come from the config."""
+    from router_model.artifact import RouterArtifact, save_artifact
+    from router_model.heads import head_class, head_names
+    from router_model.train import train_head
+
+    cfg = _load(config)
+    params = _params(param or [])
+    try:
+        if head_class(head).kind != "scores":
+            raise ValueError(f"{head!r} is a few-shot head; learned heads: {head_names('scores')}")
+        head_class(head)(**params)
+    except ValueError as exc:
+        fail(str(exc))
+    tables = _tables(scores)
+    models = tables[0].models
+    unknown = sorted(set(cfg.router.models.values()) - set(models))
+    if unknown:
+        fail(f"router.models in {config} names models the score tables lack: {', '.join(unknown)}")
+    if folds == 1:
+        fail("--folds must be 0 (no cross-validation) or at least 2")
+    r = cfg.router
+    label = _source_label(r.model)
+    embedder = _embedder(label, r.layer, r.max_query_tokens, r.dtype, cfg)
+    x = _embed(embedder, tables, "training")
+    try:
+        fitted, meta = train_head(head, params, tables, x, folds)
+    except ValueError as exc:
+        fail(str(exc))
+    artifact = RouterArtifact(
+        head, fitted, embedder.spec, label, models, _prices(scores, prices), meta
+    )
+    path = save_artifact(artifact, out_dir)
+    cv: Any = meta.get("cross_validation")
+    if cv:
+        avg = cv["average"]
+        err.print(
+            f"cross-validated ({folds} folds): router {avg['router']:.4f}, "
+            f"best single per file {avg['best_single']:.4f}, oracle {avg['oracle']:.4f}",
+            highlight=False,
+        )
+    out.print(f"router artifact written to {path}", highlight=False)
+
+
+def _load_artifact(path: Path) -> Any:
+    from router_model import ArtifactError, load_artifact
+
+    try:
+        return load_artifact(path)
+    except ArtifactError as exc:
+        fail(str(exc))
+
+
+def _artifact_embedder(artifact: Any) -> Any:
+    from router_model import ArtifactError
+
+    spec = artifact.backbone
+    embedder = _embedder(artifact.backbone_model, spec.layer, spec.max_tokens, spec.dtype)
+    try:
+        artifact.check_backbone(embedder.spec)
+    except ArtifactError as exc:
+        fail(str(exc))
+    return embedder
+
+
+def _checked_tables(artifact: Any, scores: Sequence[Path]) -> list[Any]:
+    tables = _tables(scores)
+    missing = sorted(set(artifact.models) - set(tables[0].models))
+    if missing:
+        fail(f"score tables lack models the router scores: {', '.join(missing)}")
+    return [t.with_models(artifact.models) for t in tables]
+
+
+def _relative_costs(artifact: Any) -> np.ndarray:
+    price = artifact.prices
+    costs = np.array(
+        [
+            price.get(m, {}).get("usd_per_mtok_in", 0.0) * NOMINAL_IN
+            + price.get(m, {}).get("usd_per_mtok_out", 0.0) * NOMINAL_OUT
+            for m in artifact.models
+        ]
+    )
+    return costs / costs.max() if costs.max() > 0 else costs
+
+
+def _query_costs(artifact: Any, queries: Sequence[str]) -> np.ndarray:
+    """USD per query and model: ~4 characters a token in, a nominal completion out."""
+    tokens_in = np.array([len(q) / 4.0 for q in queries])[:, None]
+    price_in = np.array(
+        [artifact.prices.get(m, {}).get("usd_per_mtok_in", 0.0) for m in artifact.models]
+    )
+    price_out = np.array(
+        [artifact.prices.get(m, {}).get("usd_per_mtok_out", 0.0) for m in artifact.models]
+    )
+    return (tokens_in * price_in + NOMINAL_OUT * price_out) / 1e6
+
+
+def _latency(
+    embedder: Any, artifact: Any, queries: Sequence[str], samples: int
+) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(queries), size=min(samples, len(queries)), replace=False)
+    for q in [queries[i] for i in picks[:5]]:
+        artifact.head.predict(embedder.embed([q]))  # warm up
+    times = []
+    for i in picks:
+        started = time.perf_counter()
+        artifact.head.predict(embedder.embed([queries[i]])).argmax()
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
+
+
+def _write_predictions(
+    path: Path, tables: Sequence[Any], predicted: np.ndarray, choice: np.ndarray, models: list[str]
+) -> None:
+    queries = [q for t in tables for q in t.queries]
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            for q, row, c in zip(queries, predicted, choice, strict=True):
+                line = {
+                    "query": q,
+                    "choice": models[c],
+                    "predicted": dict(zip(models, map(float, row), strict=True)),
+                }
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _predict(artifact: Any, scores: Sequence[Path]) -> tuple[Any, list[Any], np.ndarray]:
+    artifact_embedder = _artifact_embedder(artifact)
+    tables = _checked_tables(artifact, scores)
+    x = _embed(artifact_embedder, tables, "evaluation")
+    return artifact_embedder, tables, artifact.head.predict(x)
+
+
+@router_app.command("eval")
+def evaluate(
+    router: RouterOpt,
+    scores: ScoresOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    sweep_cost: Annotated[
+        bool, typer.Option("--sweep-cost", help="Add RouteLLM's APGR/CPT and the cost curve.")
+    ] = False,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Write one JSON line per query here.")
+    ] = None,
+    tradeoff: Annotated[float, typer.Option(min=0, help="lambda for the choice.")] = 0.0,
+    latency_samples: Annotated[int, typer.Option(min=1, help="Single queries timed.")] = 200,
+) -> None:
+    """Score a router artifact on score tables against single models, random and oracle."""
+    from router_model.evaluate import average_report, cost_sweep, table_report
+
+    artifact = _load_artifact(router)
+    if predictions is not None and not predictions.parent.is_dir():
+        fail(f"--predictions: folder {predictions.parent} does not exist")
+    embedder, tables, predicted = _predict(artifact, scores)
+    choice = np.argmax(predicted - tradeoff * _relative_costs(artifact), axis=1)
+    files: dict[str, Any] = {}
+    start = 0
+    for t in tables:
+        rows = slice(start, start + len(t))
+        report = table_report(t, choice[rows])
+        if sweep_cost:
+            costs = _query_costs(artifact, t.queries)
+            report.update(cost_sweep(t.earned(), predicted[rows], costs))
+            report.pop("strong_model_index")
+        files[t.name] = report
+        start += len(t)
+    result = {
+        "files": files,
+        "average": average_report(list(files.values())),
+        "latency_ms": _latency(
+            embedder, artifact, [q for t in tables for q in t.queries], latency_samples
+        ),
+    }
+    if predictions is not None:
+        _write_predictions(predictions, tables, predicted, choice, artifact.models)
+    if as_json:
+        print(json.dumps(result))
+        return
+    for name, report in files.items():
+        extra = f", APGR {report['apgr']:.3f}" if sweep_cost else ""
+        out.print(
+            f"{name}: router {report['router']:.4f}, best single {report['best_single']:.4f}, "
+            f"oracle {report['oracle']:.4f}, random {report['random']:.4f}{extra}",
+            highlight=False,
+        )
+    avg = result["average"]
+    out.print(
+        f"average: router {avg['router']:.4f}, best single {avg['best_single']:.4f}, "
+        f"oracle {avg['oracle']:.4f}; latency p50 {result['latency_ms']['p50']:.1f} ms",
+        highlight=False,
+    )
+
+
+@router_app.command("calibrate")
+def calibrate(
+    router: RouterOpt,
+    scores: ScoresOpt,
+    target_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Wanted share of calls to the priciest model.")
+    ],
+) -> None:
+    """Find the lambda that sends ``target_share`` of these queries to the priciest model."""
+    from router_model.calibrate import calibrate_tradeoff
+
+    artifact = _load_artifact(router)
+    relative = _relative_costs(artifact)
+    if not relative.any():
+        fail(f"{router}: the artifact has no prices, so lambda has nothing to trade")
+    _, _, predicted = _predict(artifact, scores)
+    result = calibrate_tradeoff(predicted, relative, target_share)
+    print(json.dumps(result))
