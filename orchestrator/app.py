@@ -94,6 +94,7 @@ def build_app(
                 "max_query_tokens": r.max_query_tokens,
                 "dtype": r.dtype,
                 "compile": r.compile,
+                "threads": r.threads,
                 "head": r.head,
                 "head_params": dict(r.head_params),
                 "artifact": str(config.resolve(r.artifact)) if r.artifact else None,

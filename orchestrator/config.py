@@ -99,6 +99,7 @@ class RouterConfig(_Strict):
         "bfloat16", description="Precision the router LLM runs in."
     )
     compile: bool = Field(False, description="Run the router LLM under torch.compile.")
+    threads: int = Field(2, ge=1, le=256, description="Torch threads of each router replica.")
     head: str = Field(
         "nearest_centroid",
         description="Few-shot routing head (by registered name) used when no artifact is set.",

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from orchestrator.cli import DEFAULT_CONFIG, ConfigOpt, _load, _progress, err, fail, out
+from orchestrator.cli_common import DEFAULT_CONFIG, ConfigOpt, _load, _progress, err, fail, out
 from orchestrator.config import ModelSource
 from orchestrator.settings import get_settings
 
@@ -44,7 +44,7 @@ def _source_label(source: ModelSource) -> str:
 def _embedder(label: str, layer: int, max_tokens: int, dtype: str, config: Any = None) -> Any:
     """Load the router LLM named by ``label`` ("package:NAME" or "path:DIR")."""
     from orchestrator.app import model_path
-    from orchestrator.cli import prepare_models
+    from orchestrator.cli_common import prepare_models
     from router_model.backbone import HiddenStateEmbedder
 
     kind, _, value = label.partition(":")

@@ -56,6 +56,7 @@ def build_router(
     max_query_tokens: int = 128,
     dtype: str = "bfloat16",
     compile: bool = False,
+    threads: int | None = None,
     head: str = "nearest_centroid",
     head_params: Mapping[str, float | int] | None = None,
     artifact: str | Path | None = None,
@@ -71,6 +72,10 @@ def build_router(
     """
     from router_model.backbone import HiddenStateEmbedder
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)  # Ray sets one thread for fractional-CPU actors
     embedder = HiddenStateEmbedder(model_dir, layer, max_query_tokens, dtype=dtype)
     columns: list[int] | None = None
     if artifact is not None:

@@ -1,23 +1,60 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
+from pathlib import Path
 
 import httpx
 import pytest
 
-from orchestrator.config import MixserveConfig, load_config
+from orchestrator.app import model_path
+from orchestrator.config import MixserveConfig, Price, load_config
 from orchestrator.redis_server import free_port
 from orchestrator.settings import get_settings
+from router_model import read_score_tables
 from tests.conftest import ROOT, require_prepared_models
 
 TOKEN_DELAY_S = 0.02
 REQUEST_TIMEOUT_S = 6.0  # the fake needs 0.02 s a token: 1000 tokens overrun it
 
 
-def fake_config() -> MixserveConfig:
+PRICES = {"general": 0.2, "code": 10.0, "math": 0.2}  # code is the expensive specialist
+
+
+def train_example_artifact(cfg: MixserveConfig, out_dir: Path) -> Path:
+    """A learned (kNN) router trained on a score table made from the config's examples:
+    model ``m-<name>`` scores 1 on its own specialist's examples and 0.1 elsewhere."""
+    from router_model.artifact import RouterArtifact, save_artifact
+    from router_model.backbone import HiddenStateEmbedder
+    from router_model.train import train_head
+
+    models = [f"m-{s.name}" for s in cfg.specialists]
+    table = out_dir / "examples.jsonl"
+    rows = [
+        {"query": q, "scores": {m: 1.0 if m == f"m-{s.name}" else 0.1 for m in models}}
+        for s in cfg.specialists
+        for q in s.examples
+    ]
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tables = read_score_tables([table])
+    r = cfg.router
+    embedder = HiddenStateEmbedder(
+        model_path(r.model, get_settings().cache_dir), r.layer, r.max_query_tokens, dtype=r.dtype
+    )
+    embedder.load()
+    x = embedder.embed(tables[0].queries)
+    head, meta = train_head("knn", {"k": 3, "prior_weight": 0}, tables, x, folds=0)
+    prices = {f"m-{n}": {"usd_per_mtok_in": p, "usd_per_mtok_out": p} for n, p in PRICES.items()}
+    artifact = RouterArtifact(
+        "knn", head, embedder.spec, "package:x", tables[0].models, prices, meta
+    )
+    return save_artifact(artifact, out_dir / "router")
+
+
+def fake_config(artifact: Path | None = None) -> MixserveConfig:
     """The shipped CPU config with every specialist on the fake engine (router and
-    retriever stay real)."""
+    retriever stay real); with ``artifact``, the router uses that learned head."""
     cfg = load_config(ROOT / "configs" / "cpu.yaml")
     specialists = [
         s.model_copy(
@@ -25,12 +62,21 @@ def fake_config() -> MixserveConfig:
                 "engine": "fake",
                 "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
                 "engine_env": {},
+                "price": Price(usd_per_mtok_in=PRICES[s.name], usd_per_mtok_out=PRICES[s.name]),
             }
         )
         for s in cfg.specialists
     ]
     gateway = cfg.gateway.model_copy(update={"request_timeout_s": REQUEST_TIMEOUT_S})
-    return cfg.model_copy(update={"specialists": specialists, "gateway": gateway})
+    router = cfg.router
+    if artifact is not None:
+        router = router.model_copy(
+            update={
+                "artifact": str(artifact),
+                "models": {s.name: f"m-{s.name}" for s in cfg.specialists},
+            }
+        )
+    return cfg.model_copy(update={"specialists": specialists, "gateway": gateway, "router": router})
 
 
 def _sigterm_marker(_signum, _frame):
@@ -45,8 +91,11 @@ def service(tmp_path_factory):
     settings = dataclasses.replace(
         get_settings(), redis_url=None, ray_address=None, state_dir=tmp_path_factory.mktemp("state")
     )
+    artifact = train_example_artifact(
+        load_config(ROOT / "configs" / "cpu.yaml"), tmp_path_factory.mktemp("router")
+    )
     deployment = Deployment(
-        fake_config(), settings, port=free_port(), state_file=settings.state_file
+        fake_config(artifact), settings, port=free_port(), state_file=settings.state_file
     )
     previous = signal.signal(signal.SIGTERM, _sigterm_marker)  # as `mixserve up` does
     try:

@@ -40,6 +40,30 @@ def test_chat_completion_is_routed_and_says_who_answered(client):
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
 
 
+def test_learned_router_explains_its_choice_and_trades_quality_for_cost(client):
+    question = "Write a Python function that reverses a list"
+    plain = chat(client, question).json()["mixserve"]["routing"]
+    assert plain["choice"] == "code" and plain["head"] == "knn"
+    assert plain["quality_cost_tradeoff"] == 0.0
+    assert plain["utilities"] == plain["scores"]
+    assert plain["scores"]["code"] > max(plain["scores"]["general"], plain["scores"]["math"])
+    # code is priced 50x the others: a large lambda sends the same question elsewhere
+    thrifty = chat(client, question, mixserve={"quality_cost_tradeoff": 2.0}).json()
+    routing = thrifty["mixserve"]["routing"]
+    assert routing["choice"] != "code" and routing["quality_cost_tradeoff"] == 2.0
+    assert routing["utilities"]["code"] == pytest.approx(routing["scores"]["code"] - 2.0)
+    assert thrifty["mixserve"]["specialist"] == routing["choice"]
+
+
+@pytest.mark.parametrize(
+    "options", [{"quality_cost_tradeoff": -1}, {"quality_cost_tradeoff": "x"}, {"policy": 1}]
+)
+def test_bad_mixserve_options_are_400(client, options):
+    resp = chat(client, "hi", mixserve=options)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"].startswith("mixserve")
+
+
 def test_math_and_code_land_on_different_specialists(client):
     math = chat(client, "What is 144 divided by 12?").json()["mixserve"]["specialist"]
     code = chat(client, "How do I write a for loop in JavaScript?").json()["mixserve"]["specialist"]

@@ -1,0 +1,204 @@
+"""`mixserve router train / eval / calibrate` on slices of the real score tables, with the
+real router LLM (no fakes), and their bad-input paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from router_model import ArtifactError, SpecialistProfile, build_router, read_score_tables
+from tests.conftest import ROOT
+
+DATA = ROOT.parent / "shared" / "data"
+ROUTERDC = ["arc_challenge", "cmmlu", "gsm8k", "humaneval", "mmlu"]
+ROWS = 40
+
+
+@pytest.fixture(scope="module")
+def data_dir():
+    if not DATA.is_dir():
+        pytest.skip(f"routing data not found at {DATA} (see ../shared/data/README.md)")
+    return DATA
+
+
+def mixserve(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def head_slice(src: Path, dst: Path, start: int = 0) -> Path:
+    lines = src.read_text(encoding="utf-8").split("\n")
+    dst.write_text("\n".join(lines[start : start + ROWS]) + "\n", encoding="utf-8")
+    return dst
+
+
+def scores_args(paths: list[Path]) -> list[str]:
+    return [a for p in paths for a in ("--scores", str(p))]
+
+
+@pytest.fixture(scope="module")
+def slices(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("slices")
+    out = {}
+    for part, start in (("train", 0), ("test", ROWS)):
+        folder = root / part
+        folder.mkdir()
+        prices = (data_dir / "routerdc" / "models.json").read_text()
+        (folder / "models.json").write_text(prices)
+        out[part] = [
+            head_slice(data_dir / "routerdc" / f"{n}_train.jsonl", folder / f"{n}.jsonl", start)
+            for n in ROUTERDC
+        ]
+    return out
+
+
+@pytest.fixture(scope="module")
+def artifact(slices, tmp_path_factory):
+    out = tmp_path_factory.mktemp("art") / "router"
+    proc = mixserve(
+        "router", "train", *scores_args(slices["train"]), "--out", str(out),
+        "--param", "k=5", "--param", "prior_weight=10", "--folds", "2",
+    )  # fmt: skip
+    assert "cross-validated (2 folds)" in proc.stderr
+    return out
+
+
+def test_train_writes_a_checksummed_artifact_with_metadata(artifact):
+    meta = json.loads((artifact / "router.json").read_text())
+    assert meta["head"] == {"name": "knn", "params": {"k": 5, "prior_weight": 10}}
+    assert meta["backbone"]["layer"] == 6 and meta["backbone"]["dtype"] == "bfloat16"
+    assert [f["n"] for f in meta["training"]["files"]] == [ROWS] * 5
+    assert set(meta["training"]["cross_validation"]["files"]) == set(ROUTERDC)
+    assert len(meta["models"]) == 7 and meta["prices"]  # models.json beside the tables
+    assert sorted(p.name for p in artifact.iterdir()) == ["head.npz", "router.json"]
+
+
+def test_eval_json_matches_figures_recomputed_from_predictions(artifact, slices, tmp_path):
+    preds = tmp_path / "preds.jsonl"
+    proc = mixserve(
+        "router", "eval", "--router", str(artifact), *scores_args(slices["test"]),
+        "--json", "--sweep-cost", "--predictions", str(preds), "--latency-samples", "20",
+    )  # fmt: skip
+    result = json.loads(proc.stdout)  # exactly one JSON object on stdout
+    assert set(result) == {"files", "average", "latency_ms"}
+    assert result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
+    lines = [json.loads(line) for line in preds.read_text().splitlines()]
+    tables = read_score_tables(slices["test"])
+    assert [line["query"] for line in lines] == [q for t in tables for q in t.queries]
+    start = 0
+    for table in tables:
+        report = result["files"][table.name]
+        assert report["n"] == len(table)
+        for key in ("router", "best_single", "oracle", "random", "apgr", "cpt50", "cpt80"):
+            assert 0.0 <= report[key] <= 1.0, key
+        assert report["oracle"] >= report["best_single"] >= report["random"]
+        earned = table.earned()
+        mine = lines[start : start + len(table)]
+        picks = [table.models.index(line["choice"]) for line in mine]
+        assert report["router"] == pytest.approx(earned[np.arange(len(table)), picks].mean())
+        for line in mine:  # the choice is the top predicted quality (lambda 0)
+            assert line["predicted"][line["choice"]] == max(line["predicted"].values())
+        assert sum(report["share"].values()) == pytest.approx(1.0)
+        assert len(report["curve"]) == 21
+        start += len(table)
+    avg = np.mean([r["router"] for r in result["files"].values()])
+    assert result["average"]["router"] == pytest.approx(avg)
+
+
+def test_calibrate_hits_a_target_share_of_the_expensive_model(data_dir, tmp_path):
+    tables = [
+        head_slice(data_dir / "routellm" / f"{n}_train.jsonl", tmp_path / f"{n}.jsonl")
+        for n in ("gsm8k", "mmlu")
+    ]
+    (tmp_path / "models.json").write_text((data_dir / "routellm" / "models.json").read_text())
+    out = tmp_path / "router"
+    mixserve("router", "train", *scores_args(tables), "--out", str(out), "--param", "k=5")
+    proc = mixserve(
+        "router", "calibrate", "--router", str(out), *scores_args(tables), "--target-share", "0.3"
+    )
+    result = json.loads(proc.stdout)
+    assert result["share"] <= 0.3 and result["quality_cost_tradeoff"] > 0
+
+
+def test_bad_inputs_give_one_line_errors_and_leave_nothing(artifact, slices, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(slices["train"][0].read_text().split("\n")[0] + "\n{broken\n")
+    out = tmp_path / "never"
+    proc = mixserve("router", "train", "--scores", str(bad), "--out", str(out), check=False)
+    assert proc.returncode != 0 and not out.exists()
+    assert f"{bad}:2: invalid JSON" in proc.stderr and "Traceback" not in proc.stderr
+    proc = mixserve("router", "train", "--scores", str(tmp_path / "missing.jsonl"),
+                    "--out", str(out), check=False)  # fmt: skip
+    assert proc.returncode != 0 and "no such file" in proc.stderr and not out.exists()
+    proc = mixserve("router", "train", *scores_args(slices["train"][:1]), "--out", str(out),
+                    "--head", "nearest_centroid", check=False)  # fmt: skip
+    assert proc.returncode != 0 and "few-shot head" in proc.stderr
+
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for f in artifact.iterdir():
+        (corrupt / f.name).write_bytes(f.read_bytes())
+    (corrupt / "head.npz").write_bytes(b"garbage")
+    proc = mixserve("router", "eval", "--router", str(corrupt),
+                    *scores_args(slices["test"][:1]), check=False)  # fmt: skip
+    assert proc.returncode != 0 and "checksum mismatch" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in artifact.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    meta = json.loads((other / "router.json").read_text())
+    meta["backbone"]["weights"] = "0" * 64  # as if made for another router LLM
+    (other / "router.json").write_text(json.dumps(meta))
+    proc = mixserve("router", "eval", "--router", str(other),
+                    *scores_args(slices["test"][:1]), check=False)  # fmt: skip
+    assert proc.returncode != 0 and "trained for" in proc.stderr
+
+
+def test_serving_refuses_an_artifact_for_another_layer_or_unmapped_specialists(artifact):
+    from orchestrator.app import model_path
+    from orchestrator.config import load_config
+    from orchestrator.settings import get_settings
+
+    cfg = load_config(ROOT / "configs" / "cpu.yaml")
+    directory = model_path(cfg.router.model, get_settings().cache_dir)
+    profiles = [SpecialistProfile(s.name, s.description, s.examples) for s in cfg.specialists]
+    models = json.loads((artifact / "router.json").read_text())["models"]
+    mapping = {p.name: models[i] for i, p in enumerate(profiles)}
+    with pytest.raises(ArtifactError, match=r"trained for .*layer 6.*layer 3"):
+        build_router(directory, profiles, layer=3, artifact=artifact, models=mapping)
+    with pytest.raises(ArtifactError, match="missing: code, math"):
+        build_router(directory, profiles, layer=6, artifact=artifact, models={"general": models[0]})
+    router = build_router(directory, profiles, layer=6, artifact=artifact, models=mapping)
+    decision = router.route("Natalia sold clips to 48 of her friends. How many in total?")
+    assert decision.choice in mapping and decision.head == "knn"
+    assert set(decision.scores) == set(mapping)
+
+
+def test_config_rejects_an_artifact_without_a_full_model_map(tmp_path):
+    data = yaml.safe_load((ROOT / "configs" / "cpu.yaml").read_text())
+    data["router"]["artifact"] = "router"
+    data["router"]["models"] = {"general": "x", "nobody": "y"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    proc = mixserve("config", "validate", str(path), check=False)
+    assert proc.returncode != 0
+    assert "router.models names unknown specialists: nobody" in proc.stderr
