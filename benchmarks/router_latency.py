@@ -1,7 +1,7 @@
 """Routing-decision latency: the optimised router against the naive full-depth forward.
 
-Variants, all timed in one run and interleaved query by query so machine drift hits them
-alike:
+Variants, all timed in one run, alternating in blocks of queries so machine drift hits
+them alike while each runs warm, as in a dedicated router replica:
 
 - ``naive``: the whole router LLM (all layers), float32, eager, no head;
 - ``L<n>``: the routing decision as served — the first ``n`` layers in bfloat16 under
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="Alternating blocks per variant.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/router_latency.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,11 +80,12 @@ def main() -> None:
         for q in queries[:5]:
             fn([q])
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for q in queries:
+    for block in np.array_split(np.arange(len(queries)), args.rounds):
         for name, fn in variants.items():
-            started = time.perf_counter()
-            fn([q])
-            times[name].append((time.perf_counter() - started) * 1000)
+            for i in block:
+                started = time.perf_counter()
+                fn([queries[i]])
+                times[name].append((time.perf_counter() - started) * 1000)
     batch = queries[:32]
     throughput = {}
     for name, fn in variants.items():

@@ -117,6 +117,12 @@ def train(
     ] = None,
     folds: Annotated[int, typer.Option(min=0, help="Cross-validation folds (0: skip).")] = 5,
     prices: Annotated[Path | None, typer.Option(help="Prices JSON (default: models.json).")] = None,
+    layer: Annotated[
+        int | None, typer.Option(min=1, help="Router LLM layer (default: the config's).")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(min=8, help="Query tokens read (default: the config's).")
+    ] = None,
 ) -> None:
     """Train a learned head on score tables; the backbone and layer come from the config."""
     from router_model.artifact import RouterArtifact, save_artifact
@@ -140,7 +146,11 @@ def train(
         fail("--folds must be 0 (no cross-validation) or at least 2")
     r = cfg.router
     label = _source_label(r.model)
-    embedder = _embedder(label, r.layer, r.max_query_tokens, r.dtype, cfg)
+    depth, width = layer or r.layer, max_tokens or r.max_query_tokens
+    try:
+        embedder = _embedder(label, depth, width, r.dtype, cfg)
+    except ValueError as exc:  # e.g. a layer past the model's depth
+        fail(str(exc))
     x = _embed(embedder, tables, "training")
     try:
         fitted, meta = train_head(head, params, tables, x, folds)
