@@ -31,9 +31,9 @@ from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.embed_cache import cached_embeddings
 from router_model.evaluate import cost_sweep
-from router_model.heads import KnnHead, LearnedHead, LinearHead, NearestCentroidHead
+from router_model.heads import KnnHead, LinearHead, NearestCentroidHead
 from router_model.scores import ScoreTable, read_score_tables
-from router_model.train import stack_tables, stratified_folds
+from router_model.train import out_of_fold, stack_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -44,12 +44,7 @@ def routerdc_cv(tables: list[ScoreTable], x: np.ndarray, make: Any, seeds: int) 
     earned, groups = stack_tables(tables)
     runs = []
     for seed in range(seeds):
-        fold = stratified_folds(groups, 5, seed)
-        predicted = np.zeros_like(earned)
-        for k in range(5):
-            head: LearnedHead = make()
-            head.fit_scores(x[fold != k], earned[fold != k], groups[fold != k])
-            predicted[fold == k] = head.predict(x[fold == k])
+        predicted = out_of_fold(make, x, earned, groups, 5, seed)
         got = earned[np.arange(len(earned)), predicted.argmax(axis=1)]
         runs.append([float(got[groups == g].mean()) for g in range(len(tables))])
     per_table = np.mean(runs, axis=0)
@@ -67,12 +62,8 @@ def routellm_cv(tables: list[ScoreTable], x: np.ndarray, seeds: int) -> dict[str
     costs = np.array([prices[m]["usd_per_mtok_out"] for m in tables[0].models])
     out = []
     for seed in range(seeds):
-        fold = stratified_folds(groups, 2, seed)
-        predicted = np.zeros_like(earned)
-        for k in range(2):
-            head = KnnHead(k=50, prior_weight=100)
-            head.fit_scores(x[fold != k], earned[fold != k], groups[fold != k])
-            predicted[fold == k] = head.predict(x[fold == k])
+        make = lambda: KnnHead(k=50, prior_weight=100)  # noqa: E731
+        predicted = out_of_fold(make, x, earned, groups, 2, seed)
         sweep = cost_sweep(earned, predicted, np.tile(costs, (len(earned), 1)))
         out.append([sweep["apgr"], sweep["cpt50"], sweep["cpt80"]])
     apgr, cpt50, cpt80 = np.mean(out, axis=0)

@@ -8,7 +8,7 @@ stored in the artifact's training metadata beside the per-table baselines.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -34,14 +34,38 @@ def stack_tables(tables: Sequence[ScoreTable]) -> tuple[np.ndarray, np.ndarray]:
     return earned, groups
 
 
-def fit_head(
-    name: str, params: dict[str, float | int], x: np.ndarray, earned: np.ndarray, groups: np.ndarray
-) -> LearnedHead:
+def _learned(name: str, params: dict[str, float | int]) -> LearnedHead:
     head = build_head(name, **params)
     if not isinstance(head, LearnedHead):
         raise ValueError(f"head {name!r} is built from examples, not trained on score tables")
+    return head
+
+
+def fit_head(
+    name: str, params: dict[str, float | int], x: np.ndarray, earned: np.ndarray, groups: np.ndarray
+) -> LearnedHead:
+    head = _learned(name, params)
     head.fit_scores(x, earned, groups)
     return head
+
+
+def out_of_fold(
+    make: Callable[[], LearnedHead],
+    x: np.ndarray,
+    earned: np.ndarray,
+    groups: np.ndarray,
+    folds: int,
+    seed: int = 0,
+) -> np.ndarray:
+    """Each row's prediction from a head fitted on the other folds."""
+    fold = stratified_folds(groups, folds, seed)
+    predicted = np.zeros_like(earned)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        head = make()
+        head.fit_scores(x[train], earned[train], groups[train])
+        predicted[test] = head.predict(x[test])
+    return predicted
 
 
 def cross_validate(
@@ -54,13 +78,7 @@ def cross_validate(
 ) -> dict[str, object]:
     """Out-of-fold predictions for every query, scored per table and averaged."""
     earned, groups = stack_tables(tables)
-    fold = stratified_folds(groups, folds, seed)
-    predicted = np.zeros_like(earned)
-    for k in range(folds):
-        train, test = fold != k, fold == k
-        predicted[test] = fit_head(name, params, x[train], earned[train], groups[train]).predict(
-            x[test]
-        )
+    predicted = out_of_fold(lambda: _learned(name, params), x, earned, groups, folds, seed)
     reports = [table_report(t, predicted[groups == i].argmax(axis=1)) for i, t in enumerate(tables)]
     return {
         "folds": folds,
