@@ -48,7 +48,7 @@ class RouterArtifact:
             raise ArtifactError(
                 f"router artifact was trained for {self.backbone_model} "
                 f"({self.backbone.describe()}) but the router runs {spec.describe()}; "
-                "retrain it or change router.layer / router.model"
+                "retrain it, or set router.model, layer, max_query_tokens and dtype to match"
             )
 
 

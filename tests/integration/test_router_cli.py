@@ -183,11 +183,18 @@ def test_serving_refuses_an_artifact_for_another_layer_or_unmapped_specialists(a
     profiles = [SpecialistProfile(s.name, s.description, s.examples) for s in cfg.specialists]
     models = json.loads((artifact / "router.json").read_text())["models"]
     mapping = {p.name: models[i] for i, p in enumerate(profiles)}
+    width = {"max_query_tokens": cfg.router.max_query_tokens}
     with pytest.raises(ArtifactError, match=r"trained for .*layer 6.*layer 3"):
-        build_router(directory, profiles, layer=3, artifact=artifact, models=mapping)
+        build_router(directory, profiles, layer=3, artifact=artifact, models=mapping, **width)
+    with pytest.raises(ArtifactError, match=r"64 tokens.*but the router runs.*32 tokens"):
+        build_router(
+            directory, profiles, layer=6, artifact=artifact, models=mapping, max_query_tokens=32
+        )
     with pytest.raises(ArtifactError, match="missing: code, math"):
-        build_router(directory, profiles, layer=6, artifact=artifact, models={"general": models[0]})
-    router = build_router(directory, profiles, layer=6, artifact=artifact, models=mapping)
+        build_router(
+            directory, profiles, layer=6, artifact=artifact, models={"general": models[0]}, **width
+        )
+    router = build_router(directory, profiles, layer=6, artifact=artifact, models=mapping, **width)
     decision = router.route("Natalia sold clips to 48 of her friends. How many in total?")
     assert decision.choice in mapping and decision.head == "knn"
     assert set(decision.scores) == set(mapping)
