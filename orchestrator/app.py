@@ -18,6 +18,7 @@ from orchestrator.config import MixserveConfig, ModelSource, Resources
 from orchestrator.gateway import Gateway
 from orchestrator.procs import MARKER_VAR
 from orchestrator.servers import RetrieverServer, RouterServer, SpecialistServer
+from router_model import relative_costs
 
 BASE_ENV = {
     "VLLM_CONFIGURE_LOGGING": "0",  # vLLM's dictConfig closes Serve's log handlers
@@ -62,20 +63,19 @@ def build_app(
 ) -> Application:
     env = {**BASE_ENV, MARKER_VAR: run_id}
     r = config.router
-    costs = {
-        s.name: s.price.usd_per_mtok_in * r.expected_input_tokens
-        + s.price.usd_per_mtok_out * r.expected_output_tokens
-        for s in config.specialists
-    }
-    top = max(costs.values())
+    relative = relative_costs(
+        [(s.price.usd_per_mtok_in, s.price.usd_per_mtok_out) for s in config.specialists],
+        r.expected_input_tokens,
+        r.expected_output_tokens,
+    )
     profiles = [
         {
             "name": s.name,
             "description": s.description,
             "examples": list(s.examples),
-            "relative_cost": costs[s.name] / top if top > 0 else 0.0,
+            "relative_cost": float(cost),
         }
-        for s in config.specialists
+        for s, cost in zip(config.specialists, relative, strict=True)
     ]
     router = (
         _deployment(RouterServer)

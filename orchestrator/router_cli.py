@@ -200,27 +200,26 @@ def _checked_tables(artifact: Any, scores: Sequence[Path]) -> list[Any]:
     return [t.with_models(artifact.models) for t in tables]
 
 
+def _prices_of(artifact: Any) -> list[tuple[float, float]]:
+    return [
+        (
+            artifact.prices.get(m, {}).get("usd_per_mtok_in", 0.0),
+            artifact.prices.get(m, {}).get("usd_per_mtok_out", 0.0),
+        )
+        for m in artifact.models
+    ]
+
+
 def _relative_costs(artifact: Any) -> np.ndarray:
-    price = artifact.prices
-    costs = np.array(
-        [
-            price.get(m, {}).get("usd_per_mtok_in", 0.0) * NOMINAL_IN
-            + price.get(m, {}).get("usd_per_mtok_out", 0.0) * NOMINAL_OUT
-            for m in artifact.models
-        ]
-    )
-    return costs / costs.max() if costs.max() > 0 else costs
+    from router_model import relative_costs
+
+    return relative_costs(_prices_of(artifact), NOMINAL_IN, NOMINAL_OUT)
 
 
 def _query_costs(artifact: Any, queries: Sequence[str]) -> np.ndarray:
     """USD per query and model: ~4 characters a token in, a nominal completion out."""
     tokens_in = np.array([len(q) / 4.0 for q in queries])[:, None]
-    price_in = np.array(
-        [artifact.prices.get(m, {}).get("usd_per_mtok_in", 0.0) for m in artifact.models]
-    )
-    price_out = np.array(
-        [artifact.prices.get(m, {}).get("usd_per_mtok_out", 0.0) for m in artifact.models]
-    )
+    price_in, price_out = np.array(_prices_of(artifact)).T
     return (tokens_in * price_in + NOMINAL_OUT * price_out) / 1e6
 
 
@@ -279,6 +278,9 @@ def evaluate(
     ] = None,
     tradeoff: Annotated[float, typer.Option(min=0, help="lambda for the choice.")] = 0.0,
     latency_samples: Annotated[int, typer.Option(min=1, help="Single queries timed.")] = 200,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="Time the router LLM under torch.compile.")
+    ] = False,
 ) -> None:
     """Score a router artifact on score tables against single models, random and oracle."""
     from router_model.evaluate import average_report, cost_sweep, table_report
@@ -287,6 +289,9 @@ def evaluate(
     if predictions is not None and not predictions.parent.is_dir():
         fail(f"--predictions: folder {predictions.parent} does not exist")
     embedder, tables, predicted = _predict(artifact, scores)
+    if compile:
+        embedder.compile = True
+        embedder.compile_now()
     choice = np.argmax(predicted - tradeoff * _relative_costs(artifact), axis=1)
     files: dict[str, Any] = {}
     start = 0
@@ -339,8 +344,8 @@ def calibrate(
 
     artifact = _load_artifact(router)
     relative = _relative_costs(artifact)
-    if not relative.any():
-        fail(f"{router}: the artifact has no prices, so lambda has nothing to trade")
+    if np.ptp(relative) == 0:
+        fail(f"{router}: every model has the same price, so lambda has nothing to trade")
     _, _, predicted = _predict(artifact, scores)
     result = calibrate_tradeoff(predicted, relative, target_share)
     print(json.dumps(result))

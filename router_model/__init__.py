@@ -2,7 +2,7 @@
 
 Public API: ``build_router``, ``Router``, ``RoutingDecision``, ``SpecialistProfile``,
 ``register_head``, ``head_names``, ``load_artifact``, ``ArtifactError``,
-``read_score_tables``, ``ScoreTableError``.
+``read_score_tables``, ``ScoreTableError``, ``relative_costs``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from router_model.artifact import ArtifactError, load_artifact
 from router_model.heads import FewShotHead, build_head, head_names, register_head
-from router_model.router import Router, RoutingDecision, SpecialistProfile
+from router_model.router import Router, RoutingDecision, SpecialistProfile, relative_costs
 from router_model.scores import ScoreTableError, read_score_tables
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "load_artifact",
     "read_score_tables",
     "register_head",
+    "relative_costs",
 ]
 
 

@@ -125,9 +125,10 @@ class HiddenStateEmbedder:
         self._model = decoder
         self._forward = decoder
         if self.compile:
-            self._try_compile()
+            self.compile_now()
 
-    def _try_compile(self) -> None:
+    def compile_now(self) -> None:
+        """Compile the loaded model (falls back to eager, with a warning, if that fails)."""
         import torch
         import torch._inductor.config as inductor
 

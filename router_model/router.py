@@ -50,6 +50,15 @@ class RoutingDecision:
 Embed = Callable[[list[str]], np.ndarray]
 
 
+def relative_costs(
+    prices: Sequence[tuple[float, float]], tokens_in: float, tokens_out: float
+) -> np.ndarray:
+    """Expected cost per query of each (USD/Mtok in, USD/Mtok out), over the largest one."""
+    costs = np.array([p_in * tokens_in + p_out * tokens_out for p_in, p_out in prices])
+    top = costs.max() if len(costs) else 0.0
+    return costs / top if top > 0 else np.zeros_like(costs)
+
+
 class Router:
     """Routes with any embedding function and any fitted head.
 

@@ -95,6 +95,7 @@ def test_eval_json_matches_figures_recomputed_from_predictions(artifact, slices,
     proc = mixserve(
         "router", "eval", "--router", str(artifact), *scores_args(slices["test"]),
         "--json", "--sweep-cost", "--predictions", str(preds), "--latency-samples", "20",
+        "--compile",
     )  # fmt: skip
     result = json.loads(proc.stdout)  # exactly one JSON object on stdout
     assert set(result) == {"files", "average", "latency_ms"}
@@ -150,6 +151,12 @@ def test_bad_inputs_give_one_line_errors_and_leave_nothing(artifact, slices, tmp
     proc = mixserve("router", "train", *scores_args(slices["train"][:1]), "--out", str(out),
                     "--head", "nearest_centroid", check=False)  # fmt: skip
     assert proc.returncode != 0 and "few-shot head" in proc.stderr
+
+    one = scores_args(slices["test"][:1])
+    proc = mixserve(
+        "router", "calibrate", "--router", str(artifact), *one, "--target-share", "0.5", check=False
+    )
+    assert proc.returncode != 0 and "same price" in proc.stderr
 
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
