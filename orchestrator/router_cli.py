@@ -17,7 +17,7 @@ import numpy as np
 import typer
 
 from orchestrator.cli_common import DEFAULT_CONFIG, ConfigOpt, _load, _progress, err, fail, out
-from orchestrator.config import ModelSource
+from orchestrator.config import ModelSource, RouterConfig
 from orchestrator.settings import get_settings
 
 router_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and calibrate the router.")
@@ -25,7 +25,9 @@ ScoresOpt = Annotated[
     list[Path], typer.Option("--scores", help="Score table (JSONL); repeat for several.")
 ]
 RouterOpt = Annotated[Path, typer.Option("--router", help="Router artifact directory.")]
-NOMINAL_IN, NOMINAL_OUT = 500, 250
+# the tokens a query is assumed to cost, as the router config assumes by default
+NOMINAL_IN = RouterConfig.model_fields["expected_input_tokens"].default
+NOMINAL_OUT = RouterConfig.model_fields["expected_output_tokens"].default
 
 
 def _tables(paths: Sequence[Path]) -> list[Any]:
@@ -290,7 +292,6 @@ def evaluate(
         fail(f"--predictions: folder {predictions.parent} does not exist")
     embedder, tables, predicted = _predict(artifact, scores)
     if compile:
-        embedder.compile = True
         embedder.compile_now()
     choice = np.argmax(predicted - tradeoff * _relative_costs(artifact), axis=1)
     files: dict[str, Any] = {}

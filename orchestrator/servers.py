@@ -31,9 +31,7 @@ class RouterServer:
         self.router = build_router(
             model_dir,
             [
-                SpecialistProfile(
-                    p["name"], p["description"], p["examples"], p.get("relative_cost", 0.0)
-                )
+                SpecialistProfile(p["name"], p["description"], p["examples"], p["relative_cost"])
                 for p in profiles
             ],
             **options,

@@ -77,7 +77,7 @@ def build_router(
         import torch
 
         torch.set_num_threads(threads)  # Ray sets one thread for fractional-CPU actors
-    embedder = HiddenStateEmbedder(model_dir, layer, max_query_tokens, dtype=dtype)
+    embedder = HiddenStateEmbedder(model_dir, layer, max_query_tokens, dtype=dtype, compile=compile)
     columns: list[int] | None = None
     if artifact is not None:
         trained = load_artifact(artifact)
@@ -86,7 +86,6 @@ def build_router(
         routing_head, head_name = trained.head, trained.head_name
     else:
         routing_head, head_name = build_head(head, **dict(head_params or {})), head
-    embedder.compile = compile
     embedder.load()
     if isinstance(routing_head, FewShotHead):
         routing_head.fit_examples([embedder.embed([p.description, *p.examples]) for p in profiles])

@@ -6,9 +6,9 @@ one we pool cannot change it, so dropping them cuts cost in proportion. The firs
 attention sink) that would otherwise dominate every query's vector.
 
 The backbone runs in bfloat16 by default and, with ``compile=True``, under
-``torch.compile``; inputs are padded to a few fixed lengths so the compiled graphs are
-reused. A ``BackboneSpec`` names everything that changes the embedding; a router artifact
-records it and refuses to load under a different one.
+``torch.compile`` with dynamic shapes; batches are padded to a few lengths (never past
+the token limit) to bound padding. A ``BackboneSpec`` names everything that changes the
+embedding; a router artifact records it and refuses to load under a different one.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from specialists.weights import source_checksum
+
 logger = logging.getLogger(__name__)
-MANIFEST = "mixserve-manifest.json"
 LENGTH_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
 
@@ -50,12 +51,9 @@ class BackboneSpec:
 def weights_identity(model_dir: str | Path) -> str:
     """The prepared weights' source checksum, or a hash of the config and weight sizes."""
     folder = Path(model_dir)
-    manifest = folder / MANIFEST
-    if manifest.is_file():
-        try:
-            return str(json.loads(manifest.read_text())["source_sha256"])
-        except (ValueError, KeyError):
-            pass
+    prepared = source_checksum(folder)
+    if prepared is not None:
+        return prepared
     digest = hashlib.sha256()
     for path in sorted(folder.glob("*")):
         if path.suffix in (".json", ".safetensors", ".bin"):
@@ -85,7 +83,6 @@ class HiddenStateEmbedder:
         self.model_dir = str(model_dir)
         self.spec = BackboneSpec(weights_identity(model_dir), layer, max_tokens, dtype)
         self.compile = compile
-        self.dynamic = True  # one graph for every batch size and length
         self.bos = ""
         self._model: Any = None
         self._forward: Any = None
@@ -135,7 +132,8 @@ class HiddenStateEmbedder:
         # freezing folds the (inference-only) weights into the graph and prepacks them for
         # oneDNN: about 10% faster per query on CPU than plain compile here
         inductor.freezing = True
-        compiled = torch.compile(self._model, dynamic=self.dynamic)
+        # dynamic shapes: one graph for every batch size and length (no recompiles)
+        compiled = torch.compile(self._model, dynamic=True)
         try:
             self._forward = compiled
             self.embed(["warm up the compiled router"])

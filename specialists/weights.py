@@ -52,6 +52,14 @@ def is_prepared(package: str, cache_dir: Path) -> bool:
     return (model_dir_for(package, cache_dir) / MANIFEST).is_file()
 
 
+def source_checksum(model_dir: Path) -> str | None:
+    """The sha256 of the package a prepared directory was built from (no re-hashing)."""
+    try:
+        return str(json.loads((model_dir / MANIFEST).read_text())["source_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def verify_model_dir(model_dir: Path) -> dict[str, object]:
     """Check every file named in the manifest against its recorded sha256."""
     manifest_path = model_dir / MANIFEST

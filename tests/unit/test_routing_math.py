@@ -80,9 +80,6 @@ def test_head_requires_examples():
 
 
 def test_cost_tradeoff_moves_the_choice_to_the_cheaper_specialist():
-    head = NearestCentroidHead(temperature=1.0)
-    head.fit_examples([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])])
-
     class Fixed(NearestCentroidHead):
         def predict(self, queries):
             return np.tile([0.8, 0.7], (len(queries), 1))
