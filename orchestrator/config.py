@@ -134,6 +134,37 @@ class RouterConfig(_Strict):
     resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
 
 
+class CascadeConfig(_Strict):
+    min_mean_logprob: float = Field(
+        -1.0,
+        le=0,
+        description="An answer whose mean token log-probability is below this escalates.",
+    )
+    min_quality: float = Field(
+        0.5, ge=0, le=1, description="Predicted quality a cheaper specialist needs to be tried."
+    )
+
+
+class EnsembleConfig(_Strict):
+    top_k: int = Field(2, ge=2, le=8, description="Specialists (best utility first) asked.")
+    synthesizer: Name | None = Field(
+        None, description="Specialist composing the final answer; default: the router's choice."
+    )
+
+
+class PolicyConfig(_Strict):
+    default: str = Field(
+        "single",
+        description="Policy of routed requests (single, cascade, ensemble); per request too.",
+    )
+    max_calls: int = Field(3, ge=1, le=16, description="Most specialist calls of one request.")
+    max_total_tokens: int = Field(
+        8192, ge=1, description="Most prompt + completion tokens one request spends over its calls."
+    )
+    cascade: CascadeConfig = Field(default_factory=CascadeConfig, description="Cascade policy.")
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="Ensemble policy.")
+
+
 class CollectionConfig(_Strict):
     name: Name = Field(description="Collection name.")
     paths: list[str] = Field(
@@ -180,6 +211,9 @@ class MixserveConfig(_Strict):
     name: str = Field("mixserve", description="Serve application name.")
     specialists: list[SpecialistConfig] = Field(min_length=1, description="The fleet.")
     router: RouterConfig = Field(description="Model-level routing.")
+    policy: PolicyConfig = Field(
+        default_factory=PolicyConfig, description="How many specialists answer, and how."
+    )
     retrieval: RetrievalConfig = Field(
         default_factory=RetrievalConfig, description="Retrieval grounding."
     )
@@ -206,12 +240,29 @@ class MixserveConfig(_Strict):
                 )
         if self.router.fallback is not None and self.router.fallback not in names:
             raise ValueError(f"router.fallback {self.router.fallback!r} is not a specialist")
+        self._check_policy(names)
         if self.gateway.default_max_tokens > self.gateway.max_tokens_limit:
             raise ValueError("gateway.default_max_tokens exceeds gateway.max_tokens_limit")
         cols = [c.name for c in self.retrieval.collections]
         if len(cols) != len(set(cols)):
             raise ValueError("duplicate retrieval collection names")
         return self
+
+    def _check_policy(self, names: list[str]) -> None:
+        from orchestrator.policies import policy_names
+
+        policy = self.policy
+        if policy.default not in policy_names():
+            known = ", ".join(policy_names())
+            raise ValueError(f"policy.default {policy.default!r} is not one of: {known}")
+        synthesizer = policy.ensemble.synthesizer
+        if synthesizer is not None and synthesizer not in names:
+            raise ValueError(f"policy.ensemble.synthesizer {synthesizer!r} is not a specialist")
+        if policy.default == "ensemble" and policy.ensemble.top_k + 1 > policy.max_calls:
+            raise ValueError(
+                f"policy.ensemble.top_k ({policy.ensemble.top_k}) plus the synthesizer call "
+                f"exceeds policy.max_calls ({policy.max_calls})"
+            )
 
     def specialist(self, name: str) -> SpecialistConfig:
         for spec in self.specialists:

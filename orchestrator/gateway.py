@@ -1,18 +1,21 @@
 """The HTTP ingress: OpenAI-compatible chat completions, /v1/query, models and health.
 
 Per request: parse and validate → route (unless a specialist is pinned) and retrieve,
-concurrently → cache lookup (temperature 0) → stream from the chosen specialist →
-answer, in one body or as server-sent events. A client that disconnects cancels the
-specialist stream, which aborts its generation.
+concurrently → cache lookup (temperature 0) → the answer policy (``orchestrator.policies``:
+one specialist, a cascade or an ensemble) → stream its last call → answer, in one body or
+as server-sent events. Usage counts the tokens of every call the policy made. A client
+that disconnects cancels the specialist stream, which aborts its generation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,10 +25,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import openai_format as fmt
 from orchestrator.cache import ResponseCache, cache_key
+from orchestrator.calls import SpecialistCalls
 from orchestrator.config import MixserveConfig
 from orchestrator.errors import APIError, from_exception, unknown_model
-from orchestrator.request_io import Answer, Plan, read_json, replay, request_id_of, validate
-from orchestrator.schemas import ChatCompletionRequest, QueryRequest
+from orchestrator.policies import CallFailed, PolicyRequest, run_policy
+from orchestrator.request_io import (
+    Answer,
+    Plan,
+    policy_for,
+    read_json,
+    replay,
+    request_id_of,
+    validate,
+)
+from orchestrator.schemas import ChatCompletionRequest, MixserveOptions, QueryRequest
 
 logger = logging.getLogger(__name__)
 app = FastAPI(title="mixserve", version="0.1.0")
@@ -106,8 +119,8 @@ class Gateway:
         model: str,
         messages: list[tuple[str, str]],
         sampling: dict[str, Any],
+        options: MixserveOptions | None,
         use_retrieval: bool = True,
-        tradeoff: float | None = None,
     ) -> Plan:
         if model != "auto" and model not in self.specialists:
             raise unknown_model(model, ["auto", *self.names])
@@ -121,6 +134,8 @@ class Gateway:
                 param="messages",
                 code="invalid_value",
             )
+        policy, settings = policy_for(self.config.policy, model, options)
+        tradeoff = options.quality_cost_tradeoff if options else None
         retrieval = self.config.retrieval
         want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
         route_task = self.router.route.remote(query, tradeoff) if model == "auto" else None
@@ -160,86 +175,109 @@ class Gateway:
             "routing": routing,
             "sources": sources,
             "cached": False,
+            "policy": {"name": policy, "reason": "", "calls": []},
         }
         key = None
         if self.cache is not None and sampling.get("temperature", 1.0) == 0:
-            key = cache_key(specialist, self.versions[specialist], payload)
+            if policy == "single":
+                key = cache_key(specialist, self.versions[specialist], payload)
+            else:
+                version = {"settings": asdict(settings), "versions": self.versions}
+                blob = json.dumps({**version, "tradeoff": tradeoff}, sort_keys=True)
+                digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+                key = cache_key(f"policy:{policy}", digest, payload)
+        loop = asyncio.get_running_loop()
         return Plan(
-            request_id, specialist, payload, meta, key, {"x-mixserve-specialist": specialist}
+            request_id,
+            specialist,
+            payload,
+            meta,
+            key,
+            {"x-mixserve-specialist": specialist},
+            policy=policy,
+            settings=settings,
+            deadline=loop.time() + self.config.gateway.request_timeout_s,
         )
 
     # ---- generation -----------------------------------------------------------------
-    async def _stream(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
-        """Start the specialist stream and wait for its first chunk, so that errors (bad
-        input the engine found, overload) surface here, before any response is sent.
+    def _adopt(self, plan: Plan, specialist: str, policy: dict[str, Any]) -> None:
+        plan.specialist = specialist
+        plan.meta["specialist"] = specialist
+        plan.meta["policy"] = policy
+        plan.headers["x-mixserve-specialist"] = specialist
 
-        The whole stream shares one deadline (``gateway.request_timeout_s``): a specialist
-        that stalls mid-answer ends the stream with a timeout error instead of a hang.
-        Closing the returned iterator (a client that went away) cancels the generation.
-        """
-        handle = self.specialists[plan.specialist].options(stream=True)
-        gen = handle.generate.remote(plan.payload)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.gateway.request_timeout_s
-        try:
-            first = await asyncio.wait_for(gen.__anext__(), deadline - loop.time())
-        except StopAsyncIteration:
-            first = None
-        except BaseException as exc:
-            gen.cancel()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise from_exception(exc, plan.request_id) from None
-
-        async def items() -> AsyncIterator[dict[str, Any]]:
-            try:
-                if first is None:
-                    return
-                yield first
-                while True:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        raise TimeoutError("request deadline passed")
-                    try:
-                        item = await asyncio.wait_for(gen.__anext__(), remaining)
-                    except StopAsyncIteration:
-                        return
-                    yield item
-            finally:
-                gen.cancel()
-
-        return items()
-
-    async def _cached(self, plan: Plan) -> dict[str, Any] | None:
+    async def _source(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
+        """Where the answer comes from: the cache, or the plan's policy, whose calls
+        before the last happen here (so their errors are answered as errors, before any
+        response is sent); the last call, if the policy ends with one, is streamed."""
         hit = await self.cache.get(plan.cache_key) if plan.cache_key and self.cache else None
         plan.meta["cached"] = hit is not None
-        return hit
+        if hit is not None:
+            policy = hit.get("policy") or {"name": "single", "reason": "", "calls": []}
+            self._adopt(plan, hit.get("specialist", plan.specialist), policy)
+            return replay(hit)
+        calls = SpecialistCalls(self.specialists, plan.request_id, plan.deadline)
+        request = PolicyRequest(plan.meta["routing"], plan.payload, plan.settings, calls.collect)
+        try:
+            finish = await run_policy(plan.policy, request)
+        except CallFailed as exc:
+            raise APIError(
+                503, str(exc), type="overloaded_error", code="overloaded", retry_after_s=1
+            ) from None
+        calls_meta = [c.as_dict() for c in finish.calls]
+        self._adopt(
+            plan,
+            finish.specialist,
+            {**plan.meta["policy"], "reason": finish.reason, "calls": calls_meta},
+        )
+        if finish.answer is not None:
+            return replay(finish.answer)
+        assert finish.payload is not None  # a policy returns an answer or a call to stream
+        return await calls.stream(finish.specialist, finish.payload)
+
+    def _settle(self, plan: Plan, answer: Answer) -> dict[str, int]:
+        """Fill the streamed call's tokens in; usage is the sum over every call made."""
+        calls = plan.meta["policy"]["calls"]
+        for call in calls:
+            if call["outcome"] == "streamed" and not plan.meta["cached"]:
+                call["prompt_tokens"] = answer.prompt_tokens
+                call["completion_tokens"] = answer.completion_tokens
+        if not calls:  # a cache entry from before policies
+            return fmt.usage(answer.prompt_tokens, answer.completion_tokens)
+        return fmt.usage(
+            sum(int(c["prompt_tokens"]) for c in calls),
+            sum(int(c["completion_tokens"]) for c in calls),
+        )
 
     async def _remember(self, plan: Plan, answer: Answer) -> None:
-        if plan.cache_key and self.cache is not None:
-            await self.cache.put(plan.cache_key, answer.as_dict())
+        if plan.cache_key and self.cache is not None and not plan.meta["cached"]:
+            value = {
+                **answer.as_dict(),
+                "specialist": plan.specialist,
+                "policy": plan.meta["policy"],
+            }
+            await self.cache.put(plan.cache_key, value)
 
-    async def _complete(self, plan: Plan) -> dict[str, Any]:
-        """The whole answer: from the cache, or generated and then cached."""
-        hit = await self._cached(plan)
-        if hit is not None:
-            return hit
+    async def _complete(self, plan: Plan) -> tuple[Answer, dict[str, int]]:
+        """The whole answer (from the cache, or generated and then cached) and its usage."""
+        items = await self._source(plan)
         answer = Answer()
         try:
-            async for item in await self._stream(plan):
+            async for item in items:
                 answer.absorb(item)
         except APIError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped to an OpenAI-style error
             raise from_exception(exc, plan.request_id) from None
+        usage = self._settle(plan, answer)
         await self._remember(plan, answer)
-        return answer.as_dict()
+        return answer, usage
 
-    async def _events(self, plan: Plan, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+    async def _events(self, plan: Plan, include_usage: bool) -> AsyncIterator[bytes]:
         created = int(time.time())
         cid = f"chatcmpl-{plan.request_id}"
-        hit = await self._cached(plan)
-        items = replay(hit) if hit is not None else await self._stream(plan)
+        items = await self._source(plan)
+        model = plan.specialist
 
         async def body() -> AsyncIterator[bytes]:
             role = {"role": "assistant", "content": ""}
@@ -253,7 +291,7 @@ class Gateway:
                 yield fmt.sse(from_exception(exc, plan.request_id).body())
                 yield fmt.sse("[DONE]")
                 return
-            usage = fmt.usage(answer.prompt_tokens, answer.completion_tokens)
+            usage = self._settle(plan, answer)
             yield fmt.sse(
                 fmt.chunk(cid, model, created, {}, answer.finish_reason, extra={"usage": usage})
             )
@@ -262,8 +300,7 @@ class Gateway:
                 final["choices"] = []
                 yield fmt.sse(final)
             yield fmt.sse("[DONE]")
-            if hit is None:
-                await self._remember(plan, answer)
+            await self._remember(plan, answer)
 
         return body()
 
@@ -285,31 +322,22 @@ class Gateway:
             "stop": body.stop_list(),
             "seed": body.seed,
         }
-        options = body.mixserve
-        plan = await self._plan(
-            request_id,
-            body.model,
-            messages,
-            sampling,
-            tradeoff=options.quality_cost_tradeoff if options else None,
-        )
-        model_name = plan.specialist
+        plan = await self._plan(request_id, body.model, messages, sampling, body.mixserve)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            events = await self._events(plan, model_name, include_usage)
+            events = await self._events(plan, include_usage)
             return StreamingResponse(
                 events,
                 media_type="text/event-stream",
                 headers={**plan.headers, "cache-control": "no-cache"},
             )
-        answer = await self._complete(plan)
+        answer, usage = await self._complete(plan)
         out = fmt.completion(
             f"chatcmpl-{request_id}",
-            model_name,
-            answer["text"],
-            answer["finish_reason"],
-            answer["prompt_tokens"],
-            answer["completion_tokens"],
+            plan.specialist,
+            "".join(answer.parts),
+            answer.finish_reason,
+            usage,
             plan.meta,
         )
         return JSONResponse(out, headers=plan.headers)
@@ -332,18 +360,19 @@ class Gateway:
             body.model,
             [("user", body.query)],
             sampling,
+            body.mixserve,
             use_retrieval=body.retrieval,
-            tradeoff=body.mixserve.quality_cost_tradeoff if body.mixserve else None,
         )
-        answer = await self._complete(plan)
+        answer, usage = await self._complete(plan)
         out = {
             "request_id": request_id,
-            "answer": answer["text"],
-            "finish_reason": answer["finish_reason"],
+            "answer": "".join(answer.parts),
+            "finish_reason": answer.finish_reason,
             "specialist": plan.specialist,
             "routing": plan.meta["routing"],
+            "policy": plan.meta["policy"],
             "sources": plan.meta["sources"],
-            "usage": fmt.usage(answer["prompt_tokens"], answer["completion_tokens"]),
+            "usage": usage,
             "cached": plan.meta["cached"],
         }
         return JSONResponse(out, headers=plan.headers)

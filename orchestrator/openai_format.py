@@ -20,8 +20,7 @@ def completion(
     model: str,
     text: str,
     finish_reason: str | None,
-    prompt_tokens: int,
-    completion_tokens: int,
+    usage: dict[str, int],
     meta: dict[str, Any],
 ) -> dict[str, Any]:
     return {
@@ -37,7 +36,7 @@ def completion(
                 "logprobs": None,
             }
         ],
-        "usage": usage(prompt_tokens, completion_tokens),
+        "usage": usage,
         "mixserve": meta,
     }
 

@@ -12,7 +12,10 @@ from typing import Any
 from fastapi import Request
 from pydantic import ValidationError
 
+from orchestrator.config import PolicyConfig
 from orchestrator.errors import APIError, from_validation_errors
+from orchestrator.policies import PolicySettings
+from orchestrator.schemas import MixserveOptions
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -25,6 +28,9 @@ class Plan:
     meta: dict[str, Any]
     cache_key: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    policy: str = "single"
+    settings: PolicySettings = field(default_factory=PolicySettings)
+    deadline: float = 0.0  # event-loop time by which every call of the request must end
 
 
 @dataclass
@@ -50,6 +56,52 @@ class Answer:
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
         }
+
+
+def policy_for(
+    config: PolicyConfig, model: str, options: MixserveOptions | None
+) -> tuple[str, PolicySettings]:
+    """The request's policy and its settings: config, with the request's overrides.
+
+    A pinned specialist answers alone; asking a pinned request for another policy is an
+    error. Overrides may tune a policy but never raise ``max_calls`` or the token bound.
+    """
+    asked = options.policy if options else None
+    if model != "auto" and asked not in (None, "single"):
+        raise APIError(
+            400,
+            f"policy '{asked}' needs model 'auto' (the router picks its specialists); "
+            f"'{model}' pins one specialist",
+            param="mixserve.policy",
+            code="invalid_value",
+        )
+    policy = "single" if model != "auto" else asked or config.default
+    cascade = options.cascade if options and options.cascade else None
+    ensemble = options.ensemble if options and options.ensemble else None
+    top_k = ensemble.top_k if ensemble and ensemble.top_k is not None else config.ensemble.top_k
+    if policy == "ensemble" and top_k + 1 > config.max_calls:
+        raise APIError(
+            400,
+            f"an ensemble of {top_k} plus its synthesis exceeds this service's "
+            f"max_calls of {config.max_calls}",
+            param="mixserve.ensemble.top_k",
+            code="invalid_value",
+        )
+
+    def pick(override: float | None, default: float) -> float:
+        return default if override is None else override
+
+    settings = PolicySettings(
+        max_calls=config.max_calls,
+        max_total_tokens=config.max_total_tokens,
+        min_mean_logprob=pick(
+            cascade.min_mean_logprob if cascade else None, config.cascade.min_mean_logprob
+        ),
+        min_quality=pick(cascade.min_quality if cascade else None, config.cascade.min_quality),
+        top_k=top_k,
+        synthesizer=config.ensemble.synthesizer,
+    )
+    return policy, settings
 
 
 async def replay(cached: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

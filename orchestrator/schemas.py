@@ -31,6 +31,19 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool = False
 
 
+class CascadeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_mean_logprob: float | None = Field(None, le=0, ge=-100)
+    min_quality: float | None = Field(None, ge=0, le=1)
+
+
+class EnsembleOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: StrictInt | None = Field(None, ge=2, le=8)
+
+
 class MixserveOptions(BaseModel):
     """mixserve's own request options, under the ``mixserve`` key of the body."""
 
@@ -39,6 +52,18 @@ class MixserveOptions(BaseModel):
     quality_cost_tradeoff: float | None = Field(
         None, ge=0, le=1000, description="lambda of the router's quality - lambda x cost."
     )
+    policy: str | None = Field(None, description="Answer policy: single, cascade or ensemble.")
+    cascade: CascadeOptions | None = None
+    ensemble: EnsembleOptions | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str | None) -> str | None:
+        from orchestrator.policies import policy_names
+
+        if value is not None and value not in policy_names():
+            raise ValueError(f"unknown policy {value!r}; known: {', '.join(policy_names())}")
+        return value
 
 
 class ChatCompletionRequest(BaseModel):

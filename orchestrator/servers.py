@@ -132,6 +132,7 @@ class SpecialistServer:
             top_p=float(payload.get("top_p", 1.0)),
             stop=[*payload.get("stop", []), *STOP_STRINGS.get(self.prompt_format, [])],
             seed=payload.get("seed"),
+            logprobs=bool(payload.get("logprobs", False)),
         )
         self.stats["in_flight"] += 1
         finished = False
@@ -142,6 +143,7 @@ class SpecialistServer:
                     "prompt_tokens": chunk.prompt_tokens,
                     "completion_tokens": chunk.completion_tokens,
                     "finish_reason": chunk.finish_reason,
+                    "cumulative_logprob": chunk.cumulative_logprob,
                 }
             finished = True
             self.stats["served"] += 1

@@ -34,12 +34,14 @@ class RoutingDecision:
     head: str = ""
     tradeoff: float = 0.0
     utilities: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "choice": self.choice,
             "scores": self.scores,
             "utilities": self.utilities,
+            "relative_costs": self.costs,
             "confidence": self.confidence,
             "head": self.head,
             "quality_cost_tradeoff": self.tradeoff,
@@ -119,6 +121,7 @@ class Router:
         if self.fallback is not None and confidence < self.min_confidence:
             choice = self.fallback
             reason = f"confidence {confidence:.3f} below {self.min_confidence}: fallback"
+        costs = {n: round(float(c), 6) for n, c in zip(self.names, self.costs, strict=True)}
         return RoutingDecision(
-            choice, scores, confidence, reason, self.head_name, tradeoff, utilities
+            choice, scores, confidence, reason, self.head_name, tradeoff, utilities, costs
         )

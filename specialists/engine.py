@@ -2,7 +2,8 @@
 
 An engine is constructed cheaply and synchronously from its config; ``start()`` loads the
 model (under a deadline set by the caller); ``generate()`` streams ``Chunk``s whose
-``text`` is the new text since the previous chunk and whose token counts are cumulative;
+``text`` is the new text since the previous chunk and whose token counts (and, when the
+request asks for ``logprobs``, the sum of the sampled tokens' log-probabilities) are cumulative;
 closing or cancelling a ``generate()`` stream aborts its request inside the engine (a
 client that went away), and ``abort()`` stops one explicitly; ``check_health()`` raises when
 the engine cannot serve; ``shutdown()`` releases processes and memory and is idempotent.
@@ -24,6 +25,7 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    logprobs: bool = False  # report the sampled tokens' log-probabilities (cascades judge by them)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Chunk:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None = None
+    cumulative_logprob: float | None = None  # sum over the completion so far, when requested
 
 
 class SpecialistEngine(abc.ABC):

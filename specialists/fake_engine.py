@@ -1,7 +1,8 @@
 """A deterministic stand-in engine for tests of everything around the model.
 
 It answers ``[<name>] <the last line of the prompt's user text>`` word by word, with a
-configurable delay per token, counts whitespace tokens, honours ``max_tokens`` and the
+configurable delay and log-probability per token (so tests can make a specialist look
+unsure and drive a cascade), counts whitespace tokens, honours ``max_tokens`` and the
 context limit, and records aborted request ids so tests can see that aborts arrive.
 Every test that uses it is matched by an e2e test against the real vLLM engine.
 """
@@ -17,9 +18,15 @@ from specialists.errors import ContextLengthError, EngineUnhealthyError
 
 class FakeEngine(SpecialistEngine):
     def __init__(
-        self, name: str, max_model_len: int, token_delay_s: float = 0.0, start_delay_s: float = 0.0
+        self,
+        name: str,
+        max_model_len: int,
+        token_delay_s: float = 0.0,
+        start_delay_s: float = 0.0,
+        token_logprob: float = -0.1,
     ) -> None:
         self.name = name
+        self.token_logprob = token_logprob
         self.max_model_len = max_model_len
         self.token_delay_s = token_delay_s
         self.start_delay_s = start_delay_s
@@ -56,11 +63,11 @@ class FakeEngine(SpecialistEngine):
                 if self.token_delay_s:
                     await asyncio.sleep(self.token_delay_s)
                 last = i == len(words) - 1
-                yield Chunk(
-                    ("" if i == 0 else " ") + word, n_prompt, i + 1, finish if last else None
-                )
+                logprob = (i + 1) * self.token_logprob if request.logprobs else None
+                text = ("" if i == 0 else " ") + word
+                yield Chunk(text, n_prompt, i + 1, finish if last else None, logprob)
             if not words:
-                yield Chunk("", n_prompt, 0, "stop")
+                yield Chunk("", n_prompt, 0, "stop", 0.0 if request.logprobs else None)
         except (asyncio.CancelledError, GeneratorExit):
             await self.abort(request.request_id)
             raise

@@ -54,9 +54,19 @@ def _fake(
 ) -> SpecialistEngine:
     from specialists.fake_engine import FakeEngine
 
-    delay = engine_kwargs.get("token_delay_s", 0.0)
-    start = engine_kwargs.get("start_delay_s", 0.0)
-    return FakeEngine(specialist, max_model_len, float(delay or 0.0), float(start or 0.0))  # type: ignore[arg-type]
+    def number(key: str, default: float) -> float:
+        value = engine_kwargs.get(key, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"fake engine: {key} must be a number, not {value!r}")
+        return float(value)
+
+    return FakeEngine(
+        specialist,
+        max_model_len,
+        number("token_delay_s", 0.0),
+        number("start_delay_s", 0.0),
+        number("token_logprob", -0.1),
+    )
 
 
 register_engine("vllm", _vllm)

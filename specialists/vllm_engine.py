@@ -62,6 +62,9 @@ class VLLMEngine(SpecialistEngine):
             top_p=request.top_p,
             stop=request.stop or None,
             seed=request.seed,
+            # 0 = only the sampled token's log-probability; vLLM sums it into
+            # cumulative_logprob. Not asked otherwise: it costs a log-softmax per token.
+            logprobs=0 if request.logprobs else None,
             output_kind=RequestOutputKind.DELTA,
         )
         produced = 0
@@ -71,7 +74,8 @@ class VLLMEngine(SpecialistEngine):
         async for out in stream:
             completion = out.outputs[0]
             produced += len(completion.token_ids)
-            yield Chunk(completion.text, len(ids), produced, completion.finish_reason)
+            logprob = completion.cumulative_logprob if request.logprobs else None
+            yield Chunk(completion.text, len(ids), produced, completion.finish_reason, logprob)
 
     async def abort(self, request_id: str) -> None:
         if self._engine is not None:

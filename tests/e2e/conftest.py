@@ -1,6 +1,10 @@
 """The real CPU profile, started the way users start it: `mixserve up` in a subprocess
 (local Ray, embedded Redis, three vLLM engines serving Gemma 3 270M, the real router and
-retriever), stopped with `mixserve down`, after which no process of the run may remain."""
+retriever), stopped with `mixserve down`, after which no process of the run may remain.
+
+The one change to `configs/cpu.yaml` is a price list (code dearer than the others), so a
+cascade has a cheaper specialist to try first; nothing else depends on prices while the
+quality/cost trade-off stays at its default of 0."""
 
 from __future__ import annotations
 
@@ -12,12 +16,25 @@ import uuid
 
 import httpx
 import pytest
+import yaml
 
 from orchestrator.procs import pids_of_run
 from orchestrator.redis_server import free_port
 from tests.conftest import ROOT, require_prepared_models
 
 READY_TIMEOUT_S = 900
+PRICES = {"general": 0.5, "math": 0.5, "code": 5.0}  # USD per million tokens, in and out
+
+
+def priced_config(folder):
+    data = yaml.safe_load((ROOT / "configs" / "cpu.yaml").read_text())
+    data["base_dir"] = str(ROOT / "configs")
+    for spec in data["specialists"]:
+        price = PRICES[spec["name"]]
+        spec["price"] = {"usd_per_mtok_in": price, "usd_per_mtok_out": price}
+    path = folder / "cpu-priced.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 @pytest.fixture(scope="package")
@@ -32,7 +49,7 @@ def live(tmp_path_factory):
     cli = [sys.executable, "-m", "orchestrator.cli"]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [*cli, "up", "--port", str(port)],
+            [*cli, "up", "--port", str(port), "--config", str(priced_config(state))],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -59,6 +59,15 @@ def test_every_error_is_reported_with_its_yaml_path():
             lambda d: d["specialists"][0].update(model={"package": "x", "path": "/y"}),
             "exactly one of",
         ),
+        (lambda d: d.update(policy={"default": "vote"}), "policy.default 'vote' is not one of"),
+        (
+            lambda d: d.update(policy={"ensemble": {"synthesizer": "nobody"}}),
+            "synthesizer 'nobody' is not a specialist",
+        ),
+        (
+            lambda d: d.update(policy={"default": "ensemble", "max_calls": 2}),
+            "exceeds policy.max_calls (2)",
+        ),
     ],
 )
 def test_cross_field_errors(change, message):
