@@ -4,11 +4,11 @@
 - ``cascade``: walk the specialists cheapest first along the Pareto frontier of predicted
   quality against relative cost (each step buys predicted quality), starting at the
   cheapest whose predicted quality reaches ``min_quality``; an answer whose mean token
-  log-probability reaches ``min_mean_logprob`` is accepted, otherwise the next one is
-  asked. The last step, the specialist with the highest predicted quality, is streamed
-  and not judged (there is no one left to escalate to).
+  log-probability reaches ``min_mean_logprob`` is accepted, otherwise (or when the
+  answer is empty) the next one is asked. The last step, the specialist with the highest
+  predicted quality, is streamed and not judged (there is no one left to escalate to).
 - ``ensemble``: the ``top_k`` specialists by the router's utility answer concurrently;
-  a synthesizer specialist composes the final answer from theirs (streamed).
+  a synthesizer specialist composes the final answer from their non-empty ones (streamed).
 
 Bounds: at most ``max_calls`` specialist calls, and no call starts whose estimated
 prompt plus ``max_tokens`` would take the request's prompt + completion tokens over
@@ -207,6 +207,9 @@ async def cascade(req: PolicyRequest) -> Finish:
         record.completion_tokens = int(answer["completion_tokens"])
         record.mean_logprob = confidence = mean_logprob(answer)
         largest_prompt = max(largest_prompt, record.prompt_tokens)
+        if not str(answer["text"]).strip():  # sure of saying nothing is no answer
+            record.outcome = "escalated: empty answer"
+            continue
         confidence = -float("inf") if confidence is None else confidence
         if confidence >= s.min_mean_logprob:
             record.outcome = "accepted"
@@ -240,10 +243,11 @@ async def ensemble(req: PolicyRequest) -> Finish:
         else:
             record.prompt_tokens = int(result["prompt_tokens"])
             record.completion_tokens = int(result["completion_tokens"])
-            record.outcome = "composed"
+            record.outcome = "composed" if str(result["text"]).strip() else "dropped: empty"
             answers.append((record.specialist, result))
     if not answers:
         raise CallFailed("every ensemble candidate failed")
+    answers = [a for a in answers if str(a[1]["text"]).strip()] or answers[:1]
     prompt = max(r.prompt_tokens for r in records)
 
     def estimate(kept: list[tuple[str, dict[str, Any]]]) -> int:

@@ -2,7 +2,7 @@
 (local Ray, embedded Redis, three vLLM engines serving Gemma 3 270M, the real router and
 retriever), stopped with `mixserve down`, after which no process of the run may remain.
 
-The one change to `configs/cpu.yaml` is a price list (code dearer than the others), so a
+The one change to `configs/cpu.yaml` is a price list (general < math < code), so a
 cascade has a cheaper specialist to try first; nothing else depends on prices while the
 quality/cost trade-off stays at its default of 0."""
 
@@ -23,7 +23,7 @@ from orchestrator.redis_server import free_port
 from tests.conftest import ROOT, require_prepared_models
 
 READY_TIMEOUT_S = 900
-PRICES = {"general": 0.5, "math": 0.5, "code": 5.0}  # USD per million tokens, in and out
+PRICES = {"general": 0.5, "math": 2.0, "code": 5.0}  # USD per million tokens, in and out
 
 
 def priced_config(folder):

@@ -105,6 +105,11 @@ def test_cascade_escalates_an_unsure_answer_and_streams_the_last_step():
     ]
 
 
+def test_cascade_never_accepts_an_empty_answer_however_sure():
+    finish = run("cascade", Script({"tiny": ("  \n", 2, -0.01)}), min_mean_logprob=-0.5)
+    assert finish.specialist == "big" and finish.calls[0].outcome == "escalated: empty answer"
+
+
 def test_cascade_escalates_past_a_failed_specialist_but_not_past_bad_input():
     finish = run("cascade", Script({"tiny": CallFailed("tiny: at capacity")}))
     assert finish.specialist == "big" and finish.calls[0].outcome.startswith("failed")
@@ -151,6 +156,13 @@ def test_ensemble_survives_a_failed_candidate_and_fails_when_all_do():
     assert finish.specialist == "big" and finish.answer["text"] == "four"  # one left
     with pytest.raises(CallFailed):
         run("ensemble", Script({"big": CallFailed("x"), "tiny": CallFailed("y")}), top_k=2)
+
+
+def test_ensemble_composes_only_non_empty_answers():
+    script = Script({"big": ("four", 5, -0.1), "tiny": ("\n", 1, -0.1)})
+    finish = run("ensemble", script, top_k=2)
+    assert finish.specialist == "big" and finish.answer["text"] == "four"
+    assert finish.calls[1].outcome == "dropped: empty"
 
 
 def test_ensemble_token_bound_drops_the_lowest_ranked_candidates():
