@@ -6,13 +6,14 @@ them alike while each runs warm, as in a dedicated router replica:
 - ``naive``: the whole router LLM (all layers), float32, eager, no head;
 - ``L<n>``: the routing decision as served — the first ``n`` layers in bfloat16 under
   ``torch.compile`` (dynamic shapes, frozen weights), mean pooling, then the kNN head over
-  6,000 training points (the RouterDC train size; the head's cost depends only on size).
+  6,000 training points (the RouterDC train size; the head's cost depends only on size);
+- ``L<n>-eager`` (``--eager-layers``): the same without ``torch.compile``.
 
 Queries are real ones from the score tables, truncated to ``--max-tokens`` (64) tokens.
 Reports p50/p99 per single query, the naive/optimised ratio, and throughput at batch 32.
 Writes ``benchmarks/results/router_latency.json``.
 
-    .venv/bin/python benchmarks/router_latency.py --layers 2 3 6
+    .venv/bin/python benchmarks/router_latency.py --layers 1 2 3 6 18 --eager-layers 18
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu.yaml")
     parser.add_argument("--layers", type=int, nargs="+", default=[2, 3, 6])
+    parser.add_argument(
+        "--eager-layers", type=int, nargs="*", default=[], help="Also time these uncompiled."
+    )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
@@ -64,17 +68,20 @@ def main() -> None:
     variants["naive"] = naive.embed
     rng = np.random.default_rng(0)
     load_s: dict[str, float] = {}
-    for layer in args.layers:
+    plan = [(layer, True) for layer in args.layers]
+    plan += [(layer, False) for layer in args.eager_layers]
+    for layer, compiled in plan:
+        name = f"L{layer}" if compiled else f"L{layer}-eager"
         started = time.monotonic()
-        lm = HiddenStateEmbedder(directory, layer, args.max_tokens, compile=True)
+        lm = HiddenStateEmbedder(directory, layer, args.max_tokens, compile=compiled)
         lm.load()
         head = KnnHead(k=50, prior_weight=100)
         dim = lm.embed(["x"]).shape[1]
         head.fit_scores(
             rng.normal(size=(6000, dim)), rng.uniform(size=(6000, 7)), rng.integers(0, 5, 6000)
         )
-        variants[f"L{layer}"] = lambda texts, lm=lm, head=head: head.predict(lm.embed(texts))
-        load_s[f"L{layer}"] = round(time.monotonic() - started, 1)
+        variants[name] = lambda texts, lm=lm, head=head: head.predict(lm.embed(texts))
+        load_s[name] = round(time.monotonic() - started, 1)
     tokens = [min(naive.count_tokens(q), args.max_tokens) for q in queries]
     for fn in variants.values():  # warm up
         for q in queries[:5]:

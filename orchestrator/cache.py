@@ -17,6 +17,12 @@ logger = logging.getLogger(__name__)
 PREFIX = "mixserve:cache:v1:"
 
 
+def digest_of(value: Any) -> str:
+    """A short stable digest of JSON-able ``value`` (a config, a policy's state)."""
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def cache_key(specialist: str, model_version: str, payload: dict[str, Any]) -> str:
     material = {
         "specialist": specialist,

@@ -10,8 +10,6 @@ that disconnects cancels the specialist stream, which aborts its generation.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -21,10 +19,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import openai_format as fmt
-from orchestrator.cache import ResponseCache, cache_key
+from orchestrator.cache import ResponseCache, cache_key, digest_of
 from orchestrator.calls import SpecialistCalls
 from orchestrator.config import MixserveConfig
 from orchestrator.errors import APIError, from_exception, unknown_model
@@ -32,10 +29,12 @@ from orchestrator.policies import CallFailed, PolicyRequest, run_policy
 from orchestrator.request_io import (
     Answer,
     Plan,
+    install_error_handlers,
     policy_for,
     read_json,
     replay,
     request_id_of,
+    select_passages,
     validate,
 )
 from orchestrator.schemas import ChatCompletionRequest, MixserveOptions, QueryRequest
@@ -51,28 +50,7 @@ _ROLES = {
 }
 
 
-def _error_response(err: APIError) -> JSONResponse:
-    # Ray Serve's proxy adds the x-request-id header to every response itself.
-    return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
-
-
-@app.exception_handler(APIError)
-async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-    return _error_response(exc)
-
-
-@app.exception_handler(StarletteHTTPException)
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = "not_found" if exc.status_code == 404 else "method_not_allowed"
-    msg = f"{request.method} {request.url.path}: {exc.detail}"
-    return _error_response(APIError(exc.status_code, msg, code=code))
-
-
-@app.exception_handler(Exception)
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    rid = request_id_of(request)
-    logger.exception("unhandled error in request %s", rid)
-    return _error_response(from_exception(exc, rid))
+install_error_handlers(app)
 
 
 @serve.ingress(app)
@@ -91,8 +69,7 @@ class Gateway:
         self.specialists = specialists
         self.names = [s.name for s in self.config.specialists]
         self.versions = {
-            s.name: hashlib.sha256(s.model_dump_json().encode()).hexdigest()[:16]
-            for s in self.config.specialists
+            s.name: digest_of(s.model_dump(mode="json")) for s in self.config.specialists
         }
         self.cache: ResponseCache | None = None
         if self.config.cache.enabled and redis_url:
@@ -158,16 +135,7 @@ class Gateway:
         else:
             specialist = decision["choice"]
             routing = {**decision, "pinned": False}
-        passages, budget = [], retrieval.max_context_chars
-        for hit in hits:
-            if len(hit["text"]) > budget:
-                break
-            budget -= len(hit["text"])
-            passages.append((hit["source"], hit["text"]))
-        sources = [
-            {k: h[k] for k in ("id", "collection", "source", "score")}
-            for h in hits[: len(passages)]
-        ]
+        passages, sources = select_passages(hits, retrieval.max_context_chars)
         payload = {"request_id": request_id, "messages": messages, "passages": passages, **sampling}
         meta = {
             "request_id": request_id,
@@ -181,11 +149,9 @@ class Gateway:
         if self.cache is not None and sampling.get("temperature", 1.0) == 0:
             if policy == "single":
                 key = cache_key(specialist, self.versions[specialist], payload)
-            else:
-                version = {"settings": asdict(settings), "versions": self.versions}
-                blob = json.dumps({**version, "tradeoff": tradeoff}, sort_keys=True)
-                digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-                key = cache_key(f"policy:{policy}", digest, payload)
+            else:  # the policy may call any specialist: every version is part of the key
+                state = {"settings": asdict(settings), "versions": self.versions, "λ": tradeoff}
+                key = cache_key(f"policy:{policy}", digest_of(state), payload)
         loop = asyncio.get_running_loop()
         return Plan(
             request_id,

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.config import PolicyConfig
-from orchestrator.errors import APIError, from_validation_errors
+from orchestrator.errors import APIError, from_exception, from_validation_errors
 from orchestrator.policies import PolicySettings
 from orchestrator.schemas import MixserveOptions
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,6 +60,20 @@ class Answer:
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
         }
+
+
+def select_passages(
+    hits: list[dict[str, Any]], max_chars: int
+) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """The best hits that fit in ``max_chars`` (as prompt passages) and their sources."""
+    passages, budget = [], max_chars
+    for hit in hits:
+        if len(hit["text"]) > budget:
+            break
+        budget -= len(hit["text"])
+        passages.append((hit["source"], hit["text"]))
+    keys = ("id", "collection", "source", "score")
+    return passages, [{k: h[k] for k in keys} for h in hits[: len(passages)]]
 
 
 def policy_for(
@@ -135,3 +153,28 @@ def validate(model: type[Any], data: Any) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise from_validation_errors(exc.errors(include_url=False)) from None
+
+
+def _error_response(err: APIError) -> JSONResponse:
+    # Ray Serve's proxy adds the x-request-id header to every response itself.
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every failure leaves as an OpenAI-style error body (never a stack trace)."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+        msg = f"{request.method} {request.url.path}: {exc.detail}"
+        return _error_response(APIError(exc.status_code, msg, code=code))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = request_id_of(request)
+        logger.exception("unhandled error in request %s", rid)
+        return _error_response(from_exception(exc, rid))

@@ -148,6 +148,27 @@ class HiddenStateEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    @property
+    def decoder(self) -> Any:
+        """The truncated decoder (first ``layer`` layers, no final norm), e.g. to fine-tune."""
+        if self._model is None:
+            raise RuntimeError("embedder not loaded")
+        return self._model
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text as the router reads it: ``<bos>`` plus at most ``max_tokens`` tokens."""
+        if self._tokenizer is None:
+            raise RuntimeError("embedder not loaded")
+        return [
+            self._tokenizer(
+                self.bos + t,
+                add_special_tokens=False,
+                truncation=True,
+                max_length=self.spec.max_tokens + 1,
+            )["input_ids"]
+            for t in texts
+        ]
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """Return one float32 row per text (not normalized)."""
         return self._run(texts, None)[self.layer]
@@ -163,15 +184,7 @@ class HiddenStateEmbedder:
 
         if self._model is None:
             raise RuntimeError("embedder not loaded")
-        ids = [
-            self._tokenizer(
-                self.bos + t,
-                add_special_tokens=False,
-                truncation=True,
-                max_length=self.spec.max_tokens + 1,
-            )["input_ids"]
-            for t in texts
-        ]
+        ids = self.token_ids(texts)
         # never pad past the longest input allowed (max_tokens plus <bos>)
         width = min(_bucket(max(len(row) for row in ids)), self.spec.max_tokens + 1)
         input_ids = torch.full((len(ids), width), int(self._tokenizer.pad_token_id))

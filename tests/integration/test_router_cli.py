@@ -74,7 +74,7 @@ def artifact(slices, tmp_path_factory):
     out = tmp_path_factory.mktemp("art") / "router"
     proc = mixserve(
         "router", "train", *scores_args(slices["train"]), "--out", str(out),
-        "--param", "k=5", "--param", "prior_weight=10", "--folds", "2",
+        "--param", "k=5", "--param", "prior_weight=10", "--folds", "2", "--layer", "2",
     )  # fmt: skip
     assert "cross-validated (2 folds)" in proc.stderr
     return out
@@ -83,7 +83,7 @@ def artifact(slices, tmp_path_factory):
 def test_train_writes_a_checksummed_artifact_with_metadata(artifact):
     meta = json.loads((artifact / "router.json").read_text())
     assert meta["head"] == {"name": "knn", "params": {"k": 5, "prior_weight": 10}}
-    assert meta["backbone"]["layer"] == 6 and meta["backbone"]["dtype"] == "bfloat16"
+    assert meta["backbone"]["layer"] == 2 and meta["backbone"]["dtype"] == "bfloat16"
     assert [f["n"] for f in meta["training"]["files"]] == [ROWS] * 5
     assert set(meta["training"]["cross_validation"]["files"]) == set(ROUTERDC)
     assert len(meta["models"]) == 7 and meta["prices"]  # models.json beside the tables
@@ -191,17 +191,17 @@ def test_serving_refuses_an_artifact_for_another_layer_or_unmapped_specialists(a
     models = json.loads((artifact / "router.json").read_text())["models"]
     mapping = {p.name: models[i] for i, p in enumerate(profiles)}
     width = {"max_query_tokens": cfg.router.max_query_tokens}
-    with pytest.raises(ArtifactError, match=r"trained for .*layer 6.*layer 3"):
+    with pytest.raises(ArtifactError, match=r"trained for .*layer 2.*layer 3"):
         build_router(directory, profiles, layer=3, artifact=artifact, models=mapping, **width)
     with pytest.raises(ArtifactError, match=r"64 tokens.*but the router runs.*32 tokens"):
         build_router(
-            directory, profiles, layer=6, artifact=artifact, models=mapping, max_query_tokens=32
+            directory, profiles, layer=2, artifact=artifact, models=mapping, max_query_tokens=32
         )
     with pytest.raises(ArtifactError, match="missing: code, math"):
         build_router(
-            directory, profiles, layer=6, artifact=artifact, models={"general": models[0]}, **width
+            directory, profiles, layer=2, artifact=artifact, models={"general": models[0]}, **width
         )
-    router = build_router(directory, profiles, layer=6, artifact=artifact, models=mapping, **width)
+    router = build_router(directory, profiles, layer=2, artifact=artifact, models=mapping, **width)
     decision = router.route("Natalia sold clips to 48 of her friends. How many in total?")
     assert decision.choice in mapping and decision.head == "knn"
     assert set(decision.scores) == set(mapping)
