@@ -30,6 +30,7 @@ from orchestrator.cli_common import (
     prepare_models,
 )
 from orchestrator.config import ConfigError, load_config
+from orchestrator.keys_cli import keys_app
 from orchestrator.router_cli import router_app
 from orchestrator.settings import get_settings
 
@@ -43,6 +44,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Prepare model weights.")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
+app.add_typer(keys_app, name="keys")
 
 
 @config_app.command("validate")

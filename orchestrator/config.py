@@ -54,6 +54,12 @@ class Price(_Strict):
     usd_per_mtok_out: float = Field(
         0.0, ge=0, le=10_000, description="USD per million output tokens."
     )
+    usd_per_replica_hour: float = Field(
+        0.0,
+        ge=0,
+        le=100_000,
+        description="USD per replica-hour (GPU type x count), charged by busy-time share.",
+    )
 
 
 class SpecialistConfig(_Strict):
@@ -131,6 +137,9 @@ class RouterConfig(_Strict):
     )
     min_confidence: float = Field(0.0, ge=0, le=1, description="Confidence floor.")
     replicas: int = Field(1, ge=1, description="Router replicas.")
+    usd_per_replica_hour: float = Field(
+        0.0, ge=0, le=100_000, description="USD per router replica-hour, by busy-time share."
+    )
     resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
 
 
@@ -187,6 +196,9 @@ class RetrievalConfig(_Strict):
         0.35, ge=-1, le=1, description="Cosine similarity below which a passage is dropped."
     )
     max_context_chars: int = Field(2400, ge=0, description="Most passage text put into one prompt.")
+    usd_per_replica_hour: float = Field(
+        0.0, ge=0, le=100_000, description="USD per retriever replica-hour, by busy-time share."
+    )
     resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
 
 
@@ -200,6 +212,12 @@ class GatewayConfig(_Strict):
     default_max_tokens: int = Field(256, ge=1, description="`max_tokens` when not given.")
     request_timeout_s: float = Field(300.0, gt=0, description="Deadline of one request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body.")
+
+
+class AuthConfig(_Strict):
+    enabled: bool = Field(
+        False, description="Require an API key (`mixserve keys create`) on every API call."
+    )
 
 
 class CacheConfig(_Strict):
@@ -219,6 +237,7 @@ class MixserveConfig(_Strict):
     )
     gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="HTTP ingress.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Response cache.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys.")
     base_dir: str = Field(".", description="Directory relative paths are resolved against.")
 
     @model_validator(mode="after")

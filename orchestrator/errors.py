@@ -32,6 +32,7 @@ class APIError(Exception):
         self.param = param
         self.code = code
         self.retry_after_s = retry_after_s
+        self.extra_headers: dict[str, str] = {}
 
     def body(self) -> dict[str, object]:
         return {
@@ -44,7 +45,8 @@ class APIError(Exception):
         }
 
     def headers(self) -> dict[str, str]:
-        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+        retry = {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+        return {**retry, **self.extra_headers}
 
 
 def _param_from_loc(loc: Sequence[object]) -> str | None:

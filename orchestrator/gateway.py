@@ -21,11 +21,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from orchestrator import openai_format as fmt
+from orchestrator.auth import authenticate
 from orchestrator.cache import ResponseCache, cache_key, digest_of
 from orchestrator.calls import SpecialistCalls
 from orchestrator.config import MixserveConfig
+from orchestrator.costs import CostModel
 from orchestrator.errors import APIError, from_exception, unknown_model
+from orchestrator.keys import KeyRecord
+from orchestrator.limits import RateLimiter
 from orchestrator.policies import CallFailed, PolicyRequest, run_policy
+from orchestrator.probes import readiness, replica_stats
 from orchestrator.request_io import (
     Answer,
     Plan,
@@ -35,6 +40,7 @@ from orchestrator.request_io import (
     replay,
     request_id_of,
     select_passages,
+    settle_calls,
     validate,
 )
 from orchestrator.schemas import ChatCompletionRequest, MixserveOptions, QueryRequest
@@ -71,12 +77,29 @@ class Gateway:
         self.versions = {
             s.name: digest_of(s.model_dump(mode="json")) for s in self.config.specialists
         }
+        self.costs = CostModel(self.config)
         self.cache: ResponseCache | None = None
-        if self.config.cache.enabled and redis_url:
+        self.redis: Any = None
+        if redis_url:
             import redis.asyncio as aioredis
 
-            client = aioredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-            self.cache = ResponseCache(client, self.config.cache.ttl_s)
+            self.redis = aioredis.Redis.from_url(
+                redis_url, socket_timeout=2, socket_connect_timeout=2
+            )
+        if self.config.cache.enabled and self.redis is not None:
+            self.cache = ResponseCache(self.redis, self.config.cache.ttl_s)
+        if self.config.auth.enabled and self.redis is None:
+            raise ValueError("auth.enabled needs Redis (the key store)")
+        self.limiter = RateLimiter(self.redis) if self.config.auth.enabled else None
+
+    async def _spend(self, plan: Plan, usage: dict[str, Any]) -> None:
+        if plan.key is not None and self.limiter is not None and not plan.meta["cached"]:
+            await self.limiter.spend_tokens(plan.key, plan.request_id, usage["total_tokens"])
+
+    async def _authorize(self, request: Request) -> KeyRecord | None:
+        if not self.config.auth.enabled:
+            return None
+        return await authenticate(self.redis, request.headers.get("authorization"))
 
     # ---- planning -------------------------------------------------------------------
     def _max_tokens(self, requested: int | None) -> int:
@@ -97,6 +120,7 @@ class Gateway:
         messages: list[tuple[str, str]],
         sampling: dict[str, Any],
         options: MixserveOptions | None,
+        key: KeyRecord | None,
         use_retrieval: bool = True,
     ) -> Plan:
         if model != "auto" and model not in self.specialists:
@@ -112,6 +136,8 @@ class Gateway:
                 code="invalid_value",
             )
         policy, settings = policy_for(self.config.policy, model, options)
+        if key is not None and self.limiter is not None:  # valid requests count, bad ones not
+            await self.limiter.admit(key, request_id)
         tradeoff = options.quality_cost_tradeoff if options else None
         retrieval = self.config.retrieval
         want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
@@ -122,7 +148,8 @@ class Gateway:
             else None
         )
         decision = await route_task if route_task is not None else None
-        hits: list[dict[str, Any]] = await hits_task if hits_task is not None else []
+        found: dict[str, Any] = await hits_task if hits_task is not None else {}
+        hits: list[dict[str, Any]] = found.get("hits", [])
         if decision is None:
             specialist = model
             routing: dict[str, Any] = {
@@ -145,25 +172,29 @@ class Gateway:
             "cached": False,
             "policy": {"name": policy, "reason": "", "calls": []},
         }
-        key = None
+        entry = None
         if self.cache is not None and sampling.get("temperature", 1.0) == 0:
             if policy == "single":
-                key = cache_key(specialist, self.versions[specialist], payload)
+                entry = cache_key(specialist, self.versions[specialist], payload)
             else:  # the policy may call any specialist: every version is part of the key
                 state = {"settings": asdict(settings), "versions": self.versions, "λ": tradeoff}
-                key = cache_key(f"policy:{policy}", digest_of(state), payload)
+                entry = cache_key(f"policy:{policy}", digest_of(state), payload)
         loop = asyncio.get_running_loop()
-        return Plan(
+        plan = Plan(
             request_id,
             specialist,
             payload,
             meta,
-            key,
+            entry,
             {"x-mixserve-specialist": specialist},
             policy=policy,
             settings=settings,
             deadline=loop.time() + self.config.gateway.request_timeout_s,
+            router_busy_s=float(routing.pop("busy_s", 0.0)),
+            retrieval_busy_s=float(found.get("busy_s", 0.0)),
+            key=key,
         )
+        return plan
 
     # ---- generation -----------------------------------------------------------------
     def _adopt(self, plan: Plan, specialist: str, policy: dict[str, Any]) -> None:
@@ -201,19 +232,16 @@ class Gateway:
         assert finish.payload is not None  # a policy returns an answer or a call to stream
         return await calls.stream(finish.specialist, finish.payload)
 
-    def _settle(self, plan: Plan, answer: Answer) -> dict[str, int]:
-        """Fill the streamed call's tokens in; usage is the sum over every call made."""
+    def _settle(self, plan: Plan, answer: Answer) -> dict[str, Any]:
+        """Fill the streamed call in; usage is the sum over every call made, and its cost
+        what this request cost (an answer from the cache costs no specialist call)."""
         calls = plan.meta["policy"]["calls"]
-        for call in calls:
-            if call["outcome"] == "streamed" and not plan.meta["cached"]:
-                call["prompt_tokens"] = answer.prompt_tokens
-                call["completion_tokens"] = answer.completion_tokens
-        if not calls:  # a cache entry from before policies
-            return fmt.usage(answer.prompt_tokens, answer.completion_tokens)
-        return fmt.usage(
-            sum(int(c["prompt_tokens"]) for c in calls),
-            sum(int(c["completion_tokens"]) for c in calls),
+        cached = plan.meta["cached"]
+        usage = settle_calls(calls, answer, cached)
+        usage["cost"] = self.costs.request(
+            [] if cached else calls, plan.router_busy_s, plan.retrieval_busy_s
         )
+        return usage
 
     async def _remember(self, plan: Plan, answer: Answer) -> None:
         if plan.cache_key and self.cache is not None and not plan.meta["cached"]:
@@ -224,7 +252,7 @@ class Gateway:
             }
             await self.cache.put(plan.cache_key, value)
 
-    async def _complete(self, plan: Plan) -> tuple[Answer, dict[str, int]]:
+    async def _complete(self, plan: Plan) -> tuple[Answer, dict[str, Any]]:
         """The whole answer (from the cache, or generated and then cached) and its usage."""
         items = await self._source(plan)
         answer = Answer()
@@ -236,6 +264,8 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - mapped to an OpenAI-style error
             raise from_exception(exc, plan.request_id) from None
         usage = self._settle(plan, answer)
+        plan.headers["x-mixserve-cost-usd"] = f"{usage['cost']['total_usd']:.9f}"
+        await self._spend(plan, usage)
         await self._remember(plan, answer)
         return answer, usage
 
@@ -266,6 +296,7 @@ class Gateway:
                 final["choices"] = []
                 yield fmt.sse(final)
             yield fmt.sse("[DONE]")
+            await self._spend(plan, usage)
             await self._remember(plan, answer)
 
         return body()
@@ -274,6 +305,7 @@ class Gateway:
     @app.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
         request_id = request_id_of(request)
+        key = await self._authorize(request)
         body: ChatCompletionRequest = validate(
             ChatCompletionRequest, await read_json(request, self.config.gateway.max_body_bytes)
         )
@@ -288,7 +320,7 @@ class Gateway:
             "stop": body.stop_list(),
             "seed": body.seed,
         }
-        plan = await self._plan(request_id, body.model, messages, sampling, body.mixserve)
+        plan = await self._plan(request_id, body.model, messages, sampling, body.mixserve, key)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             events = await self._events(plan, include_usage)
@@ -311,6 +343,7 @@ class Gateway:
     @app.post("/v1/query")
     async def query(self, request: Request) -> Response:
         request_id = request_id_of(request)
+        key = await self._authorize(request)
         body: QueryRequest = validate(
             QueryRequest, await read_json(request, self.config.gateway.max_body_bytes)
         )
@@ -327,6 +360,7 @@ class Gateway:
             [("user", body.query)],
             sampling,
             body.mixserve,
+            key,
             use_retrieval=body.retrieval,
         )
         answer, usage = await self._complete(plan)
@@ -344,39 +378,26 @@ class Gateway:
         return JSONResponse(out, headers=plan.headers)
 
     @app.get("/v1/models")
-    async def models(self) -> dict[str, Any]:
+    async def models(self, request: Request) -> dict[str, Any]:
+        await self._authorize(request)
         entries = [("auto", "routed to the best specialist per query")]
         entries += [(s.name, s.description) for s in self.config.specialists]
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "mixserve",
-                "description": description,
-            }
-            for name, description in entries
-        ]
-        return {"object": "list", "data": data}
+        return fmt.model_list(entries)
 
     @app.get("/v1/specialists")
-    async def specialists_info(self) -> dict[str, Any]:
+    async def specialists_info(self, request: Request) -> dict[str, Any]:
         """Each specialist with the counters of one of its replicas (served, aborted,
         failed, in flight, and requests unfinished inside the engine)."""
-
-        async def stats(name: str) -> dict[str, Any] | None:
-            try:
-                result: dict[str, Any] = await asyncio.wait_for(
-                    self.specialists[name].get_stats.remote(), 10
-                )
-                return result
-            except Exception:  # noqa: BLE001 - a busy or dead replica reports no stats
-                return None
-
-        results = await asyncio.gather(*(stats(s.name) for s in self.config.specialists))
+        await self._authorize(request)
+        stats = await replica_stats(self.specialists)
         data = [
-            {"name": s.name, "description": s.description, "replicas": s.replicas, "stats": st}
-            for s, st in zip(self.config.specialists, results, strict=True)
+            {
+                "name": s.name,
+                "description": s.description,
+                "replicas": s.replicas,
+                "stats": stats[s.name],
+            }
+            for s in self.config.specialists
         ]
         return {"object": "list", "data": data}
 
@@ -386,21 +407,13 @@ class Gateway:
 
     @app.get("/readyz")
     async def readyz(self) -> Response:
-        handles = {
-            "router": self.router,
-            "retriever": self.retriever,
-            **{f"specialist:{n}": h for n, h in self.specialists.items()},
-        }
-
-        async def probe(handle: Any) -> str:
-            try:
-                await asyncio.wait_for(handle.ready.remote(), 10)
-                return "ready"
-            except Exception as exc:  # noqa: BLE001
-                return f"not ready: {type(exc).__name__}"
-
-        results = await asyncio.gather(*(probe(h) for h in handles.values()))
-        status = dict(zip(handles, results, strict=True))
+        status = await readiness(
+            {
+                "router": self.router,
+                "retriever": self.retriever,
+                **{f"specialist:{n}": h for n, h in self.specialists.items()},
+            }
+        )
         ok = all(v == "ready" for v in status.values())
         return JSONResponse(
             {"status": "ready" if ok else "not ready", "components": status},

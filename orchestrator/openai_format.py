@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -20,7 +20,7 @@ def completion(
     model: str,
     text: str,
     finish_reason: str | None,
-    usage: dict[str, int],
+    usage: dict[str, Any],
     meta: dict[str, Any],
 ) -> dict[str, Any]:
     return {
@@ -59,6 +59,15 @@ def chunk(
     if extra:
         body.update(extra)
     return body
+
+
+def model_list(entries: list[tuple[str, str]]) -> dict[str, Any]:
+    """``GET /v1/models``: (id, description) pairs as OpenAI model objects."""
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "mixserve", "description": d}
+        for name, d in entries
+    ]
+    return {"object": "list", "data": data}
 
 
 def sse(data: dict[str, Any] | str) -> bytes:

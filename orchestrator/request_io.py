@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orchestrator import openai_format as fmt
 from orchestrator.config import PolicyConfig
 from orchestrator.errors import APIError, from_exception, from_validation_errors
+from orchestrator.keys import KeyRecord
 from orchestrator.policies import PolicySettings
 from orchestrator.schemas import MixserveOptions
 
@@ -35,6 +37,9 @@ class Plan:
     policy: str = "single"
     settings: PolicySettings = field(default_factory=PolicySettings)
     deadline: float = 0.0  # event-loop time by which every call of the request must end
+    router_busy_s: float = 0.0
+    retrieval_busy_s: float = 0.0
+    key: KeyRecord | None = None  # the caller's API key, when auth is on
 
 
 @dataclass
@@ -45,12 +50,14 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"
+    busy_s: float = 0.0  # the specialist replica's busy time charged to this answer
 
     def absorb(self, item: dict[str, Any]) -> str:
         self.parts.append(item["text"])
         self.prompt_tokens = int(item["prompt_tokens"])
         self.completion_tokens = int(item["completion_tokens"])
         self.finish_reason = item["finish_reason"] or self.finish_reason
+        self.busy_s = float(item.get("busy_s") or self.busy_s)
         return str(item["text"])
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,7 +66,23 @@ class Answer:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
+            "busy_s": self.busy_s,
         }
+
+
+def settle_calls(calls: list[dict[str, Any]], answer: Answer, cached: bool) -> dict[str, Any]:
+    """Put the streamed call's tokens and busy time in; usage summed over every call."""
+    for call in calls:
+        if call["outcome"] == "streamed" and not cached:
+            call["prompt_tokens"] = answer.prompt_tokens
+            call["completion_tokens"] = answer.completion_tokens
+            call["busy_s"] = answer.busy_s
+    if not calls:  # a cache entry from before policies
+        return fmt.usage(answer.prompt_tokens, answer.completion_tokens)
+    return fmt.usage(
+        sum(int(c["prompt_tokens"]) for c in calls),
+        sum(int(c["completion_tokens"]) for c in calls),
+    )
 
 
 def select_passages(

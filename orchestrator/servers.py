@@ -42,8 +42,11 @@ class RouterServer:
     async def _route(self, requests: list[tuple[str, float | None]]) -> list[dict[str, Any]]:
         queries = [q for q, _ in requests]
         tradeoffs = [t for _, t in requests]
+        started = time.monotonic()
         decisions = await asyncio.to_thread(self.router.route_batch, queries, tradeoffs)
-        return [d.as_dict() for d in decisions]
+        # batches run one at a time: each query is charged an equal share of its batch
+        share = (time.monotonic() - started) / len(requests)
+        return [{**d.as_dict(), "busy_s": share} for d in decisions]
 
     async def route(self, query: str, tradeoff: float | None = None) -> dict[str, Any]:
         result: dict[str, Any] = await self._route((query, tradeoff))
@@ -69,14 +72,22 @@ class RetrieverServer:
             )
             for c in collections
         ]
+        from orchestrator.costs import BusyMeter
+
+        self.meter = BusyMeter()
         self.retriever = Retriever(SentenceEmbedder(embedding_package), specs, Path(index_dir))
         self.retriever.start()
         counts = {n: len(i.passages) for n, i in self.retriever.indexes.items()}
         logger.info("retriever ready: %s", counts)
 
-    async def search(self, query: str, k: int, min_score: float) -> list[dict[str, Any]]:
-        hits = await asyncio.to_thread(self.retriever.search, [query], k, min_score)
-        return [h.as_dict() for h in hits[0]]
+    async def search(self, query: str, k: int, min_score: float) -> dict[str, Any]:
+        """The hits, and the replica busy time charged to this search."""
+        token = self.meter.start()
+        try:
+            hits = await asyncio.to_thread(self.retriever.search, [query], k, min_score)
+        finally:
+            busy = self.meter.stop(token)
+        return {"hits": [h.as_dict() for h in hits[0]], "busy_s": busy}
 
     async def ready(self) -> bool:
         return True
@@ -112,6 +123,9 @@ class SpecialistServer:
             max_model_len=max_model_len,
             engine_kwargs=engine_kwargs,
         )
+        from orchestrator.costs import BusyMeter
+
+        self.meter = BusyMeter()
         self.stats = {"served": 0, "aborted": 0, "failed": 0, "in_flight": 0}
         started = time.monotonic()
         await asyncio.wait_for(self.engine.start(), start_timeout_s)
@@ -136,15 +150,25 @@ class SpecialistServer:
         )
         self.stats["in_flight"] += 1
         finished = False
+        token, charged = self.meter.start(), False
         try:
+            last: dict[str, Any] = {
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "cumulative_logprob": None,
+            }
             async for chunk in self.engine.generate(request):
-                yield {
+                last = {
                     "text": chunk.text,
                     "prompt_tokens": chunk.prompt_tokens,
                     "completion_tokens": chunk.completion_tokens,
                     "finish_reason": chunk.finish_reason,
                     "cumulative_logprob": chunk.cumulative_logprob,
                 }
+                yield last
+            # a closing item with no text: this request's share of the replica's busy time
+            busy, charged = self.meter.stop(token), True
+            yield {**last, "text": "", "finish_reason": None, "busy_s": busy}
             finished = True
             self.stats["served"] += 1
         except (asyncio.CancelledError, GeneratorExit):
@@ -154,6 +178,8 @@ class SpecialistServer:
             self.stats["failed"] += 1
             raise
         finally:
+            if not charged:
+                self.meter.stop(token)
             self.stats["in_flight"] -= 1
             if not finished:
                 logger.info("request %s ended early", request.request_id)

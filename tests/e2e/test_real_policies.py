@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
+from tests.e2e.conftest import PRICES
 from tests.e2e.test_real_service import ask
 
 MATH_QUESTION = "What is 12 * 7?"  # routed to math; general is the cheaper specialist
@@ -35,6 +38,13 @@ def test_cascade_judges_by_the_real_mean_log_probability(client):
     assert strict["usage"]["completion_tokens"] == (
         first["completion_tokens"] + last["completion_tokens"]
     )
+    # both calls are paid for, at each specialist's list price; replica time was measured
+    paid = sum(
+        (c["prompt_tokens"] + c["completion_tokens"]) * PRICES[c["specialist"]] / 1e6
+        for c in (first, last)
+    )
+    assert strict["usage"]["cost"]["specialists_usd"] == pytest.approx(paid, abs=1e-9)
+    assert first["busy_s"] > 0 and last["busy_s"] > 0
 
 
 def test_ensemble_answer_is_composed_by_a_real_model(client):

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from orchestrator.app import model_path
-from orchestrator.config import MixserveConfig, Price, load_config
+from orchestrator.config import AuthConfig, MixserveConfig, Price, load_config
 from orchestrator.redis_server import free_port
 from orchestrator.settings import get_settings
 from router_model import read_score_tables
@@ -20,6 +20,9 @@ REQUEST_TIMEOUT_S = 6.0  # the fake needs 0.02 s a token: 1000 tokens overrun it
 
 
 PRICES = {"general": 0.2, "code": 10.0, "math": 0.2}  # code is the expensive specialist
+MATH_USD_PER_HOUR = 3600.0  # math is also charged $1 per second of its replica's busy time
+ROUTER_USD_PER_HOUR = 360.0
+RETRIEVAL_USD_PER_HOUR = 36.0
 
 
 def train_example_artifact(cfg: MixserveConfig, out_dir: Path) -> Path:
@@ -62,13 +65,18 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
                 "engine": "fake",
                 "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
                 "engine_env": {},
-                "price": Price(usd_per_mtok_in=PRICES[s.name], usd_per_mtok_out=PRICES[s.name]),
+                "price": Price(
+                    usd_per_mtok_in=PRICES[s.name],
+                    usd_per_mtok_out=PRICES[s.name],
+                    usd_per_replica_hour=MATH_USD_PER_HOUR if s.name == "math" else 0.0,
+                ),
             }
         )
         for s in cfg.specialists
     ]
     gateway = cfg.gateway.model_copy(update={"request_timeout_s": REQUEST_TIMEOUT_S})
-    router = cfg.router
+    router = cfg.router.model_copy(update={"usd_per_replica_hour": ROUTER_USD_PER_HOUR})
+    retrieval = cfg.retrieval.model_copy(update={"usd_per_replica_hour": RETRIEVAL_USD_PER_HOUR})
     if artifact is not None:
         router = router.model_copy(
             update={
@@ -76,7 +84,15 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
                 "models": {s.name: f"m-{s.name}" for s in cfg.specialists},
             }
         )
-    return cfg.model_copy(update={"specialists": specialists, "gateway": gateway, "router": router})
+    return cfg.model_copy(
+        update={
+            "specialists": specialists,
+            "gateway": gateway,
+            "router": router,
+            "retrieval": retrieval,
+            "auth": AuthConfig(enabled=True),
+        }
+    )
 
 
 def _sigterm_marker(_signum, _frame):
@@ -101,13 +117,27 @@ def service(tmp_path_factory):
     try:
         deployment.start(ready_timeout_s=300)
         deployment.sigterm_after_start = signal.getsignal(signal.SIGTERM)  # type: ignore[attr-defined]
+        deployment.api_key, _ = key_store(deployment).create("tenant-a")  # type: ignore[attr-defined]
         yield deployment
     finally:
         signal.signal(signal.SIGTERM, previous)
         deployment.stop()
 
 
+def key_store(deployment):
+    import redis
+
+    from orchestrator.keys import KeyStore
+
+    return KeyStore(redis.Redis.from_url(deployment.redis_url))
+
+
+def auth(service) -> dict[str, str]:
+    """The integration app runs with API keys on: every call carries the test tenant's."""
+    return {"authorization": f"Bearer {service.api_key}"}
+
+
 @pytest.fixture()
 def client(service):
-    with httpx.Client(base_url=service.url, timeout=60) as c:
+    with httpx.Client(base_url=service.url, timeout=60, headers=auth(service)) as c:
         yield c

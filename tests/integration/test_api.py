@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import REQUEST_TIMEOUT_S, TOKEN_DELAY_S
+from tests.integration.conftest import REQUEST_TIMEOUT_S, TOKEN_DELAY_S, auth
 
 
 def chat(client, content, **extra):
@@ -230,7 +230,7 @@ def test_client_disconnect_aborts_the_generation(service):
         "messages": [{"role": "user", "content": long_question}],
     }
     with (
-        httpx.Client(base_url=service.url, timeout=30) as c,
+        httpx.Client(base_url=service.url, timeout=30, headers=auth(service)) as c,
         c.stream("POST", "/v1/chat/completions", json=body) as resp,
     ):
         assert resp.status_code == 200
@@ -251,7 +251,7 @@ def test_client_disconnect_aborts_the_generation(service):
 def test_openai_client_works_unmodified(service):
     from openai import OpenAI
 
-    oai = OpenAI(base_url=f"{service.url}/v1", api_key="unused")
+    oai = OpenAI(base_url=f"{service.url}/v1", api_key=service.api_key)
     result = oai.chat.completions.create(
         model="auto", messages=[{"role": "user", "content": "Solve 2x + 3 = 11"}]
     )

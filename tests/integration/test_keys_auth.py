@@ -1,0 +1,134 @@
+"""API keys through `mixserve keys` (real Redis) and the gateway's checks of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.test_api import chat
+
+
+def keys_cli(service, *args):
+    env = {**os.environ, "REDIS_URL": service.redis_url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "keys", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def listed(service):
+    proc = keys_cli(service, "list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture()
+def anonymous(service):
+    with httpx.Client(base_url=service.url, timeout=60) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "headers, code",
+    [
+        ({}, "missing_api_key"),
+        ({"authorization": "Basic dXNlcjpwYXNz"}, "invalid_api_key"),
+        ({"authorization": "Bearer " + "x" * 300}, "invalid_api_key"),
+        ({"authorization": "Bearer msk-" + "A" * 32}, "invalid_api_key"),
+        ({"authorization": "Bearer not-a-key"}, "invalid_api_key"),
+    ],
+)
+def test_calls_without_a_valid_key_are_401(anonymous, headers, code):
+    for path, body in (("/v1/chat/completions", None), ("/v1/models", None)):
+        if body is None and path.endswith("completions"):
+            body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+            resp = anonymous.post(path, json=body, headers=headers)
+        else:
+            resp = anonymous.get(path, headers=headers)
+        assert resp.status_code == 401, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == code and error["type"] == "authentication_error"
+        assert resp.headers["www-authenticate"] == "Bearer"
+
+
+def test_health_probes_need_no_key(anonymous):
+    assert anonymous.get("/healthz").status_code == 200
+    assert anonymous.get("/readyz").status_code == 200
+
+
+def test_created_key_works_and_a_revoked_one_is_refused_within_a_second(service):
+    proc = keys_cli(service, "create", "--tenant", "acme", "--budget-usd", "5", "--rpm", "60")
+    assert proc.returncode == 0, proc.stderr
+    key = proc.stdout.strip()
+    assert key.startswith("msk-") and "acme" in proc.stderr
+    keyed = httpx.Client(
+        base_url=service.url, timeout=60, headers={"authorization": f"Bearer {key}"}
+    )
+    assert chat(keyed, "What is 2 + 2?").status_code == 200
+    [record] = [r for r in listed(service) if r["tenant"] == "acme"]
+    assert (record["budget_usd"], record["rpm"], record["tpm"]) == (5.0, 60, None)
+    assert key not in json.dumps(listed(service))  # only hashes are kept
+    revoked = keys_cli(service, "revoke", record["key_id"])
+    assert revoked.returncode == 0, revoked.stderr
+    started = time.monotonic()
+    resp = chat(keyed, "What is 2 + 2?")
+    keyed.close()
+    assert resp.status_code == 401 and time.monotonic() - started < 1.0
+    assert resp.json()["error"]["code"] == "revoked_api_key"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["create", "--tenant", "acme", "--budget-usd", "-1"], "budget must be above 0"),
+        (["create", "--tenant", "acme", "--budget-usd", "1e12"], "budget must be above 0"),
+        (["create", "--tenant", "Bad Tenant!"], "tenant 'Bad Tenant!' must be"),
+        (["create", "--tenant", "acme", "--rpm", "0"], "rpm must be between"),
+        (["revoke", "0123456789ab"], "no key with id '0123456789ab'"),
+        (["revoke", "../../etc"], "no key with id"),
+    ],
+)
+def test_bad_key_commands_fail_in_one_line_and_write_nothing(service, args, message):
+    before = listed(service)
+    proc = keys_cli(service, *args)
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert listed(service) == before
+
+
+def keyed_client(service, *create_args):
+    proc = keys_cli(service, "create", *create_args)
+    assert proc.returncode == 0, proc.stderr
+    headers = {"authorization": f"Bearer {proc.stdout.strip()}"}
+    return httpx.Client(base_url=service.url, timeout=60, headers=headers)
+
+
+def test_requests_per_minute_are_limited_with_retry_after(service):
+    with keyed_client(service, "--tenant", "rpm-test", "--rpm", "2") as c:
+        assert [chat(c, "What is 1 + 1?").status_code for _ in range(2)] == [200, 200]
+        resp = chat(c, "What is 1 + 1?")
+        assert resp.status_code == 429, resp.text
+        assert resp.json()["error"]["code"] == "rate_limit_exceeded"
+        assert 1 <= int(resp.headers["retry-after"]) <= 60
+        bad = c.post("/v1/chat/completions", json={"model": "auto", "messages": []})
+        assert bad.status_code == 400  # bad input is answered as such, never as a 429
+
+
+def test_tokens_per_minute_are_limited(service):
+    with keyed_client(service, "--tenant", "tpm-test", "--tpm", "10") as c:
+        first = chat(c, "What is 1 + 1?", temperature=0.5)
+        assert first.status_code == 200 and first.json()["usage"]["total_tokens"] > 10
+        resp = chat(c, "What is 1 + 1?", temperature=0.5)
+        assert resp.status_code == 429 and "tokens per minute" in resp.json()["error"]["message"]

