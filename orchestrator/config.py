@@ -220,6 +220,13 @@ class AuthConfig(_Strict):
     )
 
 
+class LedgerConfig(_Strict):
+    enabled: bool = Field(True, description="Record every request's cost in Redis.")
+    retention_days: int = Field(
+        30, ge=1, le=3650, description="Days records and daily counters are kept."
+    )
+
+
 class CacheConfig(_Strict):
     enabled: bool = Field(True, description="Exact-match response cache (temperature 0 only).")
     ttl_s: int = Field(3600, ge=1, description="Seconds a cached response lives.")
@@ -238,6 +245,7 @@ class MixserveConfig(_Strict):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig, description="HTTP ingress.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Response cache.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys.")
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="Cost ledger.")
     base_dir: str = Field(".", description="Directory relative paths are resolved against.")
 
     @model_validator(mode="after")

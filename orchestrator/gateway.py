@@ -21,16 +21,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from orchestrator import openai_format as fmt
+from orchestrator.accounting import Accounts
 from orchestrator.auth import authenticate
 from orchestrator.cache import ResponseCache, cache_key, digest_of
 from orchestrator.calls import SpecialistCalls
 from orchestrator.config import MixserveConfig
-from orchestrator.costs import CostModel
 from orchestrator.errors import APIError, from_exception, unknown_model
 from orchestrator.keys import KeyRecord
-from orchestrator.limits import RateLimiter
 from orchestrator.policies import CallFailed, PolicyRequest, run_policy
 from orchestrator.probes import readiness, replica_stats
+from orchestrator.redis_server import async_client
 from orchestrator.request_io import (
     Answer,
     Plan,
@@ -77,24 +77,15 @@ class Gateway:
         self.versions = {
             s.name: digest_of(s.model_dump(mode="json")) for s in self.config.specialists
         }
-        self.costs = CostModel(self.config)
         self.cache: ResponseCache | None = None
         self.redis: Any = None
         if redis_url:
-            import redis.asyncio as aioredis
-
-            self.redis = aioredis.Redis.from_url(
-                redis_url, socket_timeout=2, socket_connect_timeout=2
-            )
+            self.redis = async_client(redis_url)
         if self.config.cache.enabled and self.redis is not None:
             self.cache = ResponseCache(self.redis, self.config.cache.ttl_s)
         if self.config.auth.enabled and self.redis is None:
             raise ValueError("auth.enabled needs Redis (the key store)")
-        self.limiter = RateLimiter(self.redis) if self.config.auth.enabled else None
-
-    async def _spend(self, plan: Plan, usage: dict[str, Any]) -> None:
-        if plan.key is not None and self.limiter is not None and not plan.meta["cached"]:
-            await self.limiter.spend_tokens(plan.key, plan.request_id, usage["total_tokens"])
+        self.accounts = Accounts(self.config, self.redis)
 
     async def _authorize(self, request: Request) -> KeyRecord | None:
         if not self.config.auth.enabled:
@@ -136,8 +127,6 @@ class Gateway:
                 code="invalid_value",
             )
         policy, settings = policy_for(self.config.policy, model, options)
-        if key is not None and self.limiter is not None:  # valid requests count, bad ones not
-            await self.limiter.admit(key, request_id)
         tradeoff = options.quality_cost_tradeoff if options else None
         retrieval = self.config.retrieval
         want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
@@ -194,6 +183,7 @@ class Gateway:
             retrieval_busy_s=float(found.get("busy_s", 0.0)),
             key=key,
         )
+        await self.accounts.admit(plan)  # 429 or 402; only valid requests count
         return plan
 
     # ---- generation -----------------------------------------------------------------
@@ -238,9 +228,7 @@ class Gateway:
         calls = plan.meta["policy"]["calls"]
         cached = plan.meta["cached"]
         usage = settle_calls(calls, answer, cached)
-        usage["cost"] = self.costs.request(
-            [] if cached else calls, plan.router_busy_s, plan.retrieval_busy_s
-        )
+        self.accounts.price(plan, usage)
         return usage
 
     async def _remember(self, plan: Plan, answer: Answer) -> None:
@@ -254,40 +242,50 @@ class Gateway:
 
     async def _complete(self, plan: Plan) -> tuple[Answer, dict[str, Any]]:
         """The whole answer (from the cache, or generated and then cached) and its usage."""
-        items = await self._source(plan)
         answer = Answer()
         try:
-            async for item in items:
+            async for item in await self._source(plan):
                 answer.absorb(item)
-        except APIError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - mapped to an OpenAI-style error
+        except BaseException as exc:
+            await self.accounts.close(plan, None, f"error: {type(exc).__name__}")
+            if isinstance(exc, (APIError, asyncio.CancelledError)):
+                raise
             raise from_exception(exc, plan.request_id) from None
         usage = self._settle(plan, answer)
         plan.headers["x-mixserve-cost-usd"] = f"{usage['cost']['total_usd']:.9f}"
-        await self._spend(plan, usage)
+        await self.accounts.close(plan, usage)
         await self._remember(plan, answer)
         return answer, usage
 
     async def _events(self, plan: Plan, include_usage: bool) -> AsyncIterator[bytes]:
         created = int(time.time())
         cid = f"chatcmpl-{plan.request_id}"
-        items = await self._source(plan)
+        try:
+            items = await self._source(plan)
+        except BaseException as exc:
+            await self.accounts.close(plan, None, f"error: {type(exc).__name__}")
+            raise
         model = plan.specialist
 
         async def body() -> AsyncIterator[bytes]:
             role = {"role": "assistant", "content": ""}
             yield fmt.sse(fmt.chunk(cid, model, created, role, extra={"mixserve": plan.meta}))
-            answer = Answer()
+            answer, done = Answer(), False
             try:
                 async for item in items:
                     if answer.absorb(item):
                         yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
+                done = True
             except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
+                await self.accounts.close(plan, None, f"error: {type(exc).__name__}")
                 yield fmt.sse(from_exception(exc, plan.request_id).body())
                 yield fmt.sse("[DONE]")
                 return
+            finally:  # a client that went away closed the stream mid-answer
+                if not done and not plan.closed:
+                    await asyncio.shield(self.accounts.close(plan, None, "disconnected"))
             usage = self._settle(plan, answer)
+            await self.accounts.close(plan, usage)
             yield fmt.sse(
                 fmt.chunk(cid, model, created, {}, answer.finish_reason, extra={"usage": usage})
             )
@@ -296,7 +294,6 @@ class Gateway:
                 final["choices"] = []
                 yield fmt.sse(final)
             yield fmt.sse("[DONE]")
-            await self._spend(plan, usage)
             await self._remember(plan, answer)
 
         return body()

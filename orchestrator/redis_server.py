@@ -11,6 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -96,3 +97,19 @@ def start_redis(data_dir: Path, port: int | None = None, timeout_s: float = 15.0
         time.sleep(0.05)
     client.close()
     return RedisServer(url, proc.pid, proc)
+
+
+def async_client(url: str, max_connections: int = 64, timeout_s: float = 2.0) -> Any:
+    """An asyncio client whose pool waits (up to ``timeout_s``) for a free connection
+    instead of failing: redis-py's default pool raises past 100 concurrent commands,
+    which a gateway with hundreds of requests in flight reaches."""
+    import redis.asyncio as aioredis
+
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+    return aioredis.Redis(connection_pool=pool)

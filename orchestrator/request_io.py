@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class Plan:
     router_busy_s: float = 0.0
     retrieval_busy_s: float = 0.0
     key: KeyRecord | None = None  # the caller's API key, when auth is on
+    started: float = field(default_factory=time.monotonic)
+    closed: bool = False  # settled in the ledger (exactly once)
 
 
 @dataclass

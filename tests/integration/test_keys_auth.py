@@ -68,7 +68,7 @@ def test_health_probes_need_no_key(anonymous):
 
 
 def test_created_key_works_and_a_revoked_one_is_refused_within_a_second(service):
-    proc = keys_cli(service, "create", "--tenant", "acme", "--budget-usd", "5", "--rpm", "60")
+    proc = keys_cli(service, "create", "--tenant", "acme", "--budget-usd", "50", "--rpm", "60")
     assert proc.returncode == 0, proc.stderr
     key = proc.stdout.strip()
     assert key.startswith("msk-") and "acme" in proc.stderr
@@ -77,7 +77,7 @@ def test_created_key_works_and_a_revoked_one_is_refused_within_a_second(service)
     )
     assert chat(keyed, "What is 2 + 2?").status_code == 200
     [record] = [r for r in listed(service) if r["tenant"] == "acme"]
-    assert (record["budget_usd"], record["rpm"], record["tpm"]) == (5.0, 60, None)
+    assert (record["budget_usd"], record["rpm"], record["tpm"]) == (50.0, 60, None)
     assert key not in json.dumps(listed(service))  # only hashes are kept
     revoked = keys_cli(service, "revoke", record["key_id"])
     assert revoked.returncode == 0, revoked.stderr
@@ -132,3 +132,33 @@ def test_tokens_per_minute_are_limited(service):
         assert first.status_code == 200 and first.json()["usage"]["total_tokens"] > 10
         resp = chat(c, "What is 1 + 1?", temperature=0.5)
         assert resp.status_code == 429 and "tokens per minute" in resp.json()["error"]["message"]
+
+
+def test_budget_is_reserved_before_and_settled_after(service):
+    import redis
+
+    from orchestrator.ledger import NANO, PREFIX
+
+    # the integration app prices the router at $360/h and allows 6 s a request: the
+    # maximum possible cost of one request is above $0.6, so $0.5 can never cover one
+    with keyed_client(service, "--tenant", "poor", "--budget-usd", "0.5") as c:
+        resp = chat(c, "What is 3 + 3?")
+        assert resp.status_code == 402, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == "budget_exceeded" and error["type"] == "insufficient_quota"
+        assert "does not cover this request" in error["message"]
+    with keyed_client(service, "--tenant", "rich", "--budget-usd", "100") as c:
+        body = chat(c, "What is 4 + 4?", temperature=0.5).json()
+    [record] = [r for r in listed(service) if r["tenant"] == "rich"]
+    client = redis.Redis.from_url(service.redis_url)
+    spend = {
+        k.decode(): int(v)
+        for k, v in client.hgetall(f"{PREFIX}spend:key:{record['key_id']}").items()
+    }
+    tenant = {k.decode(): int(v) for k, v in client.hgetall(f"{PREFIX}spend:tenant:rich").items()}
+    assert spend["total"] / NANO == pytest.approx(body["usage"]["cost"]["total_usd"], abs=1e-8)
+    assert spend["reserved"] == 0 and spend["requests"] == 1 == tenant["requests"]
+    rid = body["mixserve"]["request_id"]
+    records = [f for _, f in client.xrange(f"{PREFIX}records") if f[b"request_id"] == rid.encode()]
+    assert len(records) == 1 and records[0][b"outcome"] == b"ok"
+    assert int(records[0][b"prompt_tokens"]) == body["usage"]["prompt_tokens"]

@@ -70,3 +70,59 @@ def test_request_cost_prices_tokens_replica_time_router_and_retrieval():
     parts = cost["specialists_usd"] + cost["router_usd"] + cost["retrieval_usd"]
     assert cost["total_usd"] == pytest.approx(parts)
     assert CostModel(config).request([])["total_usd"] == 0.0
+
+
+def test_max_cost_bounds_any_request_the_plan_allows():
+    from orchestrator.accounting import Accounts
+    from orchestrator.policies import PolicySettings
+    from orchestrator.request_io import Plan
+
+    config = parse_config(
+        {
+            "specialists": [
+                {
+                    "name": n,
+                    "description": "d",
+                    "examples": ["q"],
+                    "model": MODEL,
+                    "system_prompt": "be brief",
+                    "price": {
+                        "usd_per_mtok_in": p,
+                        "usd_per_mtok_out": 4 * p,
+                        "usd_per_replica_hour": 10 * p,
+                    },
+                }
+                for n, p in (("cheap", 1.0), ("dear", 5.0))
+            ],
+            "router": {"model": MODEL, "usd_per_replica_hour": 1.0},
+            "gateway": {"request_timeout_s": 30},
+        }
+    )
+    accounts = Accounts(config, None)
+    payload = {
+        "messages": [("user", "héllo " * 20)],
+        "passages": [("a.md", "x" * 300)],
+        "max_tokens": 64,
+    }
+    meta = {"cached": False, "policy": {"calls": []}}
+    single = Plan("r", "cheap", payload, meta, policy="single", settings=PolicySettings())
+    cascade = Plan(
+        "r", "cheap", payload, meta, policy="cascade", settings=PolicySettings(max_calls=3)
+    )
+    prompt_bytes = len(("héllo " * 20).encode()) + 300 + len("be brief")
+    # the worst single call: every prompt byte a token, all max_tokens, busy all 30 s
+    worst = accounts.costs.request(
+        [
+            {
+                "specialist": "cheap",
+                "prompt_tokens": prompt_bytes,
+                "completion_tokens": 64,
+                "busy_s": 30,
+            }
+        ],
+        router_busy_s=30,
+        retrieval_busy_s=30,
+    )["total_usd"]
+    assert worst <= accounts.max_cost(single) < 2 * worst
+    # a cascade may call the dearest specialist three times
+    assert accounts.max_cost(cascade) > 3 * 5 * accounts.max_cost(single) / 2

@@ -1,0 +1,99 @@
+"""Everything a request is charged, in order: admission (rate limit, then a budget
+reservation of its maximum possible cost), pricing of what it used, and settlement
+(tokens per minute, the ledger's counters and record). The gateway calls ``admit`` once
+a request is planned and ``close`` exactly once when it ends, however it ends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from orchestrator.config import MixserveConfig
+from orchestrator.costs import CostModel
+from orchestrator.ledger import Ledger
+from orchestrator.limits import RateLimiter
+from orchestrator.request_io import Plan
+
+logger = logging.getLogger(__name__)
+TEMPLATE_BYTES = 512  # prompt format, labels and the synthesis instructions, at most
+NO_KEY, NO_TENANT = "-", "default"  # who a request is recorded under when auth is off
+
+
+class Accounts:
+    def __init__(self, config: MixserveConfig, redis: Any) -> None:
+        self.config = config
+        self.costs = CostModel(config)
+        self.limiter = RateLimiter(redis) if redis is not None else None
+        self.ledger = (
+            Ledger(redis, retention_s=config.ledger.retention_days * 86400)
+            if redis is not None and config.ledger.enabled
+            else None
+        )
+
+    def max_cost(self, plan: Plan) -> float:
+        """An upper bound of the request's cost: every call it may make at the dearest
+        rate of the specialists it may call, prompts bounded by their UTF-8 bytes (a
+        token is at least one byte), replica time by the request's deadline."""
+        settings, payload = plan.settings, plan.payload
+        names = [plan.specialist] if plan.policy == "single" else list(self.costs.specialists)
+        calls = 1 if plan.policy == "single" else settings.max_calls
+        text = sum(len(t.encode()) for _, t in payload["messages"])
+        text += sum(len(t.encode()) for _, t in payload.get("passages", []))
+        system = max(len(self.config.specialist(n).system_prompt.encode()) for n in names)
+        out = int(payload["max_tokens"])
+        prompt = text + system + TEMPLATE_BYTES + (calls - 1) * out  # synthesis reads answers
+        deadline = self.config.gateway.request_timeout_s
+        per_call = max(self.costs.specialists[n].of(prompt, out, deadline) for n in names)
+        around = self.costs.router.of(0, 0, deadline) + self.costs.retrieval.of(0, 0, deadline)
+        return calls * per_call + around
+
+    async def admit(self, plan: Plan) -> None:
+        """Raise 429 (rate limit) or 402 (budget) unless the request may go ahead."""
+        key = plan.key
+        if key is None:
+            return
+        if self.limiter is not None:
+            await self.limiter.admit(key, plan.request_id)
+        if key.budget_usd is not None and self.ledger is not None:
+            await self.ledger.reserve(
+                key.key_id, key.budget_usd, plan.request_id, self.max_cost(plan)
+            )
+
+    def price(self, plan: Plan, usage: dict[str, Any]) -> None:
+        """Add ``usage.cost``: what this request used (a cached answer made no call)."""
+        calls = [] if plan.meta["cached"] else plan.meta["policy"]["calls"]
+        usage["cost"] = self.costs.request(calls, plan.router_busy_s, plan.retrieval_busy_s)
+
+    async def close(self, plan: Plan, usage: dict[str, Any] | None, outcome: str = "ok") -> None:
+        """Settle the request once: its tokens per minute, its spend and its record.
+        Without ``usage`` (the request failed) nothing is charged but the record says so."""
+        if plan.closed:
+            return
+        plan.closed = True
+        key = plan.key
+        tokens = int(usage["total_tokens"]) if usage else 0
+        if key is not None and self.limiter is not None and not plan.meta["cached"]:
+            await self.limiter.spend_tokens(key, plan.request_id, tokens)
+        if self.ledger is None:
+            return
+        cost = float(usage["cost"]["total_usd"]) if usage else 0.0
+        record = {
+            "specialist": plan.specialist,
+            "policy": plan.policy,
+            "prompt_tokens": usage["prompt_tokens"] if usage else 0,
+            "completion_tokens": usage["completion_tokens"] if usage else 0,
+            "cached": int(bool(plan.meta["cached"])),
+            "latency_s": round(time.monotonic() - plan.started, 4),
+            "outcome": outcome,
+        }
+        try:
+            await self.ledger.settle(
+                key.key_id if key else NO_KEY,
+                key.tenant if key else NO_TENANT,
+                plan.request_id,
+                cost,
+                record,
+            )
+        except Exception as exc:  # noqa: BLE001 - the answer is already given
+            logger.warning("ledger settlement of %s failed: %s", plan.request_id, exc)
