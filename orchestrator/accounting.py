@@ -11,7 +11,9 @@ from typing import Any
 
 from orchestrator.config import MixserveConfig
 from orchestrator.costs import CostModel
-from orchestrator.ledger import Ledger
+from orchestrator.errors import APIError
+from orchestrator.keys import KeyRecord
+from orchestrator.ledger import Ledger, day_of
 from orchestrator.limits import RateLimiter
 from orchestrator.request_io import Plan
 
@@ -97,3 +99,33 @@ class Accounts:
             )
         except Exception as exc:  # noqa: BLE001 - the answer is already given
             logger.warning("ledger settlement of %s failed: %s", plan.request_id, exc)
+
+    async def usage_of(self, key: KeyRecord | None, asked_tenant: str | None) -> dict[str, Any]:
+        """``GET /v1/usage``: the caller's own tenant (and key) spend; another tenant's is
+        a 404, as if it did not exist."""
+        tenant = key.tenant if key else NO_TENANT
+        if asked_tenant not in (None, tenant):
+            raise APIError(404, f"no usage for tenant {asked_tenant!r}", code="not_found")
+        if self.ledger is None:
+            raise APIError(404, "the cost ledger is off in this deployment", code="not_found")
+        today = day_of(time.time())
+        total = await self.ledger.spend("tenant", tenant)
+        day = await self.ledger.spend("tenant", tenant, today)
+        body: dict[str, Any] = {
+            "object": "usage",
+            "tenant": tenant,
+            "total_usd": total.total_usd,
+            "requests": total.requests,
+            "today": {"date": today, "total_usd": day.total_usd, "requests": day.requests},
+        }
+        if key is not None:
+            spent = await self.ledger.spend("key", key.key_id)
+            remaining = None if key.budget_usd is None else key.budget_usd - spent.total_usd
+            body["key"] = {
+                "id": key.key_id,
+                "total_usd": spent.total_usd,
+                "reserved_usd": spent.reserved_usd,
+                "budget_usd": key.budget_usd,
+                "remaining_usd": remaining,
+            }
+        return body

@@ -30,6 +30,7 @@ from orchestrator.cli_common import (
     prepare_models,
 )
 from orchestrator.config import ConfigError, load_config
+from orchestrator.costs_cli import costs
 from orchestrator.keys_cli import keys_app
 from orchestrator.router_cli import router_app
 from orchestrator.settings import get_settings
@@ -45,6 +46,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 app.add_typer(keys_app, name="keys")
+app.command("costs")(costs)
 
 
 @config_app.command("validate")

@@ -268,6 +268,8 @@ class MixserveConfig(_Strict):
         if self.router.fallback is not None and self.router.fallback not in names:
             raise ValueError(f"router.fallback {self.router.fallback!r} is not a specialist")
         self._check_policy(names)
+        if self.auth.enabled and not self.ledger.enabled:
+            raise ValueError("auth.enabled needs ledger.enabled: key budgets are kept there")
         if self.gateway.default_max_tokens > self.gateway.max_tokens_limit:
             raise ValueError("gateway.default_max_tokens exceeds gateway.max_tokens_limit")
         cols = [c.name for c in self.retrieval.collections]

@@ -381,6 +381,12 @@ class Gateway:
         entries += [(s.name, s.description) for s in self.config.specialists]
         return fmt.model_list(entries)
 
+    @app.get("/v1/usage")
+    async def usage(self, request: Request) -> dict[str, Any]:
+        """The caller's own spend (its tenant's, and its key's against the budget)."""
+        key = await self._authorize(request)
+        return await self.accounts.usage_of(key, request.query_params.get("tenant"))
+
     @app.get("/v1/specialists")
     async def specialists_info(self, request: Request) -> dict[str, Any]:
         """Each specialist with the counters of one of its replicas (served, aborted,

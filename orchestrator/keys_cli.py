@@ -16,7 +16,7 @@ from orchestrator.settings import get_settings
 keys_app = typer.Typer(help="API keys (only their hashes are stored).", no_args_is_help=True)
 
 
-def _store() -> KeyStore:
+def redis_client() -> Any:
     """The Redis of ``REDIS_URL``, else the embedded one of the running ``mixserve up``."""
     import redis
 
@@ -34,7 +34,11 @@ def _store() -> KeyStore:
         client.ping()
     except redis.RedisError as exc:
         fail(f"cannot reach Redis at {url}: {exc}")
-    return KeyStore(client)
+    return client
+
+
+def _store() -> KeyStore:
+    return KeyStore(redis_client())
 
 
 @keys_app.command("create")

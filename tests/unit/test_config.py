@@ -65,6 +65,10 @@ def test_every_error_is_reported_with_its_yaml_path():
             "synthesizer 'nobody' is not a specialist",
         ),
         (
+            lambda d: d.update(auth={"enabled": True}, ledger={"enabled": False}),
+            "auth.enabled needs ledger.enabled",
+        ),
+        (
             lambda d: d.update(policy={"default": "ensemble", "max_calls": 2}),
             "exceeds policy.max_calls (2)",
         ),
