@@ -5,6 +5,7 @@ a request is planned and ``close`` exactly once when it ends, however it ends.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -16,15 +17,19 @@ from orchestrator.keys import KeyRecord
 from orchestrator.ledger import Ledger, day_of
 from orchestrator.limits import RateLimiter
 from orchestrator.request_io import Plan
+from orchestrator.spool import Spool
 
 logger = logging.getLogger(__name__)
 TEMPLATE_BYTES = 512  # prompt format, labels and the synthesis instructions, at most
-NO_KEY, NO_TENANT = "-", "default"  # who a request is recorded under when auth is off
+NO_KEY, NO_TENANT = "-", "default"
+DRAIN_INTERVAL_S = 1.0  # who a request is recorded under when auth is off
 
 
 class Accounts:
-    def __init__(self, config: MixserveConfig, redis: Any) -> None:
+    def __init__(self, config: MixserveConfig, redis: Any, spool: Spool | None = None) -> None:
         self.config = config
+        self.spool = spool
+        self._drainer: asyncio.Task[None] | None = None
         self.costs = CostModel(config)
         self.limiter = RateLimiter(redis) if redis is not None else None
         self.ledger = (
@@ -57,10 +62,25 @@ class Accounts:
             return
         if self.limiter is not None:
             await self.limiter.admit(key, plan.request_id)
+        self._ensure_drainer()
         if key.budget_usd is not None and self.ledger is not None:
-            await self.ledger.reserve(
-                key.key_id, key.budget_usd, plan.request_id, self.max_cost(plan)
-            )
+            try:
+                await self.ledger.reserve(
+                    key.key_id, key.budget_usd, plan.request_id, self.max_cost(plan)
+                )
+            except APIError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis is down: the outage policy
+                if self.config.ledger.outage_budget_policy == "open":
+                    logger.warning("budget of %s unchecked (Redis: %s)", key.key_id, exc)
+                    return
+                raise APIError(
+                    503,
+                    "budgets cannot be checked right now; retry shortly",
+                    type="overloaded_error",
+                    code="ledger_unavailable",
+                    retry_after_s=5,
+                ) from None
 
     def price(self, plan: Plan, usage: dict[str, Any]) -> None:
         """Add ``usage.cost``: what this request used (a cached answer made no call)."""
@@ -89,16 +109,42 @@ class Accounts:
             "latency_s": round(time.monotonic() - plan.started, 4),
             "outcome": outcome,
         }
+        entry: dict[str, Any] = {
+            "key_id": key.key_id if key else NO_KEY,
+            "tenant": key.tenant if key else NO_TENANT,
+            "request_id": plan.request_id,
+            "cost_usd": cost,
+            "record": record,
+        }
         try:
-            await self.ledger.settle(
-                key.key_id if key else NO_KEY,
-                key.tenant if key else NO_TENANT,
-                plan.request_id,
-                cost,
-                record,
-            )
-        except Exception as exc:  # noqa: BLE001 - the answer is already given
-            logger.warning("ledger settlement of %s failed: %s", plan.request_id, exc)
+            await self.ledger.settle(**entry)
+        except Exception as exc:  # noqa: BLE001 - Redis is down: keep it on disk
+            if self.spool is None:
+                logger.error("ledger settlement of %s lost: %s", plan.request_id, exc)
+                return
+            logger.warning("ledger unreachable (%s): %s spooled", exc, plan.request_id)
+            self.spool.append(entry)
+            self._ensure_drainer()
+
+    def _ensure_drainer(self) -> None:
+        """Keep one task replaying the spool while it holds anything."""
+        if self.spool is None or self.ledger is None:
+            return
+        if self._drainer is None or self._drainer.done():
+            if self.spool.pending() or self.spool.path.exists():
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        assert self.spool is not None and self.ledger is not None
+        ledger = self.ledger
+        while self.spool.pending() or self.spool.path.exists():
+            try:
+                count = await self.spool.drain(lambda e: ledger.settle(**e))
+                if count:
+                    logger.info("replayed %d spooled settlements into the ledger", count)
+            except Exception as exc:  # noqa: BLE001 - still down: try again shortly
+                logger.debug("spool drain deferred: %s", exc)
+            await asyncio.sleep(DRAIN_INTERVAL_S)
 
     async def usage_of(self, key: KeyRecord | None, asked_tenant: str | None) -> dict[str, Any]:
         """``GET /v1/usage``: the caller's own tenant (and key) spend; another tenant's is

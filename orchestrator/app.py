@@ -170,5 +170,14 @@ def build_app(
             max_queued_requests=g.max_queued_requests,
             ray_actor_options=_actor_options(Resources(num_cpus=0.1), env),
         )
-        .bind(config.model_dump(mode="json"), router, retriever, specialists, redis_url)
+        .bind(
+            config.model_dump(mode="json"),
+            router,
+            retriever,
+            specialists,
+            redis_url,
+            # settlements made while Redis is down wait here (per node, drained by any
+            # gateway of the node once Redis is back)
+            str(cache_dir / "spool" / config.name),
+        )
     )

@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 from orchestrator.errors import APIError
-from orchestrator.keys import KeyRecord, lookup_key
+from orchestrator.keys import KeyRecord, hash_key, lookup_key
 
 logger = logging.getLogger(__name__)
 MAX_HEADER_CHARS = 256
+MAX_KNOWN_KEYS = 10_000
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -20,9 +21,13 @@ def _unauthorized(message: str, code: str) -> APIError:
     return err
 
 
-async def authenticate(client: Any, header: str | None) -> KeyRecord:
-    """The caller's key record; 401 for a missing, malformed, unknown or revoked key, 503
-    when the key store cannot be reached (fail closed: no key is taken on trust)."""
+async def authenticate(
+    client: Any, header: str | None, known: dict[str, KeyRecord] | None = None
+) -> KeyRecord:
+    """The caller's key record; 401 for a missing, malformed, unknown or revoked key.
+
+    ``known`` remembers the keys seen valid: while Redis cannot be reached they are still
+    served (nothing can be revoked meanwhile), and any other key gets 503."""
     if not header:
         raise _unauthorized(
             "missing API key: send 'Authorization: Bearer <key>'", "missing_api_key"
@@ -32,10 +37,14 @@ async def authenticate(client: Any, header: str | None) -> KeyRecord:
         raise _unauthorized(
             "malformed Authorization header: expected 'Bearer <key>'", "invalid_api_key"
         )
+    key = key.strip()
     try:
-        record = await lookup_key(client, key.strip())
+        record = await lookup_key(client, key)
     except Exception as exc:  # noqa: BLE001 - any Redis failure
         logger.warning("key lookup failed: %s", exc)
+        remembered = (known or {}).get(hash_key(key))
+        if remembered is not None:
+            return remembered
         raise APIError(
             503,
             "API keys cannot be checked right now; retry shortly",
@@ -46,5 +55,11 @@ async def authenticate(client: Any, header: str | None) -> KeyRecord:
     if record is None:
         raise _unauthorized("invalid API key", "invalid_api_key")
     if record.revoked:
+        if known is not None:
+            known.pop(hash_key(key), None)
         raise _unauthorized(f"API key {record.key_id} has been revoked", "revoked_api_key")
+    if known is not None:
+        if len(known) >= MAX_KNOWN_KEYS:
+            known.pop(next(iter(known)))
+        known[hash_key(key)] = record
     return record

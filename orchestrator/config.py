@@ -225,6 +225,10 @@ class LedgerConfig(_Strict):
     retention_days: int = Field(
         30, ge=1, le=3650, description="Days records and daily counters are kept."
     )
+    outage_budget_policy: Literal["closed", "open"] = Field(
+        "closed",
+        description="When Redis is down: refuse (503) or serve keys with budgets unchecked.",
+    )
 
 
 class CacheConfig(_Strict):

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,7 @@ from orchestrator.request_io import (
     validate,
 )
 from orchestrator.schemas import ChatCompletionRequest, MixserveOptions, QueryRequest
+from orchestrator.spool import Spool
 
 logger = logging.getLogger(__name__)
 app = FastAPI(title="mixserve", version="0.1.0")
@@ -68,6 +70,7 @@ class Gateway:
         retriever: Any,
         specialists: dict[str, Any],
         redis_url: str | None,
+        spool_dir: str | None = None,
     ) -> None:
         self.config = MixserveConfig.model_validate(config)
         self.router = router
@@ -85,12 +88,15 @@ class Gateway:
             self.cache = ResponseCache(self.redis, self.config.cache.ttl_s)
         if self.config.auth.enabled and self.redis is None:
             raise ValueError("auth.enabled needs Redis (the key store)")
-        self.accounts = Accounts(self.config, self.redis)
+        spool = Spool(Path(spool_dir)) if spool_dir else None
+        self.accounts = Accounts(self.config, self.redis, spool)
+        self.known_keys: dict[str, KeyRecord] = {}
 
     async def _authorize(self, request: Request) -> KeyRecord | None:
         if not self.config.auth.enabled:
             return None
-        return await authenticate(self.redis, request.headers.get("authorization"))
+        header = request.headers.get("authorization")
+        return await authenticate(self.redis, header, self.known_keys)
 
     # ---- planning -------------------------------------------------------------------
     def _max_tokens(self, requested: int | None) -> int:

@@ -62,6 +62,10 @@ def start_redis(data_dir: Path, port: int | None = None, timeout_s: float = 15.0
         str(data_dir),
         "--appendonly",
         "yes",
+        # fsync every write before answering it: a SIGKILLed server then forgets nothing
+        # it acknowledged (the ledger's promise); a production Redis needs the same
+        "--appendfsync",
+        "always",
         "--save",
         "",
         "--daemonize",
