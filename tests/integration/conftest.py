@@ -141,3 +141,15 @@ def auth(service) -> dict[str, str]:
 def client(service):
     with httpx.Client(base_url=service.url, timeout=60, headers=auth(service)) as c:
         yield c
+
+
+@pytest.fixture()
+def redis_server(tmp_path):
+    """A real Redis server of the test's own (started here, stopped after)."""
+    from orchestrator.redis_server import start_redis
+
+    server = start_redis(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -10,12 +10,8 @@ from orchestrator.redis_server import start_redis
 
 
 @pytest.fixture()
-def redis_url(tmp_path):
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def redis_url(redis_server):
+    return redis_server.url
 
 
 PAYLOAD = {

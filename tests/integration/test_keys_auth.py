@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_mixserve
 from tests.integration.test_api import chat
 
 
 def keys_cli(service, *args):
-    env = {**os.environ, "REDIS_URL": service.redis_url, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "keys", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-    )
+    return run_mixserve("keys", *args, env={"REDIS_URL": service.redis_url}, timeout=120)
 
 
 def listed(service):

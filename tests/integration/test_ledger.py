@@ -10,16 +10,12 @@ import pytest
 
 from orchestrator.errors import APIError
 from orchestrator.ledger import Ledger
-from orchestrator.redis_server import async_client, start_redis
+from orchestrator.redis_server import async_client
 
 
 @pytest.fixture()
-def redis_url(tmp_path):
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def redis_url(redis_server):
+    return redis_server.url
 
 
 def test_200_concurrent_requests_never_spend_past_the_budget(redis_url):

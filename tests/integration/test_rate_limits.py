@@ -11,16 +11,11 @@ import redis.asyncio as aioredis
 from orchestrator.errors import APIError
 from orchestrator.keys import KeyRecord
 from orchestrator.limits import RateLimiter
-from orchestrator.redis_server import start_redis
 
 
 @pytest.fixture()
-def server(tmp_path):
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        server.stop()
+def server(redis_server):
+    return redis_server
 
 
 def key(rpm=None, tpm=None):

@@ -4,9 +4,7 @@ real router LLM (no fakes), and their bad-input paths."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 import yaml
 
 from router_model import ArtifactError, SpecialistProfile, build_router, read_score_tables
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_mixserve
 
 DATA = ROOT.parent / "shared" / "data"
 ROUTERDC = ["arc_challenge", "cmmlu", "gsm8k", "humaneval", "mmlu"]
@@ -29,15 +27,7 @@ def data_dir():
 
 
 def mixserve(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=ROOT,
-    )
+    proc = run_mixserve(*args)
     if check:
         assert proc.returncode == 0, proc.stderr[-2000:]
     return proc

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_mixserve
 from tests.integration.test_api import chat
 
 
 def costs_cli(service, *args):
-    env = {**os.environ, "REDIS_URL": service.redis_url, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "costs", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-    )
+    return run_mixserve("costs", *args, env={"REDIS_URL": service.redis_url}, timeout=120)
 
 
 def test_usage_shows_the_callers_own_spend_only(client):
