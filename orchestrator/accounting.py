@@ -16,6 +16,7 @@ from orchestrator.errors import APIError
 from orchestrator.keys import KeyRecord
 from orchestrator.ledger import Ledger, day_of
 from orchestrator.limits import RateLimiter
+from orchestrator.metrics import ServiceMetrics
 from orchestrator.request_io import Plan
 from orchestrator.spool import Spool
 
@@ -26,9 +27,17 @@ DRAIN_INTERVAL_S = 1.0  # who a request is recorded under when auth is off
 
 
 class Accounts:
-    def __init__(self, config: MixserveConfig, redis: Any, spool: Spool | None = None) -> None:
+    def __init__(
+        self,
+        config: MixserveConfig,
+        redis: Any,
+        spool: Spool | None = None,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self.config = config
         self.spool = spool
+        self.metrics = metrics
+        self.spooled = 0  # settlements appended to the spool and not yet replayed
         self._drainer: asyncio.Task[None] | None = None
         self.costs = CostModel(config)
         self.limiter = RateLimiter(redis) if redis is not None else None
@@ -57,6 +66,14 @@ class Accounts:
 
     async def admit(self, plan: Plan) -> None:
         """Raise 429 (rate limit) or 402 (budget) unless the request may go ahead."""
+        try:
+            await self._admit(plan)
+        except APIError as err:
+            if self.metrics is not None:
+                self.metrics.rejected.inc(1, tags={"reason": err.code or str(err.status)})
+            raise
+
+    async def _admit(self, plan: Plan) -> None:
         key = plan.key
         if key is None:
             return
@@ -93,6 +110,8 @@ class Accounts:
         if plan.closed:
             return
         plan.closed = True
+        if self.metrics is not None:
+            self.metrics.answered(plan, usage, outcome, time.monotonic() - plan.started)
         key = plan.key
         tokens = int(usage["total_tokens"]) if usage else 0
         if key is not None and self.limiter is not None and not plan.meta["cached"]:
@@ -124,6 +143,9 @@ class Accounts:
                 return
             logger.warning("ledger unreachable (%s): %s spooled", exc, plan.request_id)
             self.spool.append(entry)
+            self.spooled += 1
+            if self.metrics is not None:
+                self.metrics.spooled.set(self.spooled)
             self._ensure_drainer()
 
     def _ensure_drainer(self) -> None:
@@ -142,6 +164,9 @@ class Accounts:
                 count = await self.spool.drain(lambda e: ledger.settle(**e))
                 if count:
                     logger.info("replayed %d spooled settlements into the ledger", count)
+                self.spooled = 0
+                if self.metrics is not None:
+                    self.metrics.spooled.set(0)
             except Exception as exc:  # noqa: BLE001 - still down: try again shortly
                 logger.debug("spool drain deferred: %s", exc)
             await asyncio.sleep(DRAIN_INTERVAL_S)

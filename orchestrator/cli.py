@@ -47,6 +47,22 @@ app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 app.add_typer(keys_app, name="keys")
 app.command("costs")(costs)
+dashboards_app = typer.Typer(help="Grafana dashboards for the Ray dashboard's Prometheus.")
+app.add_typer(dashboards_app, name="dashboards")
+
+
+@dashboards_app.command("export")
+def dashboards_export(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the dashboard JSON into.")],
+) -> None:
+    """Write mixserve's Grafana dashboard (load it next to the ones Ray ships)."""
+    from orchestrator.dashboards import export
+
+    try:
+        path = export(folder)
+    except OSError as exc:
+        fail(f"cannot write into {folder}: {exc.strerror or exc}")
+    err.print(f"wrote {path}", highlight=False)
 
 
 @config_app.command("validate")

@@ -29,6 +29,7 @@ from orchestrator.calls import SpecialistCalls
 from orchestrator.config import MixserveConfig
 from orchestrator.errors import APIError, from_exception, unknown_model
 from orchestrator.keys import KeyRecord
+from orchestrator.metrics import ServiceMetrics
 from orchestrator.policies import CallFailed, PolicyRequest, run_policy
 from orchestrator.probes import readiness, replica_stats
 from orchestrator.redis_server import async_client
@@ -89,7 +90,8 @@ class Gateway:
         if self.config.auth.enabled and self.redis is None:
             raise ValueError("auth.enabled needs Redis (the key store)")
         spool = Spool(Path(spool_dir)) if spool_dir else None
-        self.accounts = Accounts(self.config, self.redis, spool)
+        self.metrics = ServiceMetrics()
+        self.accounts = Accounts(self.config, self.redis, spool, self.metrics)
         self.known_keys: dict[str, KeyRecord] = {}
 
     async def _authorize(self, request: Request) -> KeyRecord | None:
@@ -157,6 +159,7 @@ class Gateway:
         else:
             specialist = decision["choice"]
             routing = {**decision, "pinned": False}
+            self.metrics.routed.inc(1, tags={"specialist": specialist})
         passages, sources = select_passages(hits, retrieval.max_context_chars)
         payload = {"request_id": request_id, "messages": messages, "passages": passages, **sampling}
         meta = {
@@ -228,6 +231,12 @@ class Gateway:
         assert finish.payload is not None  # a policy returns an answer or a call to stream
         return await calls.stream(finish.specialist, finish.payload)
 
+    def _first_token(self, plan: Plan) -> None:
+        if not plan.first_token:
+            plan.first_token = True
+            seconds = time.monotonic() - plan.started
+            self.metrics.ttft.observe(seconds, tags={"specialist": plan.specialist})
+
     def _settle(self, plan: Plan, answer: Answer) -> dict[str, Any]:
         """Fill the streamed call in; usage is the sum over every call made, and its cost
         what this request cost (an answer from the cache costs no specialist call)."""
@@ -251,7 +260,8 @@ class Gateway:
         answer = Answer()
         try:
             async for item in await self._source(plan):
-                answer.absorb(item)
+                if answer.absorb(item):
+                    self._first_token(plan)
         except BaseException as exc:
             await self.accounts.close(plan, None, f"error: {type(exc).__name__}")
             if isinstance(exc, (APIError, asyncio.CancelledError)):
@@ -280,6 +290,7 @@ class Gateway:
             try:
                 async for item in items:
                     if answer.absorb(item):
+                        self._first_token(plan)
                         yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
                 done = True
             except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band

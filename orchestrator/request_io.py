@@ -43,6 +43,7 @@ class Plan:
     key: KeyRecord | None = None  # the caller's API key, when auth is on
     started: float = field(default_factory=time.monotonic)
     closed: bool = False  # settled in the ledger (exactly once)
+    first_token: bool = False  # time to first token observed
 
 
 @dataclass
