@@ -38,6 +38,7 @@ class Accounts:
         self.spool = spool
         self.metrics = metrics
         self.spooled = 0  # settlements appended to the spool and not yet replayed
+        self._leftovers_checked = False
         self._drainer: asyncio.Task[None] | None = None
         self.costs = CostModel(config)
         self.limiter = RateLimiter(redis) if redis is not None else None
@@ -79,7 +80,6 @@ class Accounts:
             return
         if self.limiter is not None:
             await self.limiter.admit(key, plan.request_id)
-        self._ensure_drainer()
         if key.budget_usd is not None and self.ledger is not None:
             try:
                 await self.ledger.reserve(
@@ -110,6 +110,7 @@ class Accounts:
         if plan.closed:
             return
         plan.closed = True
+        self._ensure_drainer()
         if self.metrics is not None:
             self.metrics.answered(plan, usage, outcome, time.monotonic() - plan.started)
         key = plan.key
@@ -149,11 +150,16 @@ class Accounts:
             self._ensure_drainer()
 
     def _ensure_drainer(self) -> None:
-        """Keep one task replaying the spool while it holds anything."""
+        """Keep one task replaying the spool while it holds anything: after a settlement
+        was spooled, and once at the first request (files a dead gateway left). The
+        directory is never scanned on the way of an ordinary request."""
         if self.spool is None or self.ledger is None:
             return
+        if not self.spooled and self._leftovers_checked:
+            return
+        self._leftovers_checked = True
         if self._drainer is None or self._drainer.done():
-            if self.spool.pending() or self.spool.path.exists():
+            if self.spooled or self.spool.pending():
                 self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
