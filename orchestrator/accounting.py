@@ -1,7 +1,8 @@
 """Everything a request is charged, in order: admission (rate limit, then a budget
 reservation of its maximum possible cost), pricing of what it used, and settlement
-(tokens per minute, the ledger's counters and record). The gateway calls ``admit`` once
-a request is planned and ``close`` exactly once when it ends, however it ends."""
+(tokens per minute, the ledger's counters and record). The gateway calls ``admit_rate``
+before routing, ``reserve`` once the request is planned, and ``close`` exactly once when
+it ends, however it ends."""
 
 from __future__ import annotations
 
@@ -65,21 +66,31 @@ class Accounts:
         around = self.costs.router.of(0, 0, deadline) + self.costs.retrieval.of(0, 0, deadline)
         return calls * per_call + around
 
-    async def admit(self, plan: Plan) -> None:
-        """Raise 429 (rate limit) or 402 (budget) unless the request may go ahead."""
-        try:
-            await self._admit(plan)
-        except APIError as err:
-            if self.metrics is not None:
-                self.metrics.rejected.inc(1, tags={"reason": err.code or str(err.status)})
-            raise
+    def _refused(self, err: APIError) -> APIError:
+        if self.metrics is not None:
+            self.metrics.rejected.inc(1, tags={"reason": err.code or str(err.status)})
+        return err
 
-    async def _admit(self, plan: Plan) -> None:
+    async def admit_rate(self, key: KeyRecord | None, request_id: str) -> None:
+        """Raise 429 past the key's rate limits: before any routing work is spent."""
+        if key is None or self.limiter is None:
+            return
+        try:
+            await self.limiter.admit(key, request_id)
+        except APIError as err:
+            raise self._refused(err) from None
+
+    async def reserve(self, plan: Plan) -> None:
+        """Raise 402 (or 503 in an outage) unless the key's budget covers the plan."""
+        try:
+            await self._reserve(plan)
+        except APIError as err:
+            raise self._refused(err) from None
+
+    async def _reserve(self, plan: Plan) -> None:
         key = plan.key
         if key is None:
             return
-        if self.limiter is not None:
-            await self.limiter.admit(key, plan.request_id)
         if key.budget_usd is not None and self.ledger is not None:
             try:
                 await self.ledger.reserve(

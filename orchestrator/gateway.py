@@ -135,6 +135,7 @@ class Gateway:
                 code="invalid_value",
             )
         policy, settings = policy_for(self.config.policy, model, options)
+        await self.accounts.admit_rate(key, request_id)  # 429 before routing; bad input not
         tradeoff = options.quality_cost_tradeoff if options else None
         retrieval = self.config.retrieval
         want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
@@ -192,7 +193,7 @@ class Gateway:
             retrieval_busy_s=float(found.get("busy_s", 0.0)),
             key=key,
         )
-        await self.accounts.admit(plan)  # 429 or 402; only valid requests count
+        await self.accounts.reserve(plan)  # 402 when the budget cannot cover the plan
         return plan
 
     # ---- generation -----------------------------------------------------------------
