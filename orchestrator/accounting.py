@@ -94,7 +94,7 @@ class Accounts:
         if key.budget_usd is not None and self.ledger is not None:
             try:
                 await self.ledger.reserve(
-                    key.key_id, key.budget_usd, plan.request_id, self.max_cost(plan)
+                    key.key_id, key.budget_usd, plan.settle_id, self.max_cost(plan)
                 )
             except APIError:
                 raise
@@ -139,11 +139,13 @@ class Accounts:
             "cached": int(bool(plan.meta["cached"])),
             "latency_s": round(time.monotonic() - plan.started, 4),
             "outcome": outcome,
+            "trace_id": plan.trace.trace_id if plan.trace is not None else "",
         }
         entry: dict[str, Any] = {
             "key_id": key.key_id if key else NO_KEY,
             "tenant": key.tenant if key else NO_TENANT,
             "request_id": plan.request_id,
+            "settle_id": plan.settle_id,
             "cost_usd": cost,
             "record": record,
         }

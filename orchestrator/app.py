@@ -18,6 +18,7 @@ from orchestrator.config import MixserveConfig, ModelSource, Resources
 from orchestrator.gateway import Gateway
 from orchestrator.procs import MARKER_VAR
 from orchestrator.servers import RetrieverServer, RouterServer, SpecialistServer
+from orchestrator.tracing import TraceOptions
 from router_model import relative_costs
 
 BASE_ENV = {
@@ -59,9 +60,17 @@ def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
 
 
 def build_app(
-    config: MixserveConfig, *, cache_dir: Path, redis_url: str | None, run_id: str
+    config: MixserveConfig,
+    *,
+    cache_dir: Path,
+    redis_url: str | None,
+    run_id: str,
+    tracing: TraceOptions | None = None,
 ) -> Application:
+    """The Serve application. ``tracing`` reaches every deployment through its
+    arguments (replicas on other nodes need not share this process's environment)."""
     env = {**BASE_ENV, MARKER_VAR: run_id}
+    trace = (tracing or TraceOptions(enabled=False)).as_dict()
     r = config.router
     relative = relative_costs(
         [(s.price.usd_per_mtok_in, s.price.usd_per_mtok_out) for s in config.specialists],
@@ -103,6 +112,7 @@ def build_app(
                 "fallback": r.fallback,
                 "min_confidence": r.min_confidence,
             },
+            trace,
         )
     )
     collections = []
@@ -131,6 +141,7 @@ def build_app(
             collections,
             config.retrieval.embedding_package,
             str(cache_dir / "indexes" / config.name),
+            trace,
         )
     )
     specialists = {}
@@ -158,6 +169,7 @@ def build_app(
                 s.max_model_len,
                 dict(s.engine_kwargs),
                 s.start_timeout_s,
+                trace,
             )
         )
     g = config.gateway
@@ -179,5 +191,6 @@ def build_app(
             # settlements made while Redis is down wait here (per node, drained by any
             # gateway of the node once Redis is back)
             str(cache_dir / "spool" / config.name),
+            trace,
         )
     )

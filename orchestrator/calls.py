@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Span, SpanKind
 
 from orchestrator.errors import APIError, from_exception
 from orchestrator.policies import CallFailed
 from orchestrator.request_io import Answer
+from orchestrator.tracing import carrier, fail
+
+if TYPE_CHECKING:
+    from orchestrator.request_trace import RequestTrace
+
+# what a call cost: (specialist, prompt tokens, completion tokens, busy seconds) -> USD
+Pricer = Callable[[str, int, int, float], float]
 
 # Failures another specialist may not share: a cascade escalates past them, an
 # ensemble drops the candidate. Anything else (bad input, the deadline) fails the request.
@@ -19,10 +29,64 @@ class SpecialistCalls:
     """Every call of one request shares ``deadline`` (event-loop time): a specialist
     that stalls mid-answer ends the request with a timeout error instead of a hang."""
 
-    def __init__(self, handles: Mapping[str, Any], request_id: str, deadline: float) -> None:
+    def __init__(
+        self,
+        handles: Mapping[str, Any],
+        request_id: str,
+        deadline: float,
+        trace: RequestTrace | None = None,
+        pricer: Pricer | None = None,
+    ) -> None:
         self.handles = handles
         self.request_id = request_id
         self.deadline = deadline
+        self.trace = trace
+        self.pricer = pricer
+        self.count = 0
+
+    def _span(self, specialist: str, payload: dict[str, Any]) -> Span | None:
+        if self.trace is None:
+            return None
+        self.count += 1
+        return self.trace.start(
+            f"chat {specialist}",
+            SpanKind.CLIENT,
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": specialist,
+                "gen_ai.request.max_tokens": int(payload["max_tokens"]),
+                "mixserve.specialist": specialist,
+                "mixserve.call.index": self.count,
+            },
+        )
+
+    def _status(self, exc: BaseException) -> int:
+        """The HTTP status a failure maps to; 499 when the caller went away."""
+        if not isinstance(exc, Exception):
+            return 499
+        return from_exception(exc, self.request_id).status
+
+    def _ended(
+        self, span: Span | None, specialist: str, answer: Answer, ttft: float | None
+    ) -> None:
+        if span is None:
+            return
+        span.set_attributes(
+            {
+                "gen_ai.response.model": specialist,
+                "gen_ai.response.finish_reasons": [answer.finish_reason],
+                "gen_ai.usage.input_tokens": answer.prompt_tokens,
+                "gen_ai.usage.output_tokens": answer.completion_tokens,
+                "mixserve.busy_s": answer.busy_s,
+            }
+        )
+        if ttft is not None:
+            span.set_attribute("gen_ai.response.time_to_first_chunk", ttft)
+        if self.pricer is not None:
+            cost = self.pricer(
+                specialist, answer.prompt_tokens, answer.completion_tokens, answer.busy_s
+            )
+            span.set_attribute("mixserve.cost_usd", cost)
 
     def _remaining(self) -> float:
         remaining = self.deadline - asyncio.get_running_loop().time()
@@ -35,7 +99,12 @@ class SpecialistCalls:
     ) -> AsyncIterator[dict[str, Any]]:
         """Start the specialist stream and wait for its first chunk, so that errors (bad
         input the engine found, overload) surface here, before any response is sent.
-        Closing the returned iterator (a client that went away) cancels the generation."""
+        Closing the returned iterator (a client that went away) cancels the generation.
+        The call's span (under the request's root) lasts until the stream ends."""
+        span = self._span(specialist, payload)
+        if span is not None:  # the replica's span goes under this call's
+            payload = {**payload, "trace": carrier(span), "sent_at": time.time()}
+        started = time.monotonic()
         gen = self.handles[specialist].options(stream=True).generate.remote(payload)
         try:
             first = await asyncio.wait_for(gen.__anext__(), self._remaining())
@@ -43,23 +112,37 @@ class SpecialistCalls:
             first = None
         except BaseException as exc:
             gen.cancel()
+            if span is not None:
+                fail(span, exc, self._status(exc))
+                span.end()
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise from_exception(exc, self.request_id) from None
+        ttft = time.monotonic() - started
 
         async def items() -> AsyncIterator[dict[str, Any]]:
+            seen = Answer()
             try:
                 if first is None:
                     return
+                seen.absorb(first)
                 yield first
                 while True:
                     try:
                         item = await asyncio.wait_for(gen.__anext__(), self._remaining())
                     except StopAsyncIteration:
                         return
+                    seen.absorb(item)
                     yield item
+            except BaseException as exc:
+                if span is not None:
+                    fail(span, exc, self._status(exc))
+                raise
             finally:
                 gen.cancel()
+                self._ended(span, specialist, seen, ttft)
+                if span is not None:
+                    span.end()
 
         return items()
 

@@ -236,6 +236,29 @@ class CacheConfig(_Strict):
     ttl_s: int = Field(3600, ge=1, description="Seconds a cached response lives.")
 
 
+class TracingConfig(_Strict):
+    enabled: bool = Field(True, description="Trace every request (OpenTelemetry).")
+    sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Share of requests traced (the rest record no spans)."
+    )
+    record_content: bool = Field(
+        False, description="Put prompt and completion text into spans (off: only counts)."
+    )
+    store_max_traces: int = Field(
+        10_000,
+        ge=0,
+        le=10_000_000,
+        description="Recent traces kept in Redis for GET /v1/traces/{id} (0: none).",
+    )
+    store_ttl_s: int = Field(86_400, ge=60, description="Seconds a stored trace is kept.")
+    file: bool = Field(False, description="Also append spans to a rotating JSONL file.")
+    file_max_mb: float = Field(64.0, gt=0, le=100_000, description="Size a file rotates at.")
+    file_backups: int = Field(5, ge=1, le=1000, description="Rotated files kept.")
+    export_delay_ms: int = Field(
+        250, ge=10, le=60_000, description="Longest a finished span waits before export."
+    )
+
+
 class MixserveConfig(_Strict):
     name: str = Field("mixserve", description="Serve application name.")
     specialists: list[SpecialistConfig] = Field(min_length=1, description="The fleet.")
@@ -250,6 +273,7 @@ class MixserveConfig(_Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Response cache.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys.")
     ledger: LedgerConfig = Field(default_factory=LedgerConfig, description="Cost ledger.")
+    tracing: TracingConfig = Field(default_factory=TracingConfig, description="Request tracing.")
     base_dir: str = Field(".", description="Directory relative paths are resolved against.")
 
     @model_validator(mode="after")

@@ -71,6 +71,10 @@ class CostModel:
         self.router = Rate(usd_per_hour=config.router.usd_per_replica_hour)
         self.retrieval = Rate(usd_per_hour=config.retrieval.usd_per_replica_hour)
 
+    def call(self, specialist: str, tokens_in: int, tokens_out: int, busy_s: float) -> float:
+        """What one specialist call cost."""
+        return self.specialists[specialist].of(tokens_in, tokens_out, busy_s)
+
     def request(
         self,
         calls: Iterable[Mapping[str, Any]],
@@ -80,8 +84,11 @@ class CostModel:
         """The ``usage.cost`` object: USD per part and in total (calls answered from the
         cache cost nothing: pass only the calls this request made)."""
         specialists = sum(
-            self.specialists[c["specialist"]].of(
-                int(c["prompt_tokens"]), int(c["completion_tokens"]), float(c.get("busy_s", 0.0))
+            self.call(
+                c["specialist"],
+                int(c["prompt_tokens"]),
+                int(c["completion_tokens"]),
+                float(c.get("busy_s", 0.0)),
             )
             for c in calls
         )

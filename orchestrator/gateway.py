@@ -19,10 +19,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from opentelemetry.trace import SpanKind
 from ray import serve
 
 from orchestrator import openai_format as fmt
-from orchestrator.accounting import Accounts
+from orchestrator.accounting import NO_TENANT, Accounts
 from orchestrator.auth import authenticate
 from orchestrator.cache import ResponseCache, cache_key, digest_of
 from orchestrator.calls import SpecialistCalls
@@ -37,6 +38,7 @@ from orchestrator.request_io import (
     Answer,
     Plan,
     install_error_handlers,
+    outcome_of,
     policy_for,
     read_json,
     replay,
@@ -45,8 +47,12 @@ from orchestrator.request_io import (
     settle_calls,
     validate,
 )
+from orchestrator.request_trace import RequestTrace
 from orchestrator.schemas import ChatCompletionRequest, MixserveOptions, QueryRequest
 from orchestrator.spool import Spool
+from orchestrator.streaming import sse_body
+from orchestrator.trace_store import stored_trace
+from orchestrator.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 app = FastAPI(title="mixserve", version="0.1.0")
@@ -62,6 +68,10 @@ _ROLES = {
 install_error_handlers(app)
 
 
+async def _nothing() -> None:
+    return None
+
+
 @serve.ingress(app)
 class Gateway:
     def __init__(
@@ -72,6 +82,7 @@ class Gateway:
         specialists: dict[str, Any],
         redis_url: str | None,
         spool_dir: str | None = None,
+        tracing: dict[str, Any] | None = None,
     ) -> None:
         self.config = MixserveConfig.model_validate(config)
         self.router = router
@@ -93,12 +104,18 @@ class Gateway:
         self.metrics = ServiceMetrics()
         self.accounts = Accounts(self.config, self.redis, spool, self.metrics)
         self.known_keys: dict[str, KeyRecord] = {}
+        self.tracing = Tracing(tracing, "gateway")
 
-    async def _authorize(self, request: Request) -> KeyRecord | None:
-        if not self.config.auth.enabled:
-            return None
-        header = request.headers.get("authorization")
-        return await authenticate(self.redis, header, self.known_keys)
+    async def _authorize(
+        self, request: Request, trace: RequestTrace | None = None
+    ) -> KeyRecord | None:
+        key = None
+        if self.config.auth.enabled:
+            header = request.headers.get("authorization")
+            key = await authenticate(self.redis, header, self.known_keys)
+        if trace is not None:
+            trace.caller(key.tenant if key else NO_TENANT, key.key_id if key else None)
+        return key
 
     # ---- planning -------------------------------------------------------------------
     def _max_tokens(self, requested: int | None) -> int:
@@ -114,7 +131,7 @@ class Gateway:
 
     async def _plan(
         self,
-        request_id: str,
+        trace: RequestTrace,
         model: str,
         messages: list[tuple[str, str]],
         sampling: dict[str, Any],
@@ -122,6 +139,7 @@ class Gateway:
         key: KeyRecord | None,
         use_retrieval: bool = True,
     ) -> Plan:
+        request_id = trace.request_id
         if model != "auto" and model not in self.specialists:
             raise unknown_model(model, ["auto", *self.names])
         query = next(
@@ -134,20 +152,17 @@ class Gateway:
                 param="messages",
                 code="invalid_value",
             )
+        trace.request(model, sampling, messages)
         policy, settings = policy_for(self.config.policy, model, options)
         await self.accounts.admit_rate(key, request_id)  # 429 before routing; bad input not
         tradeoff = options.quality_cost_tradeoff if options else None
         retrieval = self.config.retrieval
         want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
-        route_task = self.router.route.remote(query, tradeoff) if model == "auto" else None
-        hits_task = (
-            self.retriever.search.remote(query, retrieval.top_k, retrieval.min_score)
-            if want_passages
-            else None
+        decision, found = await asyncio.gather(
+            self._route(trace, query, tradeoff) if model == "auto" else _nothing(),
+            self._retrieve(trace, query) if want_passages else _nothing(),
         )
-        decision = await route_task if route_task is not None else None
-        found: dict[str, Any] = await hits_task if hits_task is not None else {}
-        hits: list[dict[str, Any]] = found.get("hits", [])
+        hits: list[dict[str, Any]] = (found or {}).get("hits", [])
         if decision is None:
             specialist = model
             routing: dict[str, Any] = {
@@ -162,6 +177,7 @@ class Gateway:
             routing = {**decision, "pinned": False}
             self.metrics.routed.inc(1, tags={"specialist": specialist})
         passages, sources = select_passages(hits, retrieval.max_context_chars)
+        trace.routed(routing, sources)
         payload = {"request_id": request_id, "messages": messages, "passages": passages, **sampling}
         meta = {
             "request_id": request_id,
@@ -171,6 +187,10 @@ class Gateway:
             "cached": False,
             "policy": {"name": policy, "reason": "", "calls": []},
         }
+        headers = {"x-mixserve-specialist": specialist}
+        if trace.trace_id:
+            meta["trace_id"] = trace.trace_id
+            headers["x-mixserve-trace-id"] = trace.trace_id
         entry = None
         if self.cache is not None and sampling.get("temperature", 1.0) == 0:
             if policy == "single":
@@ -185,16 +205,38 @@ class Gateway:
             payload,
             meta,
             entry,
-            {"x-mixserve-specialist": specialist},
+            headers,
             policy=policy,
             settings=settings,
             deadline=loop.time() + self.config.gateway.request_timeout_s,
             router_busy_s=float(routing.pop("busy_s", 0.0)),
-            retrieval_busy_s=float(found.get("busy_s", 0.0)),
+            retrieval_busy_s=float((found or {}).get("busy_s", 0.0)),
             key=key,
+            trace=trace,
         )
-        await self.accounts.reserve(plan)  # 402 when the budget cannot cover the plan
+        if key is not None and key.budget_usd is not None:
+            with trace.child("mixserve.budget.reserve", attributes={"mixserve.key_id": key.key_id}):
+                await self.accounts.reserve(plan)  # 402 when the budget cannot cover the plan
         return plan
+
+    async def _route(
+        self, trace: RequestTrace, query: str, tradeoff: float | None
+    ) -> dict[str, Any]:
+        with trace.child("mixserve.routing", SpanKind.CLIENT) as span:
+            decision: dict[str, Any] = await self.router.route.remote(
+                query, tradeoff, trace.carrier(span)
+            )
+            span.set_attribute("mixserve.routing.choice", str(decision["choice"]))
+            return decision
+
+    async def _retrieve(self, trace: RequestTrace, query: str) -> dict[str, Any]:
+        retrieval = self.config.retrieval
+        with trace.child("mixserve.retrieval", SpanKind.CLIENT) as span:
+            found: dict[str, Any] = await self.retriever.search.remote(
+                query, retrieval.top_k, retrieval.min_score, trace.carrier(span)
+            )
+            span.set_attribute("mixserve.retrieval.hits", len(found.get("hits", [])))
+            return found
 
     # ---- generation -----------------------------------------------------------------
     def _adopt(self, plan: Plan, specialist: str, policy: dict[str, Any]) -> None:
@@ -207,13 +249,21 @@ class Gateway:
         """Where the answer comes from: the cache, or the plan's policy, whose calls
         before the last happen here (so their errors are answered as errors, before any
         response is sent); the last call, if the policy ends with one, is streamed."""
-        hit = await self.cache.get(plan.cache_key) if plan.cache_key and self.cache else None
+        trace = plan.trace
+        assert trace is not None  # every planned request is traced (maybe by a no-op)
+        hit = None
+        if plan.cache_key and self.cache is not None:
+            with trace.child("mixserve.cache.lookup") as span:
+                hit = await self.cache.get(plan.cache_key)
+                span.set_attribute("mixserve.cache.hit", hit is not None)
         plan.meta["cached"] = hit is not None
         if hit is not None:
             policy = hit.get("policy") or {"name": "single", "reason": "", "calls": []}
             self._adopt(plan, hit.get("specialist", plan.specialist), policy)
             return replay(hit)
-        calls = SpecialistCalls(self.specialists, plan.request_id, plan.deadline)
+        calls = SpecialistCalls(
+            self.specialists, plan.request_id, plan.deadline, trace, self.accounts.costs.call
+        )
         request = PolicyRequest(plan.meta["routing"], plan.payload, plan.settings, calls.collect)
         try:
             finish = await run_policy(plan.policy, request)
@@ -232,22 +282,38 @@ class Gateway:
         assert finish.payload is not None  # a policy returns an answer or a call to stream
         return await calls.stream(finish.specialist, finish.payload)
 
-    def _first_token(self, plan: Plan) -> None:
+    # ---- finishing (also called by the SSE body, ``orchestrator.streaming``) ---------
+    def first_token(self, plan: Plan) -> None:
         if not plan.first_token:
             plan.first_token = True
             seconds = time.monotonic() - plan.started
             self.metrics.ttft.observe(seconds, tags={"specialist": plan.specialist})
+            if plan.trace is not None:
+                plan.trace.first_token(seconds)
 
-    def _settle(self, plan: Plan, answer: Answer) -> dict[str, Any]:
+    def settle(self, plan: Plan, answer: Answer) -> dict[str, Any]:
         """Fill the streamed call in; usage is the sum over every call made, and its cost
         what this request cost (an answer from the cache costs no specialist call)."""
         calls = plan.meta["policy"]["calls"]
         cached = plan.meta["cached"]
         usage = settle_calls(calls, answer, cached)
         self.accounts.price(plan, usage)
+        if plan.trace is not None:
+            text = "".join(answer.parts)
+            plan.trace.answered(plan.specialist, plan.meta, usage, answer.finish_reason, text)
         return usage
 
-    async def _remember(self, plan: Plan, answer: Answer) -> None:
+    async def close(self, plan: Plan, usage: dict[str, Any] | None, outcome: str) -> None:
+        """Settle the request in the ledger, once, under its own span."""
+        if plan.closed:
+            return
+        if plan.trace is None:
+            await self.accounts.close(plan, usage, outcome)
+            return
+        with plan.trace.child("mixserve.ledger.settle", attributes={"mixserve.outcome": outcome}):
+            await self.accounts.close(plan, usage, outcome)
+
+    async def remember(self, plan: Plan, answer: Answer) -> None:
         if plan.cache_key and self.cache is not None and not plan.meta["cached"]:
             value = {
                 **answer.as_dict(),
@@ -262,65 +328,54 @@ class Gateway:
         try:
             async for item in await self._source(plan):
                 if answer.absorb(item):
-                    self._first_token(plan)
+                    self.first_token(plan)
         except BaseException as exc:
-            await self.accounts.close(plan, None, f"error: {type(exc).__name__}")
+            await self.close(plan, None, outcome_of(exc, plan.request_id))
             if isinstance(exc, (APIError, asyncio.CancelledError)):
                 raise
             raise from_exception(exc, plan.request_id) from None
-        usage = self._settle(plan, answer)
+        usage = self.settle(plan, answer)
         plan.headers["x-mixserve-cost-usd"] = f"{usage['cost']['total_usd']:.9f}"
-        await self.accounts.close(plan, usage)
-        await self._remember(plan, answer)
+        await self.close(plan, usage, "ok")
+        await self.remember(plan, answer)
         return answer, usage
 
     async def _events(self, plan: Plan, include_usage: bool) -> AsyncIterator[bytes]:
-        created = int(time.time())
-        cid = f"chatcmpl-{plan.request_id}"
         try:
             items = await self._source(plan)
         except BaseException as exc:
-            await self.accounts.close(plan, None, f"error: {type(exc).__name__}")
+            await self.close(plan, None, outcome_of(exc, plan.request_id))
             raise
-        model = plan.specialist
+        return sse_body(self, plan, items, include_usage)
 
-        async def body() -> AsyncIterator[bytes]:
-            role = {"role": "assistant", "content": ""}
-            yield fmt.sse(fmt.chunk(cid, model, created, role, extra={"mixserve": plan.meta}))
-            answer, done = Answer(), False
-            try:
-                async for item in items:
-                    if answer.absorb(item):
-                        self._first_token(plan)
-                        yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
-                done = True
-            except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
-                await self.accounts.close(plan, None, f"error: {type(exc).__name__}")
-                yield fmt.sse(from_exception(exc, plan.request_id).body())
-                yield fmt.sse("[DONE]")
-                return
-            finally:  # a client that went away closed the stream mid-answer
-                if not done and not plan.closed:
-                    await asyncio.shield(self.accounts.close(plan, None, "disconnected"))
-            usage = self._settle(plan, answer)
-            await self.accounts.close(plan, usage)
-            yield fmt.sse(
-                fmt.chunk(cid, model, created, {}, answer.finish_reason, extra={"usage": usage})
-            )
-            if include_usage:
-                final = fmt.chunk(cid, model, created, {}, extra={"usage": usage})
-                final["choices"] = []
-                yield fmt.sse(final)
-            yield fmt.sse("[DONE]")
-            await self._remember(plan, answer)
-
-        return body()
+    def _trace(self, operation: str, request: Request) -> RequestTrace:
+        return RequestTrace(self.tracing, operation, request_id_of(request), request.url.path)
 
     # ---- routes ---------------------------------------------------------------------
+    async def _traced(self, operation: str, request: Request, handler: Any) -> Response:
+        """Run a generation route under the request's root span; a streamed response
+        ends its span when its body ends."""
+        trace = self._trace(operation, request)
+        try:
+            response: Response = await handler(trace, request)
+        except BaseException as exc:
+            trace.fail(exc)
+            raise
+        if not isinstance(response, StreamingResponse):
+            trace.end(response.status_code)
+        return response
+
     @app.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> Response:
-        request_id = request_id_of(request)
-        key = await self._authorize(request)
+        return await self._traced("chat", request, self._chat)
+
+    @app.post("/v1/query")
+    async def query(self, request: Request) -> Response:
+        return await self._traced("chat", request, self._query)
+
+    async def _chat(self, trace: RequestTrace, request: Request) -> Response:
+        request_id = trace.request_id
+        key = await self._authorize(request, trace)
         body: ChatCompletionRequest = validate(
             ChatCompletionRequest, await read_json(request, self.config.gateway.max_body_bytes)
         )
@@ -335,7 +390,7 @@ class Gateway:
             "stop": body.stop_list(),
             "seed": body.seed,
         }
-        plan = await self._plan(request_id, body.model, messages, sampling, body.mixserve, key)
+        plan = await self._plan(trace, body.model, messages, sampling, body.mixserve, key)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             events = await self._events(plan, include_usage)
@@ -355,10 +410,9 @@ class Gateway:
         )
         return JSONResponse(out, headers=plan.headers)
 
-    @app.post("/v1/query")
-    async def query(self, request: Request) -> Response:
-        request_id = request_id_of(request)
-        key = await self._authorize(request)
+    async def _query(self, trace: RequestTrace, request: Request) -> Response:
+        request_id = trace.request_id
+        key = await self._authorize(request, trace)
         body: QueryRequest = validate(
             QueryRequest, await read_json(request, self.config.gateway.max_body_bytes)
         )
@@ -370,7 +424,7 @@ class Gateway:
             "seed": None,
         }
         plan = await self._plan(
-            request_id,
+            trace,
             body.model,
             [("user", body.query)],
             sampling,
@@ -404,6 +458,12 @@ class Gateway:
         """The caller's own spend (its tenant's, and its key's against the budget)."""
         key = await self._authorize(request)
         return await self.accounts.usage_of(key, request.query_params.get("tenant"))
+
+    @app.get("/v1/traces/{request_id}")
+    async def traces(self, request_id: str, request: Request) -> dict[str, Any]:
+        """The trace of one of the caller's own requests (another tenant's is a 404)."""
+        key = await self._authorize(request)
+        return await stored_trace(self.redis, key.tenant if key else NO_TENANT, request_id)
 
     @app.get("/v1/specialists")
     async def specialists_info(self, request: Request) -> dict[str, Any]:

@@ -8,7 +8,9 @@ UTC day) grow by the cost, and a record is appended to a capped stream. Both ste
 Lua scripts, so concurrent gateway replicas cannot overspend: settled spend never passes
 the budget as long as each reservation bounds its request's cost.
 
-Settlement is idempotent by request id (a marker kept for the retention period), and a
+Settlement is idempotent by a settlement id the gateway draws per request (a marker kept
+for the retention period); it is not the request id, which clients may choose and repeat,
+and a repeated one must neither share a reservation nor make a request free. A
 reservation left by a gateway that died before settling expires and is released by the
 next reservation of the same key. Amounts are integers of nano-USD (exact in Lua).
 """
@@ -99,9 +101,10 @@ class Ledger:
         self._settle = client.register_script(_SETTLE)
 
     async def reserve(
-        self, key_id: str, budget_usd: float, request_id: str, max_cost_usd: float
+        self, key_id: str, budget_usd: float, settle_id: str, max_cost_usd: float
     ) -> None:
-        """Hold ``max_cost_usd`` of the key's budget for this request, or raise a 402."""
+        """Hold ``max_cost_usd`` of the key's budget for the request ``settle_id`` names,
+        or raise a 402."""
         now = time.time()
         keys = [
             f"{PREFIX}spend:key:{key_id}",
@@ -111,7 +114,7 @@ class Ledger:
         args = [
             to_nano(budget_usd),
             to_nano(max_cost_usd),
-            request_id,
+            settle_id,
             now,
             now + self.reservation_ttl_s,
         ]
@@ -128,13 +131,21 @@ class Ledger:
         )
 
     async def settle(
-        self, key_id: str, tenant: str, request_id: str, cost_usd: float, record: dict[str, Any]
+        self,
+        key_id: str,
+        tenant: str,
+        request_id: str,
+        cost_usd: float,
+        record: dict[str, Any],
+        settle_id: str | None = None,
     ) -> bool:
-        """Count the actual cost and append the record; False if it was settled before."""
+        """Count the actual cost and append the record; False if ``settle_id`` (by
+        default the request id) was settled before."""
+        settle_id = settle_id or request_id
         now = time.time()
         day = day_of(now)
         keys = [
-            f"{PREFIX}settled:{request_id}",
+            f"{PREFIX}settled:{settle_id}",
             f"{PREFIX}spend:key:{key_id}",
             f"{PREFIX}spend:key:{key_id}:{day}",
             f"{PREFIX}spend:tenant:{tenant}",
@@ -152,7 +163,7 @@ class Ledger:
             **record,
         }
         flat = [str(x) for pair in fields.items() for x in pair]
-        args = [to_nano(cost_usd), self.retention_s, self.max_records, request_id, *flat]
+        args = [to_nano(cost_usd), self.retention_s, self.max_records, settle_id, *flat]
         return int(await self._settle(keys=keys, args=args)) == 1
 
     async def spend(self, kind: str, name: str, day: str | None = None) -> Spend:

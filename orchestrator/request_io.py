@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -22,6 +22,9 @@ from orchestrator.errors import APIError, from_exception, from_validation_errors
 from orchestrator.keys import KeyRecord
 from orchestrator.policies import PolicySettings
 from orchestrator.schemas import MixserveOptions
+
+if TYPE_CHECKING:
+    from orchestrator.request_trace import RequestTrace
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 logger = logging.getLogger(__name__)
@@ -44,6 +47,9 @@ class Plan:
     started: float = field(default_factory=time.monotonic)
     closed: bool = False  # settled in the ledger (exactly once)
     first_token: bool = False  # time to first token observed
+    # the ledger's idempotency id: drawn here, since clients choose (and may repeat) ids
+    settle_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    trace: RequestTrace | None = None
 
 
 @dataclass
@@ -151,6 +157,13 @@ def policy_for(
 
 async def replay(cached: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     yield cached
+
+
+def outcome_of(exc: BaseException, request_id: str) -> str:
+    """How a failed request is recorded: ``error <HTTP status>``, or ``disconnected``."""
+    if not isinstance(exc, Exception):
+        return "disconnected"
+    return f"error {from_exception(exc, request_id).status}"
 
 
 def request_id_of(request: Request) -> str:

@@ -96,12 +96,14 @@ class Deployment:
         self._init_ray()
         serve.start(http_options={"host": self.config.gateway.host, "port": self.port})
         from orchestrator.app import build_app
+        from orchestrator.tracing import TraceOptions
 
         app = build_app(
             self.config,
             cache_dir=self.settings.cache_dir,
             redis_url=self.redis_url,
             run_id=self.run_id,
+            tracing=TraceOptions.of(self.config, self.settings, self.redis_url),
         )
         report("deploying specialists, router and retriever")
         serve.run(app, name=self.config.name, route_prefix="/", blocking=False)

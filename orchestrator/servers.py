@@ -14,7 +14,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from ray import serve
+
+from orchestrator.tracing import AttributeValue, Carrier, Tracing, fail, where
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +26,15 @@ class RouterServer:
     """Runs the router LLM; concurrent queries are batched into one forward pass."""
 
     def __init__(
-        self, model_dir: str, profiles: list[dict[str, Any]], options: dict[str, Any]
+        self,
+        model_dir: str,
+        profiles: list[dict[str, Any]],
+        options: dict[str, Any],
+        tracing: dict[str, Any] | None = None,
     ) -> None:
         from router_model import SpecialistProfile, build_router
+
+        self.tracing = Tracing(tracing, "router")
 
         started = time.monotonic()
         self.router = build_router(
@@ -46,10 +55,25 @@ class RouterServer:
         decisions = await asyncio.to_thread(self.router.route_batch, queries, tradeoffs)
         # batches run one at a time: each query is charged an equal share of its batch
         share = (time.monotonic() - started) / len(requests)
-        return [{**d.as_dict(), "busy_s": share} for d in decisions]
+        size = len(requests)
+        return [{**d.as_dict(), "busy_s": share, "batch_size": size} for d in decisions]
 
-    async def route(self, query: str, tradeoff: float | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = await self._route((query, tradeoff))
+    async def route(
+        self, query: str, tradeoff: float | None = None, trace: Carrier | None = None
+    ) -> dict[str, Any]:
+        with self.tracing.span("mixserve.router.route", trace, SpanKind.SERVER, where()) as span:
+            result: dict[str, Any] = await self._route((query, tradeoff))
+            batch = int(result.pop("batch_size", 1))
+            span.set_attributes(
+                {
+                    "mixserve.routing.choice": str(result["choice"]),
+                    "mixserve.routing.confidence": float(result["confidence"]),
+                    "mixserve.router.batch_size": batch,
+                    "mixserve.busy_s": float(result["busy_s"]),
+                }
+            )
+            for name, score in result.get("scores", {}).items():
+                span.set_attribute(f"mixserve.routing.score.{name}", float(score))
         return result
 
     async def ready(self) -> bool:
@@ -58,9 +82,15 @@ class RouterServer:
 
 class RetrieverServer:
     def __init__(
-        self, collections: list[dict[str, Any]], embedding_package: str, index_dir: str
+        self,
+        collections: list[dict[str, Any]],
+        embedding_package: str,
+        index_dir: str,
+        tracing: dict[str, Any] | None = None,
     ) -> None:
         from retrieval import CollectionSpec, Retriever, SentenceEmbedder
+
+        self.tracing = Tracing(tracing, "retriever")
 
         specs = [
             CollectionSpec(
@@ -80,14 +110,28 @@ class RetrieverServer:
         counts = {n: len(i.passages) for n, i in self.retriever.indexes.items()}
         logger.info("retriever ready: %s", counts)
 
-    async def search(self, query: str, k: int, min_score: float) -> dict[str, Any]:
+    async def search(
+        self, query: str, k: int, min_score: float, trace: Carrier | None = None
+    ) -> dict[str, Any]:
         """The hits, and the replica busy time charged to this search."""
-        token = self.meter.start()
-        try:
-            hits = await asyncio.to_thread(self.retriever.search, [query], k, min_score)
-        finally:
-            busy = self.meter.stop(token)
-        return {"hits": [h.as_dict() for h in hits[0]], "busy_s": busy}
+        attrs = {**where(), "gen_ai.operation.name": "retrieval", "mixserve.retrieval.k": k}
+        with self.tracing.span("mixserve.retriever.search", trace, SpanKind.SERVER, attrs) as span:
+            token = self.meter.start()
+            try:
+                hits = await asyncio.to_thread(self.retriever.search, [query], k, min_score)
+            finally:
+                busy = self.meter.stop(token)
+            found = [h.as_dict() for h in hits[0]]
+            span.set_attributes(
+                {
+                    "mixserve.retrieval.source_ids": [str(h.id) for h in hits[0]],
+                    "mixserve.retrieval.scores": [float(h.score) for h in hits[0]],
+                    "mixserve.busy_s": busy,
+                }
+            )
+            if self.tracing.record_content:
+                span.set_attribute("gen_ai.retrieval.query.text", query)
+        return {"hits": found, "busy_s": busy}
 
     async def ready(self) -> bool:
         return True
@@ -110,9 +154,12 @@ class SpecialistServer:
         max_model_len: int,
         engine_kwargs: dict[str, Any],
         start_timeout_s: float,
+        tracing: dict[str, Any] | None = None,
     ) -> None:
         from specialists.registry import build_engine
 
+        self.tracing = Tracing(tracing, f"specialist-{name}")
+        self.engine_name = engine
         self.name = name
         self.prompt_format = prompt_format
         self.system_prompt = system_prompt
@@ -148,6 +195,13 @@ class SpecialistServer:
             seed=payload.get("seed"),
             logprobs=bool(payload.get("logprobs", False)),
         )
+        span = self.tracing.start(
+            "mixserve.specialist.generate",
+            payload.get("trace"),
+            SpanKind.SERVER,
+            self._attrs(payload),
+        )
+        received = time.monotonic()
         self.stats["in_flight"] += 1
         finished = False
         token, charged = self.meter.start(), False
@@ -158,6 +212,10 @@ class SpecialistServer:
                 "cumulative_logprob": None,
             }
             async for chunk in self.engine.generate(request):
+                if "text" not in last:
+                    span.set_attribute(
+                        "gen_ai.response.time_to_first_chunk", time.monotonic() - received
+                    )
                 last = {
                     "text": chunk.text,
                     "prompt_tokens": chunk.prompt_tokens,
@@ -168,21 +226,47 @@ class SpecialistServer:
                 yield last
             # a closing item with no text: this request's share of the replica's busy time
             busy, charged = self.meter.stop(token), True
+            span.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": int(last["prompt_tokens"]),
+                    "gen_ai.usage.output_tokens": int(last["completion_tokens"]),
+                    "gen_ai.response.finish_reasons": [str(last.get("finish_reason"))],
+                    "mixserve.busy_s": busy,
+                }
+            )
             yield {**last, "text": "", "finish_reason": None, "busy_s": busy}
             finished = True
             self.stats["served"] += 1
-        except (asyncio.CancelledError, GeneratorExit):
+        except (asyncio.CancelledError, GeneratorExit) as exc:
             self.stats["aborted"] += 1  # the engine aborts the request itself (its contract)
+            fail(span, exc, 499)
             raise
-        except Exception:
+        except Exception as exc:
             self.stats["failed"] += 1
+            fail(span, exc)
             raise
         finally:
             if not charged:
                 self.meter.stop(token)
             self.stats["in_flight"] -= 1
+            span.end()
             if not finished:
                 logger.info("request %s ended early", request.request_id)
+
+    def _attrs(self, payload: dict[str, Any]) -> dict[str, AttributeValue]:
+        attrs: dict[str, AttributeValue] = {
+            **where(),
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": self.name,
+            "gen_ai.response.model": self.name,
+            "gen_ai.request.max_tokens": int(payload["max_tokens"]),
+            "mixserve.specialist": self.name,
+            "mixserve.engine": self.engine_name,
+            "mixserve.request_id": str(payload["request_id"]),
+        }
+        if "sent_at" in payload:  # handle queue and transfer (clock skew across nodes)
+            attrs["mixserve.queue_wait_s"] = max(0.0, time.time() - float(payload["sent_at"]))
+        return attrs
 
     async def get_stats(self) -> dict[str, int]:
         return {**self.stats, "engine_unfinished": self.engine.num_unfinished()}

@@ -14,6 +14,9 @@ class Settings:
     ray_address: str | None
     state_dir: Path
     run_id: str | None
+    otlp_endpoint: str | None = None  # where spans go besides mixserve's own store
+    otlp_protocol: str = "http/protobuf"  # or "grpc"
+    otlp_headers: str | None = None  # "k1=v1,k2=v2", as OTEL_EXPORTER_OTLP_HEADERS
 
     @property
     def state_file(self) -> Path:
@@ -22,6 +25,7 @@ class Settings:
 
 def get_settings() -> Settings:
     """Read the environment now (not at import time, so tests can set it)."""
+    otlp = _otlp()
     cache = Path(os.environ.get("MIXSERVE_CACHE_DIR") or Path.home() / ".cache" / "mixserve")
     return Settings(
         cache_dir=cache,
@@ -29,4 +33,25 @@ def get_settings() -> Settings:
         ray_address=os.environ.get("RAY_ADDRESS") or None,
         state_dir=Path(os.environ.get("MIXSERVE_STATE_DIR") or cache / "run"),
         run_id=os.environ.get("MIXSERVE_RUN_ID") or None,
+        otlp_endpoint=otlp[0],
+        otlp_protocol=otlp[1],
+        otlp_headers=otlp[2],
     )
+
+
+def _otlp() -> tuple[str | None, str, str | None]:
+    """The OTLP trace exporter's settings, by the OpenTelemetry variable names. The
+    generic endpoint is a base URL (``/v1/traces`` is appended for HTTP); the
+    traces-specific one is used as given."""
+    env = os.environ
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or None
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    if endpoint is None and base is not None:
+        endpoint = base if protocol == "grpc" else base.rstrip("/") + "/v1/traces"
+    headers = env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS")
+    return endpoint, protocol, headers or None

@@ -1,0 +1,89 @@
+"""Span exporters against real services: the Redis trace store (bounded, per tenant) and
+OTLP over HTTP and gRPC to a receiver decoding the protobuf schema."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from orchestrator.errors import APIError
+from orchestrator.redis_server import async_client
+from orchestrator.request_trace import RequestTrace
+from orchestrator.trace_store import stored_trace
+from orchestrator.tracing import TraceOptions, Tracing, carrier
+from tests.otlp_receiver import grpc_receiver, http_receiver
+
+
+def one_request(tracing: Tracing, worker: Tracing, tenant: str, rid: str) -> str:
+    """A root in the 'gateway' with a child made by another process's tracer."""
+    trace = RequestTrace(tracing, "chat", rid, "/v1/chat/completions")
+    trace.caller(tenant, None)
+    with trace.child("mixserve.routing") as call:
+        with worker.span("mixserve.router.route", carrier(call)):
+            pass
+    trace.end(200)
+    return trace.trace_id
+
+
+def read(url: str, tenant: str, rid: str) -> dict:
+    async def go() -> dict:
+        client = async_client(url)
+        try:
+            return await stored_trace(client, tenant, rid)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_stored_traces_are_gathered_bounded_and_per_tenant(redis_server):
+    options = TraceOptions(redis_url=redis_server.url, store_max_traces=3, export_delay_ms=10)
+    gateway, router = Tracing(options, "gateway"), Tracing(options, "router")
+    ids = [one_request(gateway, router, "acme", f"r{i}") for i in range(5)]
+    gateway.force_flush()
+    router.force_flush()
+    body = read(redis_server.url, "acme", "r4")
+    assert body["trace_id"] == ids[4] and body["request_id"] == "r4"
+    spans = {s["name"]: s for s in body["spans"]}
+    assert set(spans) == {"chat", "mixserve.routing", "mixserve.router.route"}
+    assert spans["mixserve.router.route"]["component"] == "router"
+    assert spans["mixserve.router.route"]["parent_id"] == spans["mixserve.routing"]["span_id"]
+    assert spans["chat"]["parent_id"] is None and spans["chat"]["end"] >= spans["chat"]["start"]
+    with pytest.raises(APIError) as other_tenant:
+        read(redis_server.url, "globex", "r4")
+    assert other_tenant.value.status == 404
+    with pytest.raises(APIError, match="no trace"):
+        read(redis_server.url, "acme", "r0")  # the oldest were dropped: 3 are kept
+    assert read(redis_server.url, "acme", "r2")["trace_id"] == ids[2]
+    gateway.shutdown()
+    router.shutdown()
+
+
+def test_a_trace_store_that_is_down_does_not_fail_the_request(redis_server):
+    options = TraceOptions(redis_url=redis_server.url, export_delay_ms=10)
+    redis_server.stop()
+    tracing = Tracing(options, "gateway")
+    started = time.monotonic()
+    trace = RequestTrace(tracing, "chat", "r1", "/v1/query")
+    trace.end(200)
+    assert time.monotonic() - started < 0.5  # export happens off the request's path
+    tracing.shutdown()
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_spans_reach_an_otlp_collector(protocol):
+    receiver = http_receiver if protocol == "http/protobuf" else grpc_receiver
+    with receiver() as (endpoint, received):
+        options = TraceOptions(otlp_endpoint=endpoint, otlp_protocol=protocol, export_delay_ms=10)
+        gateway, router = Tracing(options, "gateway"), Tracing(options, "router")
+        trace_id = one_request(gateway, router, "acme", "r1")
+        gateway.shutdown()  # flushes
+        router.shutdown()
+        spans = received.of_trace(trace_id)
+    assert {s["name"] for s in spans} == {"chat", "mixserve.routing", "mixserve.router.route"}
+    components = {s["resource"]["mixserve.component"] for s in spans}
+    assert components == {"gateway", "router"}
+    root = next(s for s in spans if s["name"] == "chat")
+    assert root["attributes"]["mixserve.tenant"] == "acme" and root["parent_id"] is None
