@@ -14,6 +14,7 @@ from orchestrator.redis_server import free_port
 from orchestrator.settings import get_settings
 from router_model import read_score_tables
 from tests.conftest import ROOT, require_prepared_models
+from tests.otlp_receiver import http_receiver
 
 TOKEN_DELAY_S = 0.02
 REQUEST_TIMEOUT_S = 6.0  # the fake needs 0.02 s a token: 1000 tokens overrun it
@@ -104,8 +105,15 @@ def service(tmp_path_factory):
     from orchestrator.runtime import Deployment
 
     require_prepared_models()
+    receiver = http_receiver()  # every process of the app exports its spans here too
+    endpoint, received = receiver.__enter__()
     settings = dataclasses.replace(
-        get_settings(), redis_url=None, ray_address=None, state_dir=tmp_path_factory.mktemp("state")
+        get_settings(),
+        redis_url=None,
+        ray_address=None,
+        state_dir=tmp_path_factory.mktemp("state"),
+        otlp_endpoint=endpoint,
+        otlp_protocol="http/protobuf",
     )
     artifact = train_example_artifact(
         load_config(ROOT / "configs" / "cpu.yaml"), tmp_path_factory.mktemp("router")
@@ -118,10 +126,12 @@ def service(tmp_path_factory):
         deployment.start(ready_timeout_s=300)
         deployment.sigterm_after_start = signal.getsignal(signal.SIGTERM)  # type: ignore[attr-defined]
         deployment.api_key, _ = key_store(deployment).create("tenant-a")  # type: ignore[attr-defined]
+        deployment.otlp = received  # type: ignore[attr-defined]
         yield deployment
     finally:
         signal.signal(signal.SIGTERM, previous)
         deployment.stop()
+        receiver.__exit__(None, None, None)
 
 
 def key_store(deployment):
