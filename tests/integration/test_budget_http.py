@@ -1,0 +1,75 @@
+"""Budgets through HTTP: 200 concurrent requests against one key's budget, and client
+request ids that repeat."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import redis
+
+from orchestrator.ledger import NANO, PREFIX
+from tests.integration.conftest import key_store
+
+
+def spend_of(service, key_id: str) -> dict[str, int]:
+    client = redis.Redis.from_url(service.redis_url)
+    raw = client.hgetall(f"{PREFIX}spend:key:{key_id}")
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def test_200_concurrent_requests_never_spend_past_the_budget(service):
+    # general is pinned: a request's maximum cost is its tokens at list price plus the
+    # router's and retriever's replica price over the whole deadline (about $0.66 here),
+    # so $2 holds 3 requests in flight; each settles far below its reservation
+    budget = 2.0
+    key, record = key_store(service).create("burst", budget_usd=budget)
+    headers = {"authorization": f"Bearer {key}"}
+    body = {
+        "model": "general",
+        "messages": [{"role": "user", "content": "Name a colour."}],
+        "max_tokens": 3,
+        "temperature": 0.5,
+    }
+
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(
+            base_url=service.url, headers=headers, timeout=120, limits=limits
+        ) as c:
+            return await asyncio.gather(
+                *(c.post("/v1/chat/completions", json=body) for _ in range(200))
+            )
+
+    responses = asyncio.run(burst())
+    statuses = [r.status_code for r in responses]
+    answered = [r.json() for r in responses if r.status_code == 200]
+    assert set(statuses) <= {200, 402}, [r.text for r in responses if r.status_code >= 500][:3]
+    assert answered and statuses.count(402) > 0  # the budget did bind
+    refusal = next(r for r in responses if r.status_code == 402).json()["error"]
+    assert refusal["code"] == "budget_exceeded"
+    spend = spend_of(service, record.key_id)
+    costs = sum(a["usage"]["cost"]["total_usd"] for a in answered)
+    assert spend["total"] / NANO == pytest.approx(costs, abs=1e-6)
+    assert spend["total"] / NANO <= budget and spend["reserved"] == 0
+    assert spend["requests"] == len(answered)
+    print(f"burst: {len(answered)} answered, {statuses.count(402)} refused, spent ${costs:.6f}")
+
+
+def test_a_repeated_request_id_is_charged_every_time(service):
+    key, record = key_store(service).create("repeats", budget_usd=100)
+    headers = {"authorization": f"Bearer {key}", "x-request-id": "same-id-1"}
+    body = {
+        "model": "general",
+        "messages": [{"role": "user", "content": "Say hi."}],
+        "max_tokens": 3,
+        "temperature": 0.5,
+    }
+    with httpx.Client(base_url=service.url, headers=headers, timeout=60) as c:
+        first, second = (c.post("/v1/chat/completions", json=body) for _ in range(2))
+    assert first.status_code == second.status_code == 200
+    assert first.json()["mixserve"]["request_id"] == "same-id-1"
+    spend = spend_of(service, record.key_id)
+    costs = first.json()["usage"]["cost"]["total_usd"] + second.json()["usage"]["cost"]["total_usd"]
+    assert spend["requests"] == 2 and spend["total"] / NANO == pytest.approx(costs, abs=1e-8)
