@@ -212,6 +212,9 @@ class GatewayConfig(_Strict):
     default_max_tokens: int = Field(256, ge=1, description="`max_tokens` when not given.")
     request_timeout_s: float = Field(300.0, gt=0, description="Deadline of one request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body.")
+    max_header_bytes: int = Field(
+        32_768, ge=1024, le=1_048_576, description="Largest total size of a request's headers."
+    )
 
 
 class AuthConfig(_Strict):

@@ -37,6 +37,7 @@ from orchestrator.redis_server import async_client
 from orchestrator.request_io import (
     Answer,
     Plan,
+    check_headers,
     install_error_handlers,
     outcome_of,
     policy_for,
@@ -109,6 +110,7 @@ class Gateway:
     async def _authorize(
         self, request: Request, trace: RequestTrace | None = None
     ) -> KeyRecord | None:
+        check_headers(request, self.config.gateway.max_header_bytes)
         key = None
         if self.config.auth.enabled:
             header = request.headers.get("authorization")

@@ -166,6 +166,27 @@ def outcome_of(exc: BaseException, request_id: str) -> str:
     return f"error {from_exception(exc, request_id).status}"
 
 
+def check_headers(request: Request, max_bytes: int) -> None:
+    """Refuse oversized headers (431) and a malformed ``x-request-id`` (400), naming the
+    problem. (Headers HTTP itself forbids, such as control characters, never get here:
+    the Serve proxy answers those with a plain 400.)"""
+    size = sum(len(name) + len(value) + 4 for name, value in request.headers.raw)
+    if size > max_bytes:
+        raise APIError(
+            431,
+            f"request headers are {size} bytes, above this service's limit of {max_bytes}",
+            code="headers_too_large",
+        )
+    given = request.headers.get("x-request-id")
+    if given is not None and not _REQUEST_ID.match(given):
+        raise APIError(
+            400,
+            "x-request-id must be 1 to 64 letters, digits or '._:-' characters",
+            param="x-request-id",
+            code="invalid_header",
+        )
+
+
 def request_id_of(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
     return given if _REQUEST_ID.match(given) else f"req-{uuid.uuid4().hex}"

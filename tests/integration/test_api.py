@@ -307,3 +307,24 @@ def test_the_state_file_records_what_down_needs(service):
     assert state.redis_pid == service.redis.pid and state.url == service.url
     # the reason the pid must be on record: the marker sweep cannot see redis-server
     assert service.redis.pid not in pids_of_run(service.run_id)
+
+
+@pytest.mark.parametrize(
+    "headers, status, code",
+    [
+        ({"x-request-id": "a" * 65}, 400, "invalid_header"),
+        ({"x-request-id": "a b"}, 400, "invalid_header"),
+        ({"x-junk": "z" * 40_000}, 431, "headers_too_large"),
+        ({f"x-h{i}": "v" * 200 for i in range(200)}, 431, "headers_too_large"),
+    ],
+)
+def test_malformed_or_oversized_headers_are_refused_and_nothing_is_charged(
+    client, headers, status, code
+):
+    before = client.get("/v1/usage").json()["requests"]
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    resp = client.post("/v1/chat/completions", json=body, headers=headers)
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == code and ("x-request-id" in error["message"]) == (status == 400)
+    assert client.get("/v1/usage").json()["requests"] == before
