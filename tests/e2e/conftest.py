@@ -71,7 +71,7 @@ def live(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"not ready in {READY_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
             time.sleep(2)
-        yield {"url": url, "env": env, "cli": cli, "run_id": run_id}
+        yield {"url": url, "env": env, "cli": cli, "run_id": run_id, "state": state}
     finally:
         down = subprocess.run(
             [*cli, "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300

@@ -1,0 +1,44 @@
+"""Traces of requests served by real vLLM engines, in the embedded default: the Redis
+store behind GET /v1/traces and the rotating JSONL file in the run's state folder."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.e2e.test_real_service import ask
+
+
+def test_a_streamed_real_answer_is_traced_end_to_end(client, live):
+    resp = ask(
+        client, "Write a Python function that adds two numbers", stream=True, temperature=0.3
+    )
+    assert resp.status_code == 200
+    trace_id = resp.headers["x-mixserve-trace-id"]
+    events = [json.loads(x[6:]) for x in resp.text.splitlines() if x.startswith("data: {")]
+    usage = events[-1]["usage"]
+    rid = events[0]["mixserve"]["request_id"]
+    deadline = time.monotonic() + 20
+    while True:
+        got = client.get(f"/v1/traces/{rid}")
+        names = (
+            {s["name"] for s in got.json().get("spans", [])} if got.status_code == 200 else set()
+        )
+        if {"chat auto", "mixserve.specialist.generate", "mixserve.router.route"} <= names:
+            break
+        assert time.monotonic() < deadline, got.text[:2000]
+        time.sleep(0.5)
+    trace = got.json()
+    assert trace["trace_id"] == trace_id
+    spans = {s["name"]: s for s in trace["spans"]}
+    generate = spans["mixserve.specialist.generate"]["attributes"]
+    assert generate["mixserve.engine"] == "vllm" and generate["gen_ai.response.model"] == "code"
+    assert generate["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
+    assert generate["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
+    assert 0 < generate["gen_ai.response.time_to_first_chunk"] < generate["mixserve.busy_s"] + 1
+    root = spans["chat auto"]["attributes"]
+    assert root["mixserve.cost_usd"] == usage["cost"]["total_usd"] > 0
+    assert root["gen_ai.response.time_to_first_chunk"] > 0
+    path = live["state"] / "traces" / "mixserve" / "spans.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines() if trace_id in x]
+    assert {s["name"] for s in lines} == {s["name"] for s in trace["spans"]}
