@@ -87,6 +87,11 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         "short",
         [("sum(ray_serve_deployment_queued_queries) by (deployment)", "{{deployment}}")],
     ),
+    (
+        "Serve replicas: requests in progress per deployment",
+        "short",
+        [("sum(ray_serve_replica_processing_queries) by (deployment)", "{{deployment}}")],
+    ),
 ]
 
 
