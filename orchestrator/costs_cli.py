@@ -47,6 +47,19 @@ def summarize(records: list[dict[str, str]], by: str) -> list[dict[str, Any]]:
     return [{by: name, **g} for name, g in sorted(groups.items())]
 
 
+def _known_tenant(client: Any, tenant: str) -> None:
+    """Fail in one line unless ``tenant`` is well formed and known to the ledger (it has
+    spent) or to the key store (it has keys): a typo must not pass for zero spend."""
+    from orchestrator.keys import TENANT_PATTERN, KeyStore
+
+    if not TENANT_PATTERN.match(tenant):
+        fail(f"--tenant {tenant!r} is not a tenant name (a-z, 0-9, '.', '_', '-')")
+    if client.exists(f"{PREFIX}spend:tenant:{tenant}"):
+        return
+    if not KeyStore(client).list(tenant):
+        fail(f"no tenant {tenant!r}: it has no keys and no recorded requests")
+
+
 def costs(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's requests.")] = None,
     since: Annotated[str | None, typer.Option(help="From this UTC date or time.")] = None,
@@ -61,6 +74,8 @@ def costs(
     except ValueError as exc:
         fail(str(exc))
     client = redis_client()
+    if tenant is not None:
+        _known_tenant(client, tenant)
     records = []
     for _, fields in client.xrange(f"{PREFIX}records", min=start, max="+"):
         record = {k.decode(): v.decode() for k, v in fields.items()}

@@ -43,7 +43,12 @@ def test_costs_command_groups_the_ledger_records(client, service):
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--since", "last tuesday"], "is not a date"), (["--by", "model"], "--by must be one of")],
+    [
+        (["--since", "last tuesday"], "is not a date"),
+        (["--by", "model"], "--by must be one of"),
+        (["--tenant", "nobody-here"], "no tenant 'nobody-here'"),
+        (["--tenant", "Bad Name"], "is not a tenant name"),
+    ],
 )
 def test_costs_command_refuses_bad_input_in_one_line(service, args, message):
     proc = costs_cli(service, *args)
