@@ -17,11 +17,13 @@ from orchestrator.errors import APIError
 from orchestrator.keys import KeyRecord
 from orchestrator.ledger import Ledger, day_of
 from orchestrator.limits import RateLimiter
+from orchestrator.log_throttle import Throttled
 from orchestrator.metrics import ServiceMetrics
 from orchestrator.request_io import Plan
 from orchestrator.spool import Spool
 
 logger = logging.getLogger(__name__)
+throttled = Throttled(logger)
 TEMPLATE_BYTES = 512  # prompt format, labels and the synthesis instructions, at most
 NO_KEY, NO_TENANT = "-", "default"
 DRAIN_INTERVAL_S = 1.0  # who a request is recorded under when auth is off
@@ -100,7 +102,7 @@ class Accounts:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis is down: the outage policy
                 if self.config.ledger.outage_budget_policy == "open":
-                    logger.warning("budget of %s unchecked (Redis: %s)", key.key_id, exc)
+                    throttled.warning("budget of %s unchecked (Redis: %s)", key.key_id, exc)
                     return
                 raise APIError(
                     503,
@@ -155,7 +157,7 @@ class Accounts:
             if self.spool is None:
                 logger.error("ledger settlement of %s lost: %s", plan.request_id, exc)
                 return
-            logger.warning("ledger unreachable (%s): %s spooled", exc, plan.request_id)
+            throttled.warning("ledger unreachable (%s): %s spooled", exc, plan.request_id)
             self.spool.append(entry)
             self.spooled += 1
             if self.metrics is not None:

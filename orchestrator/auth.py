@@ -8,8 +8,10 @@ from typing import Any
 
 from orchestrator.errors import APIError
 from orchestrator.keys import KeyRecord, hash_key, lookup_key
+from orchestrator.log_throttle import Throttled
 
 logger = logging.getLogger(__name__)
+throttled = Throttled(logger)
 MAX_HEADER_CHARS = 256
 MAX_KNOWN_KEYS = 10_000
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -41,7 +43,7 @@ async def authenticate(
     try:
         record = await lookup_key(client, key)
     except Exception as exc:  # noqa: BLE001 - any Redis failure
-        logger.warning("key lookup failed: %s", exc)
+        throttled.warning("key lookup failed: %s", exc)
         remembered = (known or {}).get(hash_key(key))
         if remembered is not None:
             return remembered

@@ -13,7 +13,10 @@ import json
 import logging
 from typing import Any
 
+from orchestrator.log_throttle import Throttled
+
 logger = logging.getLogger(__name__)
+throttled = Throttled(logger)
 PREFIX = "mixserve:cache:v1:"
 
 
@@ -46,7 +49,7 @@ class ResponseCache:
         try:
             raw = await self.client.get(key)
         except Exception as exc:  # noqa: BLE001 - a cache outage must not fail requests
-            logger.warning("response cache read failed: %s", exc)
+            throttled.warning("response cache read failed: %s", exc)
             return None
         if raw is None:
             return None
@@ -61,4 +64,4 @@ class ResponseCache:
         try:
             await self.client.set(key, json.dumps(value), ex=self.ttl_s)
         except Exception as exc:  # noqa: BLE001
-            logger.warning("response cache write failed: %s", exc)
+            throttled.warning("response cache write failed: %s", exc)

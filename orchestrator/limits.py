@@ -22,8 +22,10 @@ from typing import Any
 
 from orchestrator.errors import APIError
 from orchestrator.keys import KeyRecord
+from orchestrator.log_throttle import Throttled
 
 logger = logging.getLogger(__name__)
+throttled = Throttled(logger)
 PREFIX = "mixserve:limits:"
 WINDOW_S = 60.0
 
@@ -72,7 +74,7 @@ class RateLimiter:
             args = [time.time(), self.window_s, key.rpm or 0, key.tpm or 0, member]
             admitted, wait, limit = await self._admit(keys=self._keys(key), args=args)
         except Exception as exc:  # noqa: BLE001 - fail open, see the module docstring
-            logger.warning("rate limiter unavailable, request let through: %s", exc)
+            throttled.warning("rate limiter unavailable, request let through: %s", exc)
             return
         if int(admitted) == 1:
             return
@@ -96,4 +98,4 @@ class RateLimiter:
             await self.client.zadd(name, {member: time.time()})
             await self.client.pexpire(name, int(self.window_s * 1000))
         except Exception as exc:  # noqa: BLE001
-            logger.warning("token count of %s not recorded: %s", request_id, exc)
+            throttled.warning("token count of %s not recorded: %s", request_id, exc)

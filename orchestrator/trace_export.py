@@ -28,7 +28,10 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from orchestrator.log_throttle import Throttled
+
 logger = logging.getLogger(__name__)
+throttled = Throttled(logger)
 PREFIX = "mixserve:traces:"
 MAX_SPANS_PER_TRACE = 2000
 
@@ -69,7 +72,7 @@ class RedisSpanExporter(SpanExporter):
         try:
             self._write([span_record(s) for s in spans])
         except Exception as exc:  # noqa: BLE001 - see the module docstring
-            logger.warning("%d spans not stored in Redis: %s", len(spans), exc)
+            throttled.warning("%d spans not stored in Redis: %s", len(spans), exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
@@ -128,7 +131,7 @@ class JsonlSpanExporter(SpanExporter):
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
         except OSError as exc:
-            logger.warning("%d spans not written to %s: %s", len(spans), self.path, exc)
+            throttled.warning("%d spans not written to %s: %s", len(spans), self.path, exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
