@@ -56,6 +56,8 @@ def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
     }
     if resources.memory_gb is not None:
         options["memory"] = int(resources.memory_gb * 1024**3)
+    if resources.custom:
+        options["resources"] = dict(resources.custom)
     return options
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -45,6 +45,22 @@ class Resources(_Strict):
     memory_gb: float | None = Field(
         None, gt=0, description="Memory Ray reserves per replica (scheduling hint), in GiB."
     )
+    custom: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per replica, to place it on nodes that have them "
+        "(e.g. {'accelerator_type:A100': 0.001}, or a resource your node types declare).",
+    )
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_resources(cls, value: dict[str, float]) -> dict[str, float]:
+        builtin = {"CPU", "GPU", "memory", "object_store_memory"} & set(value)
+        if builtin:
+            raise ValueError(f"{', '.join(sorted(builtin))}: use num_cpus, num_gpus or memory_gb")
+        bad = sorted(name for name, amount in value.items() if not amount > 0)
+        if bad:
+            raise ValueError(f"custom resource amounts must be above 0: {', '.join(bad)}")
+        return value
 
 
 class Price(_Strict):
@@ -205,6 +221,9 @@ class RetrievalConfig(_Strict):
 class GatewayConfig(_Strict):
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
+        "EveryNode", description="Where Serve runs HTTP proxies: on every node, or the head."
+    )
     replicas: int = Field(1, ge=1, description="Gateway replicas.")
     max_ongoing_requests: int = Field(256, ge=1, description="Concurrent requests per replica.")
     max_queued_requests: int = Field(512, ge=0, description="Queue bound before 503.")

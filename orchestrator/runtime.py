@@ -94,7 +94,10 @@ class Deployment:
             self._save_state()
         report("starting Ray" if self.settings.ray_address is None else "joining Ray")
         self._init_ray()
-        serve.start(http_options={"host": self.config.gateway.host, "port": self.port})
+        serve.start(
+            http_options={"host": self.config.gateway.host, "port": self.port},
+            proxy_location=self.config.gateway.proxy_location,
+        )
         from orchestrator.app import build_app
         from orchestrator.tracing import TraceOptions
 

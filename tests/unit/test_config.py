@@ -72,6 +72,15 @@ def test_every_error_is_reported_with_its_yaml_path():
             lambda d: d.update(policy={"default": "ensemble", "max_calls": 2}),
             "exceeds policy.max_calls (2)",
         ),
+        (
+            lambda d: d["specialists"][0].update(resources={"custom": {"GPU": 1}}),
+            "GPU: use num_cpus, num_gpus or memory_gb",
+        ),
+        (
+            lambda d: d["specialists"][0].update(resources={"custom": {"a100": 0}}),
+            "custom resource amounts must be above 0: a100",
+        ),
+        (lambda d: d.update(tracing={"sample_ratio": 1.5}), "tracing.sample_ratio"),
     ],
 )
 def test_cross_field_errors(change, message):
