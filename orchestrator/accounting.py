@@ -56,8 +56,11 @@ class Accounts:
         rate of the specialists it may call, prompts bounded by their UTF-8 bytes (a
         token is at least one byte), replica time by the request's deadline."""
         settings, payload = plan.settings, plan.payload
-        names = [plan.specialist] if plan.policy == "single" else list(self.costs.specialists)
-        calls = 1 if plan.policy == "single" else settings.max_calls
+        spill = self.config.policy.spill.enabled and not plan.meta["routing"].get("pinned")
+        single = plan.policy == "single"
+        # a routed single call may spill over to any specialist: price it at the dearest
+        names = [plan.specialist] if single and not spill else list(self.costs.specialists)
+        calls = 1 if single else settings.max_calls  # a call refused for overload costs 0
         text = sum(len(t.encode()) for _, t in payload["messages"])
         text += sum(len(t.encode()) for _, t in payload.get("passages", []))
         system = max(len(self.config.specialist(n).system_prompt.encode()) for n in names)

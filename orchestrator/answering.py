@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator.accounting import Accounts
 from orchestrator.cache import ResponseCache
 from orchestrator.calls import SpecialistCalls
+from orchestrator.config import SpillConfig
 from orchestrator.errors import APIError, from_exception
 from orchestrator.metrics import ServiceMetrics
 from orchestrator.policies import CallFailed, PolicyRequest, run_policy
@@ -26,7 +27,9 @@ class Answering:
         cache: ResponseCache | None,
         accounts: Accounts,
         metrics: ServiceMetrics,
+        spill: SpillConfig | None = None,
     ) -> None:
+        self.spill = spill or SpillConfig()
         self.specialists = specialists
         self.cache = cache
         self.accounts = accounts
@@ -73,7 +76,62 @@ class Answering:
         if finish.answer is not None:
             return replay(finish.answer)
         assert finish.payload is not None  # a policy returns an answer or a call to stream
-        return await calls.stream(finish.specialist, finish.payload)
+        return await self._stream(plan, calls, finish.specialist, finish.payload)
+
+    async def _stream(
+        self, plan: Plan, calls: SpecialistCalls, specialist: str, payload: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream the call; when its specialist is saturated (its queue is full, 503) and
+        the router chose it, spill over to the next best, up to ``spill.max_spills``."""
+        tried = [specialist]
+        while True:
+            try:
+                return await calls.stream(specialist, payload)
+            except APIError as err:
+                target = self._spill_target(plan, tried, err)
+                if target is None:
+                    raise
+            self.metrics.spilled.inc(1, tags={"specialist": specialist, "to": target})
+            policy = plan.meta["policy"]
+            for call in policy["calls"]:
+                if call["outcome"] == "streamed":
+                    call["outcome"] = "overloaded"
+            policy["calls"].append(
+                {
+                    "specialist": target,
+                    "role": "spill",
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "mean_logprob": None,
+                    "outcome": "streamed",
+                    "busy_s": 0.0,
+                }
+            )
+            policy["reason"] += f"; {specialist} was saturated, spilled to {target}"
+            self.adopt(plan, target, policy)
+            plan.cache_key = None  # an answer from a stand-in is not cached as the answer
+            if plan.trace is not None:
+                plan.trace.root.set_attribute("mixserve.spilled_from", tried)
+            tried.append(target)
+            specialist = target
+
+    def _spill_target(self, plan: Plan, tried: list[str], err: APIError) -> str | None:
+        spill = self.spill
+        routing = plan.meta["routing"]
+        if not spill.enabled or routing.get("pinned") or err.code != "overloaded":
+            return None
+        if len(tried) > spill.max_spills:
+            return None
+        ranking = routing.get("utilities") or routing.get("scores") or {}
+        scores = routing.get("scores") or {}
+        candidates = [
+            name
+            for name in sorted(ranking, key=lambda n: (-float(ranking[n]), n))
+            if name not in tried
+            and name in self.specialists
+            and float(scores.get(name, 1.0)) >= spill.min_score
+        ]
+        return candidates[0] if candidates else None
 
     # ---- finishing (also called by the SSE body, ``orchestrator.streaming``) ---------
     def first_token(self, plan: Plan) -> None:

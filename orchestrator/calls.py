@@ -25,6 +25,15 @@ Pricer = Callable[[str, int, int, float], float]
 _RECOVERABLE = (500, 503)
 
 
+def _cancel(gen: Any) -> None:
+    """Cancel a Serve response stream; one that already failed (e.g. refused by
+    back-pressure) raises its error again on cancel, which must not replace ours."""
+    try:
+        gen.cancel()
+    except Exception:  # noqa: BLE001 - nothing left to cancel
+        pass
+
+
 class SpecialistCalls:
     """Every call of one request shares ``deadline`` (event-loop time): a specialist
     that stalls mid-answer ends the request with a timeout error instead of a hang."""
@@ -105,13 +114,15 @@ class SpecialistCalls:
         if span is not None:  # the replica's span goes under this call's
             payload = {**payload, "trace": carrier(span), "sent_at": time.time()}
         started = time.monotonic()
-        gen = self.handles[specialist].options(stream=True).generate.remote(payload)
-        try:
+        gen: Any = None
+        try:  # a full queue (back-pressure) may refuse the call at once or on first read
+            gen = self.handles[specialist].options(stream=True).generate.remote(payload)
             first = await asyncio.wait_for(gen.__anext__(), self._remaining())
         except StopAsyncIteration:
             first = None
         except BaseException as exc:
-            gen.cancel()
+            if gen is not None:
+                _cancel(gen)
             if span is not None:
                 fail(span, exc, self._status(exc))
                 span.end()
@@ -139,7 +150,7 @@ class SpecialistCalls:
                     fail(span, exc, self._status(exc))
                 raise
             finally:
-                gen.cancel()
+                _cancel(gen)
                 self._ended(span, specialist, seen, ttft)
                 if span is not None:
                     span.end()

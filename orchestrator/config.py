@@ -177,6 +177,16 @@ class EnsembleConfig(_Strict):
     )
 
 
+class SpillConfig(_Strict):
+    enabled: bool = Field(
+        True, description="A routed request whose specialist is saturated goes to the next best."
+    )
+    max_spills: int = Field(1, ge=1, le=8, description="Other specialists tried, best first.")
+    min_score: float = Field(
+        0.0, ge=0, le=1, description="Never spill to a specialist predicted below this quality."
+    )
+
+
 class PolicyConfig(_Strict):
     default: str = Field(
         "single",
@@ -188,6 +198,10 @@ class PolicyConfig(_Strict):
     )
     cascade: CascadeConfig = Field(default_factory=CascadeConfig, description="Cascade policy.")
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="Ensemble policy.")
+    spill: SpillConfig = Field(
+        default_factory=SpillConfig,
+        description="Spill-over: where a streamed call goes when its specialist is saturated.",
+    )
 
 
 class CollectionConfig(_Strict):

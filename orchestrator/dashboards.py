@@ -78,6 +78,16 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         [("sum(rate(ray_mixserve_rejections_total[5m])) by (reason)", "{{reason}}")],
     ),
     (
+        "Spill-overs from saturated specialists",
+        "reqps",
+        [
+            (
+                "sum(rate(ray_mixserve_spillovers_total[5m])) by (specialist, to)",
+                "{{specialist}} → {{to}}",
+            )
+        ],
+    ),
+    (
         "Ledger lag: settlements spooled on disk",
         "short",
         [("sum(ray_mixserve_ledger_spooled)", "spooled")],

@@ -92,7 +92,9 @@ class Gateway:
         self.planner = Planner(
             self.config, router, retriever, specialists, self.cache, self.accounts, self.metrics
         )
-        self.answering = Answering(specialists, self.cache, self.accounts, self.metrics)
+        self.answering = Answering(
+            specialists, self.cache, self.accounts, self.metrics, self.config.policy.spill
+        )
 
     async def _authorize(
         self, request: Request, trace: RequestTrace | None = None

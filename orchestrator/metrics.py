@@ -68,6 +68,11 @@ class ServiceMetrics:
                 "reason",
             ),
         )
+        self.spilled = metrics.Counter(
+            "mixserve_spillovers",
+            description="Calls spilled over from a saturated specialist, by it and the target.",
+            tag_keys=_tags("specialist", "to"),
+        )
         self.spooled = metrics.Gauge(
             "mixserve_ledger_spooled",
             description="Ledger settlements waiting on local disk for Redis (ledger lag).",

@@ -66,6 +66,12 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
                 "engine": "fake",
                 "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
                 "engine_env": {},
+                # code saturates quickly (2 running, 2 waiting): spill-over tests fill it
+                **(
+                    {"max_ongoing_requests": 2, "max_queued_requests": 2}
+                    if s.name == "code"
+                    else {}
+                ),
                 "price": Price(
                     usd_per_mtok_in=PRICES[s.name],
                     usd_per_mtok_out=PRICES[s.name],

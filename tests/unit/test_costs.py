@@ -104,8 +104,10 @@ def test_max_cost_bounds_any_request_the_plan_allows():
         "passages": [("a.md", "x" * 300)],
         "max_tokens": 64,
     }
-    meta = {"cached": False, "policy": {"calls": []}}
+    meta = {"cached": False, "policy": {"calls": []}, "routing": {"pinned": True}}
     single = Plan("r", "cheap", payload, meta, policy="single", settings=PolicySettings())
+    routed_meta = {**meta, "routing": {"pinned": False}}  # may spill over to "dear"
+    routed = Plan("r", "cheap", payload, routed_meta, policy="single", settings=PolicySettings())
     cascade = Plan(
         "r", "cheap", payload, meta, policy="cascade", settings=PolicySettings(max_calls=3)
     )
@@ -124,5 +126,6 @@ def test_max_cost_bounds_any_request_the_plan_allows():
         retrieval_busy_s=30,
     )["total_usd"]
     assert worst <= accounts.max_cost(single) < 2 * worst
+    assert accounts.max_cost(routed) > 4 * worst  # priced as the dear specialist's call
     # a cascade may call the dearest specialist three times
     assert accounts.max_cost(cascade) > 3 * 5 * accounts.max_cost(single) / 2
