@@ -35,6 +35,16 @@ throttled = Throttled(logger)
 PREFIX = "mixserve:traces:"
 MAX_SPANS_PER_TRACE = 2000
 
+# KEYS: the recent-traces zset. ARGV: traces kept, the span-list key prefix. Atomic, so
+# exporters of many processes trimming at once never drop more than the excess.
+_TRIM = """
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if excess <= 0 then return 0 end
+local oldest = redis.call('ZPOPMIN', KEYS[1], excess)
+for i = 1, #oldest, 2 do redis.call('DEL', ARGV[2] .. oldest[i]) end
+return excess
+"""
+
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
     """A span as the trace API and the JSONL file show it (times in Unix seconds)."""
@@ -67,6 +77,7 @@ class RedisSpanExporter(SpanExporter):
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self.max_traces = max_traces
         self.ttl_s = ttl_s
+        self._trim = self.client.register_script(_TRIM)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -93,15 +104,8 @@ class RedisSpanExporter(SpanExporter):
             pipe.ltrim(name, 0, MAX_SPANS_PER_TRACE - 1)
             pipe.expire(name, self.ttl_s)
         pipe.zadd(f"{PREFIX}recent", traces, lt=True)  # the oldest traces go first
-        pipe.zcard(f"{PREFIX}recent")
-        count = int(pipe.execute()[-1])
-        if count > self.max_traces:
-            dropped: list[tuple[bytes, float]] = self.client.zpopmin(  # type: ignore[assignment]
-                f"{PREFIX}recent", count - self.max_traces
-            )
-            names = [f"{PREFIX}spans:{m.decode()}" for m, _ in dropped]
-            if names:
-                self.client.delete(*names)
+        self._trim(keys=[f"{PREFIX}recent"], args=[self.max_traces, f"{PREFIX}spans:"], client=pipe)
+        pipe.execute()
 
     def shutdown(self) -> None:
         self.client.close()

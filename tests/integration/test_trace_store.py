@@ -39,24 +39,28 @@ def read(url: str, tenant: str, rid: str) -> dict:
 
 
 def test_stored_traces_are_gathered_bounded_and_per_tenant(redis_server):
-    options = TraceOptions(redis_url=redis_server.url, store_max_traces=3, export_delay_ms=10)
+    options = TraceOptions(redis_url=redis_server.url, store_max_traces=3, export_delay_ms=1)
     gateway, router = Tracing(options, "gateway"), Tracing(options, "router")
-    ids = [one_request(gateway, router, "acme", f"r{i}") for i in range(5)]
+    ids = []
+    for i in range(40):  # two exporters trimming the store concurrently, many times
+        ids.append(one_request(gateway, router, "acme", f"r{i}"))
+        time.sleep(0.002)
     gateway.shutdown()  # exports everything left and stops the export threads
     router.shutdown()
-    body = read(redis_server.url, "acme", "r4")
-    assert body["trace_id"] == ids[4] and body["request_id"] == "r4"
+    body = read(redis_server.url, "acme", "r39")
+    assert body["trace_id"] == ids[39] and body["request_id"] == "r39"
     spans = {s["name"]: s for s in body["spans"]}
     assert set(spans) == {"chat", "mixserve.routing", "mixserve.router.route"}
     assert spans["mixserve.router.route"]["component"] == "router"
     assert spans["mixserve.router.route"]["parent_id"] == spans["mixserve.routing"]["span_id"]
     assert spans["chat"]["parent_id"] is None and spans["chat"]["end"] >= spans["chat"]["start"]
     with pytest.raises(APIError) as other_tenant:
-        read(redis_server.url, "globex", "r4")
+        read(redis_server.url, "globex", "r39")
     assert other_tenant.value.status == 404
-    with pytest.raises(APIError, match="no trace"):
-        read(redis_server.url, "acme", "r0")  # the oldest were dropped: 3 are kept
-    assert read(redis_server.url, "acme", "r2")["trace_id"] == ids[2]
+    for old in (0, 20, 36):  # the oldest were dropped: 3 are kept, the newest
+        with pytest.raises(APIError, match="no trace"):
+            read(redis_server.url, "acme", f"r{old}")
+    assert [read(redis_server.url, "acme", f"r{i}")["trace_id"] for i in (37, 38, 39)] == ids[37:]
 
 
 def test_a_trace_store_that_is_down_does_not_fail_the_request(redis_server):
