@@ -9,6 +9,8 @@ rounds (off, on, off, on, ...) so the machine's drift hits both alike; each roun
 ``benchmarks/results/tracing_overhead.json``.
 
     .venv/bin/python benchmarks/tracing_overhead.py --rounds 2 --requests 300 --concurrency 8
+    .venv/bin/python benchmarks/tracing_overhead.py --model general \
+        --out benchmarks/results/tracing_overhead_pinned.json
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def load(url: str, concurrency: int, requests: int) -> dict[str, float]:
+async def load(url: str, concurrency: int, requests: int, model: str) -> dict[str, float]:
     todo = list(range(requests))
     latencies: list[float] = []
 
@@ -47,7 +49,7 @@ async def load(url: str, concurrency: int, requests: int) -> dict[str, float]:
         while todo:
             i = todo.pop()
             body = {
-                "model": "auto",
+                "model": model,
                 "temperature": 0.5,
                 "max_tokens": 16,
                 "messages": [{"role": "user", "content": f"{QUESTIONS[i % 4]} ({i})"}],
@@ -94,7 +96,9 @@ def config(tracing: bool) -> Any:
     )
 
 
-def one_round(tracing: bool, concurrency: int, requests: int, state: Path) -> dict[str, float]:
+def one_round(
+    tracing: bool, concurrency: int, requests: int, model: str, state: Path
+) -> dict[str, float]:
     from orchestrator.redis_server import free_port
     from orchestrator.runtime import Deployment
     from orchestrator.settings import get_settings
@@ -105,7 +109,7 @@ def one_round(tracing: bool, concurrency: int, requests: int, state: Path) -> di
     deployment = Deployment(config(tracing), settings, port=free_port())
     try:
         deployment.start()
-        return asyncio.run(load(deployment.url, concurrency, requests))
+        return asyncio.run(load(deployment.url, concurrency, requests, model))
     finally:
         deployment.stop()
 
@@ -116,6 +120,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument(
+        "--model",
+        default="auto",
+        help="auto (routed: the router LLM dominates) or a specialist (no router pass)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "tracing_overhead.json"
     )
     args = parser.parse_args()
@@ -123,7 +132,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         for r in range(args.rounds):
             for mode in ("off", "on"):
-                result = one_round(mode == "on", args.concurrency, args.requests, Path(state))
+                result = one_round(
+                    mode == "on", args.concurrency, args.requests, args.model, Path(state)
+                )
                 runs[mode].append(result)
                 print(f"round {r + 1} tracing {mode:3s}: {json.dumps(result)}", flush=True)
     summary = {m: {k: statistics.median(x[k] for x in v) for k in v[0]} for m, v in runs.items()}
