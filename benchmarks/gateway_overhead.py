@@ -25,19 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from load_common import QUESTIONS, pct  # benchmarks/ is on the path of its scripts
 
 ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS = [
-    "Write a Python function that reverses a list",
-    "What is the capital of France?",
-    "Explain what a hash table is.",
-    "What is 17 times 23?",
-]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def one_http(client: httpx.AsyncClient, question: str, max_tokens: int) -> dict[str, float]:
