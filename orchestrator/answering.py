@@ -181,7 +181,7 @@ class Answering:
                 if answer.absorb(item):
                     self.first_token(plan)
         except BaseException as exc:
-            await self.close(plan, None, outcome_of(exc, plan.request_id))
+            await self.close(plan, None, outcome_of(exc))
             if isinstance(exc, (APIError, asyncio.CancelledError)):
                 raise
             raise from_exception(exc, plan.request_id) from None
@@ -195,6 +195,6 @@ class Answering:
         try:
             items = await self.source(plan)
         except BaseException as exc:
-            await self.close(plan, None, outcome_of(exc, plan.request_id))
+            await self.close(plan, None, outcome_of(exc))
             raise
         return sse_body(self, plan, items, include_usage)

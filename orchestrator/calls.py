@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span, SpanKind
 
-from orchestrator.errors import APIError, from_exception
+from orchestrator.errors import APIError, from_exception, status_of
 from orchestrator.policies import CallFailed
 from orchestrator.request_io import Answer
 from orchestrator.tracing import carrier, fail
@@ -69,12 +69,6 @@ class SpecialistCalls:
             },
         )
 
-    def _status(self, exc: BaseException) -> int:
-        """The HTTP status a failure maps to; 499 when the caller went away."""
-        if not isinstance(exc, Exception):
-            return 499
-        return from_exception(exc, self.request_id).status
-
     def _ended(
         self, span: Span | None, specialist: str, answer: Answer, ttft: float | None
     ) -> None:
@@ -124,7 +118,7 @@ class SpecialistCalls:
             if gen is not None:
                 _cancel(gen)
             if span is not None:
-                fail(span, exc, self._status(exc))
+                fail(span, exc, status_of(exc))
                 span.end()
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -147,7 +141,7 @@ class SpecialistCalls:
                     yield item
             except BaseException as exc:
                 if span is not None:
-                    fail(span, exc, self._status(exc))
+                    fail(span, exc, status_of(exc))
                 raise
             finally:
                 _cancel(gen)

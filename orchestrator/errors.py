@@ -118,3 +118,11 @@ def from_exception(exc: BaseException, request_id: str) -> APIError:
         type="server_error",
         code="internal_error",
     )
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status a failure is answered (or recorded) with; 499 when the caller
+    went away (cancellation), as nginx logs it."""
+    if not isinstance(exc, Exception):
+        return 499
+    return from_exception(exc, "").status

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import openai_format as fmt
 from orchestrator.config import PolicyConfig
-from orchestrator.errors import APIError, from_exception, from_validation_errors
+from orchestrator.errors import APIError, from_exception, from_validation_errors, status_of
 from orchestrator.keys import KeyRecord
 from orchestrator.policies import PolicySettings
 from orchestrator.schemas import MixserveOptions
@@ -159,11 +159,10 @@ async def replay(cached: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     yield cached
 
 
-def outcome_of(exc: BaseException, request_id: str) -> str:
+def outcome_of(exc: BaseException) -> str:
     """How a failed request is recorded: ``error <HTTP status>``, or ``disconnected``."""
-    if not isinstance(exc, Exception):
-        return "disconnected"
-    return f"error {from_exception(exc, request_id).status}"
+    status = status_of(exc)
+    return "disconnected" if status == 499 else f"error {status}"
 
 
 def check_headers(request: Request, max_bytes: int) -> None:

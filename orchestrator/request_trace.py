@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry.trace import Span, SpanKind
 
-from orchestrator.errors import APIError
+from orchestrator.errors import status_of
 from orchestrator.tracing import AttributeValue, Carrier, Tracing, carrier, fail, trace_id_of
 
 
@@ -133,11 +133,9 @@ class RequestTrace:
 
     # ---- the end ------------------------------------------------------------------
     def fail(self, exc: BaseException) -> None:
-        status = exc.status if isinstance(exc, APIError) else None
-        if status is None and not isinstance(exc, Exception):
-            status = 499  # cancelled: the client went away
-        fail(self.root, exc, status or 500)
-        self.end(status or 500)
+        status = status_of(exc)
+        fail(self.root, exc, status)
+        self.end(status)
 
     def end(self, status: int = 200) -> None:
         if self._ended:

@@ -4,7 +4,8 @@ Each gateway process appends to its own JSONL file, one settlement a line, flush
 fsynced before the request's answer is complete. Draining renames the file first (new
 settlements go to a fresh one), replays every line through the ledger's idempotent
 settle, and deletes the file only when all of it went through; a drain cut short is
-simply replayed later, and settlement by request id makes the replay count once. Files
+simply replayed later, and the ledger's idempotent settlement (by the settlement id each
+request draws) makes the replay count once. Files
 left by gateways that died are drained too. A line that does not parse (a write torn by a
 crash) is reported and skipped.
 """

@@ -225,15 +225,22 @@ def fail(span: Span, exc: BaseException, status: int | None = None) -> None:
     span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
 
 
+_WHERE: dict[str, AttributeValue] = {}
+
+
 def where() -> dict[str, AttributeValue]:
-    """The node and replica of the calling Serve replica (empty outside one)."""
-    out: dict[str, AttributeValue] = {}
+    """The node and replica of the calling Serve replica (empty outside one); looked up
+    once per process, since neither changes while it lives."""
+    if _WHERE:
+        return dict(_WHERE)
     try:
         import ray
         from ray import serve
 
-        out["mixserve.node"] = ray.get_runtime_context().get_node_id()
-        out["mixserve.replica"] = serve.get_replica_context().replica_id.unique_id
+        node = ray.get_runtime_context().get_node_id()
+        replica = serve.get_replica_context().replica_id.unique_id
     except Exception:  # noqa: BLE001 - not in a replica (unit tests): nothing to say
         logger.debug("no replica context")
-    return out
+        return {}
+    _WHERE.update({"mixserve.node": node, "mixserve.replica": replica})
+    return dict(_WHERE)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +47,15 @@ def run_mixserve(
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         cwd=ROOT,
     )
+
+
+def wait_trace(client: Any, rid: str, done: Callable[[list[str]], bool], timeout_s: float = 20):
+    """``GET /v1/traces/{rid}`` until ``done(span names)`` holds: spans are exported in
+    batches from several processes, within a second or so of the answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        resp = client.get(f"/v1/traces/{rid}")
+        if resp.status_code == 200 and done([s["name"] for s in resp.json()["spans"]]):
+            return resp.json()
+        assert time.monotonic() < deadline, f"trace of {rid} incomplete: {resp.text[:2000]}"
+        time.sleep(0.2)

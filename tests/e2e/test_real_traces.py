@@ -4,8 +4,8 @@ store behind GET /v1/traces and the rotating JSONL file in the run's state folde
 from __future__ import annotations
 
 import json
-import time
 
+from tests.conftest import wait_trace
 from tests.e2e.test_real_service import ask
 
 
@@ -18,17 +18,8 @@ def test_a_streamed_real_answer_is_traced_end_to_end(client, live):
     events = [json.loads(x[6:]) for x in resp.text.splitlines() if x.startswith("data: {")]
     usage = events[-1]["usage"]
     rid = events[0]["mixserve"]["request_id"]
-    deadline = time.monotonic() + 20
-    while True:
-        got = client.get(f"/v1/traces/{rid}")
-        names = (
-            {s["name"] for s in got.json().get("spans", [])} if got.status_code == 200 else set()
-        )
-        if {"chat auto", "mixserve.specialist.generate", "mixserve.router.route"} <= names:
-            break
-        assert time.monotonic() < deadline, got.text[:2000]
-        time.sleep(0.5)
-    trace = got.json()
+    needed = {"chat auto", "mixserve.specialist.generate", "mixserve.router.route"}
+    trace = wait_trace(client, rid, lambda names: needed <= set(names))
     assert trace["trace_id"] == trace_id
     spans = {s["name"]: s for s in trace["spans"]}
     generate = spans["mixserve.specialist.generate"]["attributes"]

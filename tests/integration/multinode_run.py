@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ import httpx
 from orchestrator.config import AuthConfig, Resources
 from orchestrator.redis_server import free_port
 from orchestrator.settings import get_settings
+from tests.conftest import wait_trace
 from tests.integration.conftest import fake_config
 
 
@@ -28,6 +28,7 @@ def placed(resources: Resources, where: str) -> Resources:
 
 
 def main(state_dir: Path) -> None:
+    import ray
     from ray.cluster_utils import Cluster
 
     from orchestrator.runtime import Deployment
@@ -70,22 +71,12 @@ def main(state_dir: Path) -> None:
         with httpx.Client(base_url=deployment.url, timeout=120) as client:
             answer = client.post("/v1/chat/completions", json=body).json()
             rid = answer["mixserve"]["request_id"]
-            deadline = time.monotonic() + 30
-            while True:
-                got = client.get(f"/v1/traces/{rid}")
-                names = {s["name"] for s in got.json().get("spans", [])}
-                if got.status_code == 200 and "mixserve.specialist.generate" in names:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no complete trace: {got.text[:1000]}")
-                time.sleep(0.3)
-        import ray
-
+            trace = wait_trace(
+                client, rid, lambda names: "mixserve.specialist.generate" in names, 30
+            )
         nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
-        print(json.dumps({"answer": answer, "trace": got.json(), "nodes": nodes}))
+        print(json.dumps({"answer": answer, "trace": trace, "nodes": nodes}))
     finally:
-        import ray
-
         deployment.stop()
         ray.shutdown()  # the driver lets go of the head before its node is stopped
         cluster.shutdown()

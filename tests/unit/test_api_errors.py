@@ -1,7 +1,16 @@
+import asyncio
+
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.errors import from_exception, from_validation_errors, unknown_model
+from orchestrator.errors import (
+    APIError,
+    from_exception,
+    from_validation_errors,
+    status_of,
+    unknown_model,
+)
+from orchestrator.request_io import outcome_of
 from orchestrator.schemas import ChatCompletionRequest, ChatMessage
 from specialists.errors import ContextLengthError
 
@@ -83,3 +92,16 @@ def test_unknown_model_lists_choices():
     err = unknown_model("gpt-9", ["auto", "code"])
     assert err.status == 404 and err.code == "model_not_found" and "auto, code" in err.message
     assert err.body()["error"]["param"] == "model"
+
+
+@pytest.mark.parametrize(
+    "exc, status, outcome",
+    [
+        (APIError(402, "no budget"), 402, "error 402"),
+        (TimeoutError(), 504, "error 504"),
+        (RuntimeError("boom"), 500, "error 500"),
+        (asyncio.CancelledError(), 499, "disconnected"),
+    ],
+)
+def test_one_status_for_a_failure_in_traces_and_the_ledger(exc, status, outcome):
+    assert status_of(exc) == status and outcome_of(exc) == outcome
