@@ -59,3 +59,18 @@ def wait_trace(client: Any, rid: str, done: Callable[[list[str]], bool], timeout
             return resp.json()
         assert time.monotonic() < deadline, f"trace of {rid} incomplete: {resp.text[:2000]}"
         time.sleep(0.2)
+
+
+def wait_file_spans(path: Path, trace_id: str, expected: set[str], timeout_s: float = 10):
+    """The names of the trace's spans in the JSONL trace file, once they are ``expected``
+    or the time is up: each exporter (store, file) of each process has its own batch
+    timer, so the file may get a process's spans a moment after the store did."""
+    import json
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        names = {json.loads(x)["name"] for x in lines if trace_id in x}
+        if names == expected or time.monotonic() > deadline:
+            return names
+        time.sleep(0.2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import wait_trace
+from tests.conftest import wait_file_spans, wait_trace
 from tests.e2e.test_real_service import ask
 
 
@@ -18,8 +18,18 @@ def test_a_streamed_real_answer_is_traced_end_to_end(client, live):
     events = [json.loads(x[6:]) for x in resp.text.splitlines() if x.startswith("data: {")]
     usage = events[-1]["usage"]
     rid = events[0]["mixserve"]["request_id"]
-    needed = {"chat auto", "mixserve.specialist.generate", "mixserve.router.route"}
-    trace = wait_trace(client, rid, lambda names: needed <= set(names))
+    expected = {  # temperature > 0 (no cache lookup), no key (no budget reservation)
+        "chat auto",
+        "mixserve.routing",
+        "mixserve.router.route",
+        "mixserve.retrieval",
+        "mixserve.retriever.search",
+        "chat code",
+        "mixserve.specialist.generate",
+        "mixserve.ledger.settle",
+    }
+    trace = wait_trace(client, rid, lambda names: expected <= set(names))
+    assert {s["name"] for s in trace["spans"]} == expected
     assert trace["trace_id"] == trace_id
     spans = {s["name"]: s for s in trace["spans"]}
     generate = spans["mixserve.specialist.generate"]["attributes"]
@@ -31,5 +41,4 @@ def test_a_streamed_real_answer_is_traced_end_to_end(client, live):
     assert root["mixserve.cost_usd"] == usage["cost"]["total_usd"] > 0
     assert root["gen_ai.response.time_to_first_chunk"] > 0
     path = live["state"] / "traces" / "mixserve" / "spans.jsonl"
-    lines = [json.loads(x) for x in path.read_text().splitlines() if trace_id in x]
-    assert {s["name"] for s in lines} == {s["name"] for s in trace["spans"]}
+    assert wait_file_spans(path, trace_id, expected) == expected

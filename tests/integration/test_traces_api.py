@@ -12,7 +12,7 @@ import httpx
 import redis
 
 from orchestrator.ledger import PREFIX as LEDGER
-from tests.conftest import wait_trace
+from tests.conftest import wait_file_spans, wait_trace
 from tests.integration.conftest import key_store
 from tests.integration.test_api import chat
 
@@ -82,8 +82,8 @@ def test_one_request_is_one_trace_across_every_deployment(client, service):
     [record] = [f for _, f in ledger.xrange(f"{LEDGER}records") if f[b"request_id"] == rid]
     assert record[b"trace_id"].decode() == trace_id
     path = service.settings.state_dir / "traces" / "mixserve" / "spans.jsonl"
-    in_file = [json.loads(x) for x in path.read_text().splitlines() if trace_id in x]
-    assert {s["name"] for s in in_file} == {s["name"] for s in trace["spans"]}
+    expected = {s["name"] for s in trace["spans"]}
+    assert wait_file_spans(path, trace_id, expected) == expected
     deadline = time.monotonic() + 10
     while {s["name"] for s in service.otlp.of_trace(trace_id)} != set(spans):
         assert time.monotonic() < deadline, "spans missing at the OTLP collector"
