@@ -29,7 +29,9 @@ serve: models
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit -q

@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 from load_common import QUESTIONS, pct  # benchmarks/ is on the path of its scripts
 
+from orchestrator import profiles
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -145,11 +147,11 @@ def main() -> None:
     from ray import serve
 
     from orchestrator.config import load_config
-    from orchestrator.redis_server import free_port
-    from orchestrator.runtime import Deployment
+    from orchestrator.runtime import ServiceRun
+    from orchestrator.runtime.embedded_redis import free_port
     from orchestrator.settings import get_settings
 
-    cfg = load_config(ROOT / "configs" / "cpu.yaml")
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
     # one specialist (memory), reached through routing all the same; cache off
     cfg = cfg.model_copy(
         update={
@@ -159,7 +161,7 @@ def main() -> None:
         }
     )
     settings = dataclasses.replace(get_settings(), redis_url=None, ray_address=None)
-    deployment = Deployment(cfg, settings, port=free_port())
+    deployment = ServiceRun(cfg, settings, port=free_port())
     try:
         deployment.start(step=print)
         handle = serve.get_deployment_handle(

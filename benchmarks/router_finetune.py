@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from orchestrator.app import model_path
+from orchestrator import profiles
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.backbone import HiddenStateEmbedder
@@ -76,12 +76,12 @@ def main() -> None:
         raise SystemExit(f"routing data not found at {DATA}: this benchmark needs ../shared/data")
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    config = load_config(ROOT / "configs" / "cpu.yaml")
+    config = load_config(profiles.FOLDER / "cpu.yaml")
     tables = read_score_tables(sorted((DATA / "routerdc").glob("*_train.jsonl")))
     earned, groups = stack_tables(tables)
     queries = [q for t in tables for q in t.queries]
     lm = HiddenStateEmbedder(
-        model_path(config.router.model, get_settings().cache_dir),
+        config.router.model.location(get_settings().cache_dir),
         args.layers,
         args.max_tokens,
         dtype="float32",

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from orchestrator.app import model_path
+from orchestrator import profiles
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.backbone import HiddenStateEmbedder
@@ -47,7 +47,7 @@ def sample_queries(count: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu.yaml")
+    parser.add_argument("--config", type=Path, default=profiles.FOLDER / "cpu.yaml")
     parser.add_argument("--layers", type=int, nargs="+", default=[2, 3, 6])
     parser.add_argument(
         "--eager-layers", type=int, nargs="*", default=[], help="Also time these uncompiled."
@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
-    directory = model_path(config.router.model, get_settings().cache_dir)
+    directory = config.router.model.location(get_settings().cache_dir)
     queries = sample_queries(args.queries)
     variants: dict[str, Any] = {}
     naive = HiddenStateEmbedder(directory, _depth(directory), args.max_tokens, dtype="float32")

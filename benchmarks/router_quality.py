@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.app import model_path
+from orchestrator import profiles
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.embed_cache import cached_embeddings
@@ -93,7 +93,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "cpu.yaml")
+    parser.add_argument("--config", type=Path, default=profiles.FOLDER / "cpu.yaml")
     parser.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3, 4, 6, 9, 12, 18])
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=3)
@@ -110,7 +110,7 @@ def main() -> None:
     cache = get_settings().cache_dir / "router-embeddings"
     top = max(args.layers)
     lm = HiddenStateEmbedder(
-        model_path(config.router.model, get_settings().cache_dir), top, args.max_tokens
+        config.router.model.location(get_settings().cache_dir), top, args.max_tokens
     )
     lm.load()
     results: dict[str, Any] = {"max_tokens": args.max_tokens, "seeds": args.seeds, "rows": []}

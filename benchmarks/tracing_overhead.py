@@ -28,6 +28,8 @@ from typing import Any
 import httpx
 from load_common import QUESTIONS, pct  # benchmarks/ is on the path of its scripts
 
+from orchestrator import profiles
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,7 +72,7 @@ async def warm_up(client: httpx.AsyncClient) -> None:
 def config(tracing: bool) -> Any:
     from orchestrator.config import load_config
 
-    cfg = load_config(ROOT / "configs" / "cpu.yaml")
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
     specialists = [
         s.model_copy(
             update={"engine": "fake", "engine_kwargs": {"token_delay_s": 0.0}, "engine_env": {}}
@@ -89,14 +91,14 @@ def config(tracing: bool) -> Any:
 def one_round(
     tracing: bool, concurrency: int, requests: int, model: str, state: Path
 ) -> dict[str, float]:
-    from orchestrator.redis_server import free_port
-    from orchestrator.runtime import Deployment
+    from orchestrator.runtime import ServiceRun
+    from orchestrator.runtime.embedded_redis import free_port
     from orchestrator.settings import get_settings
 
     settings = dataclasses.replace(
         get_settings(), redis_url=None, ray_address=None, state_dir=state
     )
-    deployment = Deployment(config(tracing), settings, port=free_port())
+    deployment = ServiceRun(config(tracing), settings, port=free_port())
     try:
         deployment.start()
         return asyncio.run(load(deployment.url, concurrency, requests, model))

@@ -1,8 +1,11 @@
 """Build the Ray Serve application from a config: router, retriever, specialists, gateway.
 
-Every deployment gets explicit concurrency limits and queue bounds (Serve's defaults
-collapse under load), and every replica's environment carries the run id, so the
-processes a run starts (vLLM's engine processes included) can be found and stopped.
+Each deployment is bound its own typed config object (``RouterConfig``,
+``RetrievalConfig``, ``SpecialistConfig``, the whole ``MixserveConfig`` for the gateway)
+with paths resolved here, where the config file's folder is known. Every deployment gets
+explicit concurrency limits and queue bounds (Serve's defaults collapse under load), and
+every replica's environment carries the run id, so the processes a run starts (vLLM's
+engine processes included) can be found and stopped.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from ray import serve
-from ray.serve import Application, Deployment
+from ray.serve import Application
+from ray.serve import Deployment as ServeDeployment
 
 from orchestrator.config import MixserveConfig, ModelSource, Resources
-from orchestrator.gateway import Gateway
-from orchestrator.procs import MARKER_VAR
-from orchestrator.servers import RetrieverServer, RouterServer, SpecialistServer
-from orchestrator.tracing import TraceOptions
-from router_model import relative_costs
+from orchestrator.deployments import RetrieverServer, RouterServer, SpecialistServer
+from orchestrator.serving import Gateway
+from orchestrator.settings import RUN_MARKER_VAR
+from orchestrator.telemetry import TraceOptions
 
 BASE_ENV = {
     "VLLM_CONFIGURE_LOGGING": "0",  # vLLM's dictConfig closes Serve's log handlers
@@ -28,24 +31,17 @@ BASE_ENV = {
 # Weights prepared from a package are local: never let a library reach for a hub then.
 # Models named by id (the GPU profile) may be resolved from a hub or mirror by the engine.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+# the router and retriever answer small calls quickly: generous, but bounded
+AUX_MAX_ONGOING, AUX_MAX_QUEUED = 64, 512
 
 
-def _model_env(source: ModelSource) -> dict[str, str]:
+def model_env(source: ModelSource) -> dict[str, str]:
+    """The environment a replica loading ``source`` needs (offline for packaged weights)."""
     return dict(OFFLINE_ENV) if source.package is not None else {}
 
 
-def model_path(source: ModelSource, cache_dir: Path) -> str:
-    """The directory (or id) an engine loads for ``source``."""
-    from specialists.weights import model_dir_for
-
-    if source.package is not None:
-        return str(model_dir_for(source.package, cache_dir))
-    assert source.path is not None  # guaranteed by ModelSource's validator
-    return source.path
-
-
-def _deployment(cls: type) -> Deployment:
-    return cast(Deployment, serve.deployment(cls))
+def _deployment(cls: type) -> ServeDeployment:
+    return cast(ServeDeployment, serve.deployment(cls))
 
 
 def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
@@ -61,6 +57,59 @@ def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
     return options
 
 
+def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace: Any) -> Any:
+    from router_model import SpecialistProfile, relative_costs
+
+    r = config.router
+    relative = relative_costs(
+        [(s.price.usd_per_mtok_in, s.price.usd_per_mtok_out) for s in config.specialists],
+        r.expected_input_tokens,
+        r.expected_output_tokens,
+    )
+    profiles = [
+        SpecialistProfile(s.name, s.description, list(s.examples), float(cost))
+        for s, cost in zip(config.specialists, relative, strict=True)
+    ]
+    artifact = str(config.resolve(r.artifact)) if r.artifact else None
+    return (
+        _deployment(RouterServer)
+        .options(
+            name="router",
+            num_replicas=r.replicas,
+            max_ongoing_requests=AUX_MAX_ONGOING,
+            max_queued_requests=AUX_MAX_QUEUED,
+            ray_actor_options=_actor_options(r.resources, {**env, **model_env(r.model)}),
+        )
+        .bind(
+            r.model_copy(update={"artifact": artifact}),
+            r.model.location(cache_dir),
+            profiles,
+            trace,
+        )
+    )
+
+
+def _retriever(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace: Any) -> Any:
+    from retrieval import CollectionSpec
+
+    collections = []
+    for c in config.retrieval.collections:
+        paths = [config.resolve(p).resolve() for p in c.paths]
+        root = Path(os.path.commonpath([p if p.is_dir() else p.parent for p in paths]))
+        collections.append(CollectionSpec(c.name, paths, root, c.chunk_chars, c.chunk_overlap))
+    return (
+        _deployment(RetrieverServer)
+        .options(
+            name="retriever",
+            num_replicas=1,
+            max_ongoing_requests=AUX_MAX_ONGOING,
+            max_queued_requests=AUX_MAX_QUEUED,
+            ray_actor_options=_actor_options(config.retrieval.resources, {**env, **OFFLINE_ENV}),
+        )
+        .bind(config.retrieval, collections, str(cache_dir / "indexes" / config.name), trace)
+    )
+
+
 def build_app(
     config: MixserveConfig,
     *,
@@ -71,81 +120,8 @@ def build_app(
 ) -> Application:
     """The Serve application. ``tracing`` reaches every deployment through its
     arguments (replicas on other nodes need not share this process's environment)."""
-    env = {**BASE_ENV, MARKER_VAR: run_id}
-    trace = (tracing or TraceOptions(enabled=False)).as_dict()
-    r = config.router
-    relative = relative_costs(
-        [(s.price.usd_per_mtok_in, s.price.usd_per_mtok_out) for s in config.specialists],
-        r.expected_input_tokens,
-        r.expected_output_tokens,
-    )
-    profiles = [
-        {
-            "name": s.name,
-            "description": s.description,
-            "examples": list(s.examples),
-            "relative_cost": float(cost),
-        }
-        for s, cost in zip(config.specialists, relative, strict=True)
-    ]
-    router = (
-        _deployment(RouterServer)
-        .options(
-            name="router",
-            num_replicas=r.replicas,
-            max_ongoing_requests=64,
-            max_queued_requests=512,
-            ray_actor_options=_actor_options(r.resources, {**env, **_model_env(r.model)}),
-        )
-        .bind(
-            model_path(r.model, cache_dir),
-            profiles,
-            {
-                "layer": r.layer,
-                "max_query_tokens": r.max_query_tokens,
-                "dtype": r.dtype,
-                "compile": r.compile,
-                "threads": r.threads,
-                "head": r.head,
-                "head_params": dict(r.head_params),
-                "artifact": str(config.resolve(r.artifact)) if r.artifact else None,
-                "models": dict(r.models),
-                "tradeoff": r.quality_cost_tradeoff,
-                "fallback": r.fallback,
-                "min_confidence": r.min_confidence,
-            },
-            trace,
-        )
-    )
-    collections = []
-    for c in config.retrieval.collections:
-        paths = [config.resolve(p).resolve() for p in c.paths]
-        root = os.path.commonpath([p if p.is_dir() else p.parent for p in paths])
-        collections.append(
-            {
-                "name": c.name,
-                "paths": [str(p) for p in paths],
-                "root": root,
-                "chunk_chars": c.chunk_chars,
-                "chunk_overlap": c.chunk_overlap,
-            }
-        )
-    retriever = (
-        _deployment(RetrieverServer)
-        .options(
-            name="retriever",
-            num_replicas=1,
-            max_ongoing_requests=64,
-            max_queued_requests=512,
-            ray_actor_options=_actor_options(config.retrieval.resources, {**env, **OFFLINE_ENV}),
-        )
-        .bind(
-            collections,
-            config.retrieval.embedding_package,
-            str(cache_dir / "indexes" / config.name),
-            trace,
-        )
-    )
+    env = {**BASE_ENV, RUN_MARKER_VAR: run_id}
+    trace = tracing or TraceOptions(enabled=False)
     specialists = {}
     for s in config.specialists:
         specialists[s.name] = (
@@ -159,20 +135,10 @@ def build_app(
                 health_check_period_s=10,
                 health_check_timeout_s=30,
                 ray_actor_options=_actor_options(
-                    s.resources, {**env, **_model_env(s.model), **s.engine_env}
+                    s.resources, {**env, **model_env(s.model), **s.engine_env}
                 ),
             )
-            .bind(
-                s.name,
-                s.engine,
-                model_path(s.model, cache_dir),
-                s.prompt_format,
-                s.system_prompt,
-                s.max_model_len,
-                dict(s.engine_kwargs),
-                s.start_timeout_s,
-                trace,
-            )
+            .bind(s, s.model.location(cache_dir), trace)
         )
     g = config.gateway
     return (
@@ -185,9 +151,9 @@ def build_app(
             ray_actor_options=_actor_options(Resources(num_cpus=0.1), env),
         )
         .bind(
-            config.model_dump(mode="json"),
-            router,
-            retriever,
+            config,
+            _router(config, cache_dir, env, trace),
+            _retriever(config, cache_dir, env, trace),
             specialists,
             redis_url,
             # settlements made while Redis is down wait here (per node, drained by any

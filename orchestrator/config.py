@@ -38,6 +38,16 @@ class ModelSource(_Strict):
             raise ValueError("give exactly one of 'package' or 'path'")
         return self
 
+    def location(self, cache_dir: Path) -> str:
+        """The directory (or model id) an engine loads for this source."""
+        from weights import model_location
+
+        return model_location(self.package, self.path, cache_dir)
+
+    def label(self) -> str:
+        """``package:NAME`` or ``path:DIR``, as router artifacts record their backbone."""
+        return f"package:{self.package}" if self.package else f"path:{self.path}"
+
 
 class Resources(_Strict):
     num_cpus: float = Field(1.0, ge=0, description="Ray logical CPUs per replica.")

@@ -6,8 +6,11 @@ unexpected is a 500 whose body carries only the request id, never a stack trace.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
+
+from ray.serve.exceptions import BackPressureError
 
 from specialists.errors import ContextLengthError, EngineOverloadedError
 
@@ -69,6 +72,9 @@ def from_validation_errors(errors: Sequence[Any]) -> APIError:
     if err_type == "missing":
         message = f"missing required parameter '{param}'"
         code = "missing_required_parameter"
+    elif err_type == "extra_forbidden":
+        message = f"unrecognized request argument supplied: '{param}'"
+        code = "unknown_parameter"
     elif param is None:
         message = f"invalid request body: {msg}"
         code = "invalid_request"
@@ -97,7 +103,15 @@ def from_exception(exc: BaseException, request_id: str) -> APIError:
         return exc
     if isinstance(cause, ContextLengthError):
         return APIError(400, str(cause), param="messages", code="context_length_exceeded")
-    if isinstance(cause, EngineOverloadedError) or type(exc).__name__ == "BackPressureError":
+    if isinstance(exc, BackPressureError):  # Serve's queue bound (its BackpressureConfig)
+        return APIError(
+            exc.status_code if exc.status_code in (429, 503) else 503,
+            "the service is at capacity; retry shortly",
+            type="overloaded_error",
+            code="overloaded",
+            retry_after_s=max(1, math.ceil(exc.retry_after_s or 1)),
+        )
+    if isinstance(cause, EngineOverloadedError):
         return APIError(
             503,
             "the service is at capacity; retry shortly",
@@ -120,7 +134,7 @@ def from_exception(exc: BaseException, request_id: str) -> APIError:
     )
 
 
-def status_of(exc: BaseException) -> int:
+def http_status(exc: BaseException) -> int:
     """The HTTP status a failure is answered (or recorded) with; 499 when the caller
     went away (cancellation), as nginx logs it."""
     if not isinstance(exc, Exception):

@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# Set only by the process that starts a run, in the environment of every process the run
+# starts (Serve replicas, vLLM's engine processes), never read from the user's: it is
+# how a run's processes are found by pid (``orchestrator.runtime.procs``).
+RUN_MARKER_VAR = "MIXSERVE_RUN_MARKER"
+
 
 @dataclass(frozen=True)
 class Settings:

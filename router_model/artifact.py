@@ -43,6 +43,17 @@ class RouterArtifact:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
+    def price_pairs(self) -> list[tuple[float, float]]:
+        """(USD per million input tokens, per million output tokens) of each model, in
+        ``models`` order (0 for a model the price table lacks)."""
+        return [
+            (
+                self.prices.get(m, {}).get("usd_per_mtok_in", 0.0),
+                self.prices.get(m, {}).get("usd_per_mtok_out", 0.0),
+            )
+            for m in self.models
+        ]
+
     def check_backbone(self, spec: BackboneSpec) -> None:
         if spec != self.backbone:
             raise ArtifactError(

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from specialists.weights import source_checksum
+from weights import source_checksum
 
 logger = logging.getLogger(__name__)
 LENGTH_BUCKETS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)

@@ -18,17 +18,19 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator.procs import pids_of_run
-from orchestrator.redis_server import free_port
-from tests.conftest import ROOT, require_prepared_models
+from orchestrator import profiles
+from orchestrator.runtime.embedded_redis import free_port
+from orchestrator.runtime.procs import pids_of_run
+from tests.helpers.cli import require_prepared_models
+from tests.helpers.paths import ROOT
 
 READY_TIMEOUT_S = 900
 PRICES = {"general": 0.5, "math": 2.0, "code": 5.0}  # USD per million tokens, in and out
 
 
 def priced_config(folder):
-    data = yaml.safe_load((ROOT / "configs" / "cpu.yaml").read_text())
-    data["base_dir"] = str(ROOT / "configs")
+    data = yaml.safe_load((profiles.FOLDER / "cpu.yaml").read_text())
+    data["base_dir"] = str(profiles.FOLDER)
     for spec in data["specialists"]:
         price = PRICES[spec["name"]]
         spec["price"] = {"usd_per_mtok_in": price, "usd_per_mtok_out": price}

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from tests.e2e.conftest import PRICES
-from tests.e2e.test_real_service import ask
+from tests.helpers.http import ask
 
 MATH_QUESTION = "What is 12 * 7?"  # routed to math; general is the cheaper specialist
 

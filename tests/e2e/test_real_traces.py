@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import wait_file_spans, wait_trace
-from tests.e2e.test_real_service import ask
+from tests.helpers.http import ask
+from tests.helpers.waits import wait_file_spans, wait_trace
 
 
 def test_a_streamed_real_answer_is_traced_end_to_end(client, live):

@@ -1,156 +1,21 @@
-from __future__ import annotations
+"""Fixtures of the integration tier: one service of the fake fleet shared by the whole
+package (tests that disrupt a service, by killing its Redis or saturating a specialist,
+live in ``isolated/`` and get one each), and a Redis server per test."""
 
-import dataclasses
-import json
-import signal
-from pathlib import Path
+from __future__ import annotations
 
 import httpx
 import pytest
 
-from orchestrator.app import model_path
-from orchestrator.config import AuthConfig, MixserveConfig, Price, load_config
-from orchestrator.redis_server import free_port
-from orchestrator.settings import get_settings
-from router_model import read_score_tables
-from tests.conftest import ROOT, require_prepared_models
-from tests.otlp_receiver import http_receiver
-
-TOKEN_DELAY_S = 0.02
-REQUEST_TIMEOUT_S = 6.0  # the fake needs 0.02 s a token: 1000 tokens overrun it
-
-
-PRICES = {"general": 0.2, "code": 10.0, "math": 0.2}  # code is the expensive specialist
-MATH_USD_PER_HOUR = 3600.0  # math is also charged $1 per second of its replica's busy time
-ROUTER_USD_PER_HOUR = 360.0
-RETRIEVAL_USD_PER_HOUR = 36.0
-
-
-def train_example_artifact(cfg: MixserveConfig, out_dir: Path) -> Path:
-    """A learned (kNN) router trained on a score table made from the config's examples:
-    model ``m-<name>`` scores 1 on its own specialist's examples and 0.1 elsewhere."""
-    from router_model.artifact import RouterArtifact, save_artifact
-    from router_model.backbone import HiddenStateEmbedder
-    from router_model.train import train_head
-
-    models = [f"m-{s.name}" for s in cfg.specialists]
-    table = out_dir / "examples.jsonl"
-    rows = [
-        {"query": q, "scores": {m: 1.0 if m == f"m-{s.name}" else 0.1 for m in models}}
-        for s in cfg.specialists
-        for q in s.examples
-    ]
-    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tables = read_score_tables([table])
-    r = cfg.router
-    embedder = HiddenStateEmbedder(
-        model_path(r.model, get_settings().cache_dir), r.layer, r.max_query_tokens, dtype=r.dtype
-    )
-    embedder.load()
-    x = embedder.embed(tables[0].queries)
-    head, meta = train_head("knn", {"k": 3, "prior_weight": 0}, tables, x, folds=0)
-    prices = {f"m-{n}": {"usd_per_mtok_in": p, "usd_per_mtok_out": p} for n, p in PRICES.items()}
-    artifact = RouterArtifact(
-        "knn", head, embedder.spec, "package:x", tables[0].models, prices, meta
-    )
-    return save_artifact(artifact, out_dir / "router")
-
-
-def fake_config(artifact: Path | None = None) -> MixserveConfig:
-    """The shipped CPU config with every specialist on the fake engine (router and
-    retriever stay real); with ``artifact``, the router uses that learned head."""
-    cfg = load_config(ROOT / "configs" / "cpu.yaml")
-    specialists = [
-        s.model_copy(
-            update={
-                "engine": "fake",
-                "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
-                "engine_env": {},
-                # code saturates quickly (2 running, 2 waiting): spill-over tests fill it
-                **(
-                    {"max_ongoing_requests": 2, "max_queued_requests": 2}
-                    if s.name == "code"
-                    else {}
-                ),
-                "price": Price(
-                    usd_per_mtok_in=PRICES[s.name],
-                    usd_per_mtok_out=PRICES[s.name],
-                    usd_per_replica_hour=MATH_USD_PER_HOUR if s.name == "math" else 0.0,
-                ),
-            }
-        )
-        for s in cfg.specialists
-    ]
-    gateway = cfg.gateway.model_copy(update={"request_timeout_s": REQUEST_TIMEOUT_S})
-    router = cfg.router.model_copy(update={"usd_per_replica_hour": ROUTER_USD_PER_HOUR})
-    retrieval = cfg.retrieval.model_copy(update={"usd_per_replica_hour": RETRIEVAL_USD_PER_HOUR})
-    if artifact is not None:
-        router = router.model_copy(
-            update={
-                "artifact": str(artifact),
-                "models": {s.name: f"m-{s.name}" for s in cfg.specialists},
-            }
-        )
-    return cfg.model_copy(
-        update={
-            "specialists": specialists,
-            "gateway": gateway,
-            "router": router,
-            "retrieval": retrieval,
-            "auth": AuthConfig(enabled=True),
-        }
-    )
-
-
-def _sigterm_marker(_signum, _frame):
-    raise KeyboardInterrupt
+from orchestrator.runtime import start_redis
+from tests.helpers.fleet import fake_fleet
+from tests.helpers.http import auth
 
 
 @pytest.fixture(scope="package")
 def service(tmp_path_factory):
-    from orchestrator.runtime import Deployment
-
-    require_prepared_models()
-    receiver = http_receiver()  # every process of the app exports its spans here too
-    endpoint, received = receiver.__enter__()
-    settings = dataclasses.replace(
-        get_settings(),
-        redis_url=None,
-        ray_address=None,
-        state_dir=tmp_path_factory.mktemp("state"),
-        otlp_endpoint=endpoint,
-        otlp_protocol="http/protobuf",
-    )
-    artifact = train_example_artifact(
-        load_config(ROOT / "configs" / "cpu.yaml"), tmp_path_factory.mktemp("router")
-    )
-    deployment = Deployment(
-        fake_config(artifact), settings, port=free_port(), state_file=settings.state_file
-    )
-    previous = signal.signal(signal.SIGTERM, _sigterm_marker)  # as `mixserve up` does
-    try:
-        deployment.start(ready_timeout_s=300)
-        deployment.sigterm_after_start = signal.getsignal(signal.SIGTERM)  # type: ignore[attr-defined]
-        deployment.api_key, _ = key_store(deployment).create("tenant-a")  # type: ignore[attr-defined]
-        deployment.otlp = received  # type: ignore[attr-defined]
-        yield deployment
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        deployment.stop()
-        receiver.__exit__(None, None, None)
-
-
-def key_store(deployment):
-    import redis
-
-    from orchestrator.keys import KeyStore
-
-    return KeyStore(redis.Redis.from_url(deployment.redis_url))
-
-
-def auth(service) -> dict[str, str]:
-    """The integration app runs with API keys on: every call carries the test tenant's."""
-    return {"authorization": f"Bearer {service.api_key}"}
+    with fake_fleet(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("router")) as run:
+        yield run
 
 
 @pytest.fixture()
@@ -162,8 +27,6 @@ def client(service):
 @pytest.fixture()
 def redis_server(tmp_path):
     """A real Redis server of the test's own (started here, stopped after)."""
-    from orchestrator.redis_server import start_redis
-
     server = start_redis(tmp_path / "redis")
     try:
         yield server

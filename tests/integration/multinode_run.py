@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 
 from orchestrator.config import AuthConfig, Resources
-from orchestrator.redis_server import free_port
+from orchestrator.runtime.embedded_redis import free_port
 from orchestrator.settings import get_settings
-from tests.conftest import wait_trace
-from tests.integration.conftest import fake_config
+from tests.helpers.fleet import fake_config
+from tests.helpers.waits import wait_trace
 
 
 def placed(resources: Resources, where: str) -> Resources:
@@ -31,7 +31,7 @@ def main(state_dir: Path) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from orchestrator.runtime import Deployment
+    from orchestrator.runtime import ServiceRun
 
     cluster = Cluster(
         initialize_head=True,
@@ -59,7 +59,7 @@ def main(state_dir: Path) -> None:
     settings = dataclasses.replace(
         get_settings(), redis_url=None, ray_address=cluster.address, state_dir=state_dir
     )
-    deployment = Deployment(cfg, settings, port=free_port(), state_file=settings.state_file)
+    deployment = ServiceRun(cfg, settings, port=free_port(), state_file=settings.state_file)
     try:
         deployment.start(ready_timeout_s=600)
         body = {

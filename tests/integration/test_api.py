@@ -9,18 +9,10 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import REQUEST_TIMEOUT_S, TOKEN_DELAY_S, auth
+from tests.helpers.fleet import REQUEST_TIMEOUT_S, TOKEN_DELAY_S
+from tests.helpers.http import auth, chat, sse_events
 
-
-def chat(client, content, **extra):
-    body = {"model": "auto", "messages": [{"role": "user", "content": content}], **extra}
-    return client.post("/v1/chat/completions", json=body)
-
-
-def sse_events(text):
-    events = [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    return [json.loads(e) for e in events[:-1]]
+DEEP = b'{"model": "auto", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"
 
 
 def test_chat_completion_is_routed_and_says_who_answered(client):
@@ -96,7 +88,7 @@ def test_query_endpoint_returns_answer_routing_sources_usage(client):
     body = resp.json()
     assert {"answer", "specialist", "routing", "sources", "usage", "request_id"} <= set(body)
     assert body["sources"], "the shipped docs should ground a question about routing"
-    assert body["sources"][0]["source"] == "docs/routing.md"
+    assert body["sources"][0]["source"] == "routing.md"
     assert all(s["score"] >= 0.35 for s in body["sources"])
 
 
@@ -182,6 +174,40 @@ def test_temperature_zero_answers_are_cached_in_redis(client):
             "stream",
             "invalid_value",
         ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], '
+            b'"tools": [{"type": "function", "function": {"name": "f"}}]}',
+            400,
+            "tools",
+            "unsupported_parameter",
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], '
+            b'"logprobs": true, "top_logprobs": 2}',
+            400,
+            "logprobs",
+            "unsupported_parameter",
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], '
+            b'"response_format": {"type": "json_object"}}',
+            400,
+            "response_format",
+            "unsupported_parameter",
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "colour": 1}',
+            400,
+            "colour",
+            "unknown_parameter",
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "\\ud800"}]}',
+            400,
+            None,
+            "invalid_json",
+        ),
+        (DEEP, 400, None, "invalid_json"),
     ],
 )
 def test_bad_input_gets_an_openai_style_4xx(client, body, status, param, code):
@@ -293,14 +319,14 @@ def test_a_stalling_answer_hits_the_gateway_deadline_instead_of_hanging(client):
 def test_starting_ray_keeps_the_callers_sigterm_handler(service):
     # ray.init installs a handler that exits at once; `mixserve up` needs its own kept so
     # SIGTERM shuts the engines down gracefully
-    from tests.integration.conftest import _sigterm_marker
+    from tests.helpers.fleet import sigterm_marker
 
-    assert service.sigterm_after_start is _sigterm_marker
+    assert service.sigterm_after_start is sigterm_marker
 
 
 def test_the_state_file_records_what_down_needs(service):
-    from orchestrator.procs import pids_of_run
-    from orchestrator.runtime import RunState
+    from orchestrator.runtime.procs import pids_of_run
+    from orchestrator.runtime.run import RunState
 
     state = RunState.load(service.settings.state_file)
     assert state is not None and state.ready is True and state.run_id == service.run_id

@@ -7,16 +7,12 @@ import asyncio
 
 import httpx
 import pytest
-import redis
 
-from orchestrator.ledger import NANO, PREFIX
-from tests.integration.conftest import key_store
+from tests.helpers.fleet import key_store, ledger
 
 
-def spend_of(service, key_id: str) -> dict[str, int]:
-    client = redis.Redis.from_url(service.redis_url)
-    raw = client.hgetall(f"{PREFIX}spend:key:{key_id}")
-    return {k.decode(): int(v) for k, v in raw.items()}
+def spend_of(service, key_id: str):
+    return ledger(service).spend("key", key_id)
 
 
 def test_200_concurrent_requests_never_spend_past_the_budget(service):
@@ -51,9 +47,9 @@ def test_200_concurrent_requests_never_spend_past_the_budget(service):
     assert refusal["code"] == "budget_exceeded"
     spend = spend_of(service, record.key_id)
     costs = sum(a["usage"]["cost"]["total_usd"] for a in answered)
-    assert spend["total"] / NANO == pytest.approx(costs, abs=1e-6)
-    assert spend["total"] / NANO <= budget and spend["reserved"] == 0
-    assert spend["requests"] == len(answered)
+    assert spend.total_usd == pytest.approx(costs, abs=1e-6)
+    assert spend.total_usd <= budget and spend.reserved_usd == 0
+    assert spend.requests == len(answered)
     print(f"burst: {len(answered)} answered, {statuses.count(402)} refused, spent ${costs:.6f}")
 
 
@@ -72,4 +68,4 @@ def test_a_repeated_request_id_is_charged_every_time(service):
     assert first.json()["mixserve"]["request_id"] == "same-id-1"
     spend = spend_of(service, record.key_id)
     costs = first.json()["usage"]["cost"]["total_usd"] + second.json()["usage"]["cost"]["total_usd"]
-    assert spend["requests"] == 2 and spend["total"] / NANO == pytest.approx(costs, abs=1e-8)
+    assert spend.requests == 2 and spend.total_usd == pytest.approx(costs, abs=1e-8)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.cache import ResponseCache, cache_key
-from orchestrator.redis_server import start_redis
+from orchestrator.runtime import start_redis
+from orchestrator.serving.cache import ResponseCache, cache_key
 
 
 @pytest.fixture()
@@ -54,6 +54,7 @@ async def test_redis_outage_does_not_fail_callers(tmp_path):
     server.stop()
     assert await cache.get("k") is None
     await cache.put("k", {"text": "x"})  # logged, not raised
+    assert cache.failures == 2  # both met the outage (a healthy empty cache counts none)
     await client.aclose()
 
 

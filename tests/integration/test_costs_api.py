@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.integration.conftest import MATH_USD_PER_HOUR, PRICES, auth
-from tests.integration.test_api import chat, sse_events
+from tests.helpers.fleet import MATH_USD_PER_HOUR, PRICES
+from tests.helpers.http import auth, chat, sse_events
 
 
 def tokens_usd(call):

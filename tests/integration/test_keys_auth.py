@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import run_mixserve
-from tests.integration.test_api import chat
+from tests.helpers.cli import run_mixserve
+from tests.helpers.http import chat
 
 
 def keys_cli(service, *args):
@@ -124,9 +124,7 @@ def test_tokens_per_minute_are_limited(service):
 
 
 def test_budget_is_reserved_before_and_settled_after(service):
-    import redis
-
-    from orchestrator.ledger import NANO, PREFIX
+    from tests.helpers.fleet import ledger
 
     # the integration app prices the router at $360/h and allows 6 s a request: the
     # maximum possible cost of one request is above $0.6, so $0.5 can never cover one
@@ -139,15 +137,12 @@ def test_budget_is_reserved_before_and_settled_after(service):
     with keyed_client(service, "--tenant", "rich", "--budget-usd", "100") as c:
         body = chat(c, "What is 4 + 4?", temperature=0.5).json()
     [record] = [r for r in listed(service) if r["tenant"] == "rich"]
-    client = redis.Redis.from_url(service.redis_url)
-    spend = {
-        k.decode(): int(v)
-        for k, v in client.hgetall(f"{PREFIX}spend:key:{record['key_id']}").items()
-    }
-    tenant = {k.decode(): int(v) for k, v in client.hgetall(f"{PREFIX}spend:tenant:rich").items()}
-    assert spend["total"] / NANO == pytest.approx(body["usage"]["cost"]["total_usd"], abs=1e-8)
-    assert spend["reserved"] == 0 and spend["requests"] == 1 == tenant["requests"]
+    book = ledger(service)
+    spend = book.spend("key", record["key_id"])
+    tenant = book.spend("tenant", "rich")
+    assert spend.total_usd == pytest.approx(body["usage"]["cost"]["total_usd"], abs=1e-8)
+    assert spend.reserved_usd == 0 and spend.requests == 1 == tenant.requests
     rid = body["mixserve"]["request_id"]
-    records = [f for _, f in client.xrange(f"{PREFIX}records") if f[b"request_id"] == rid.encode()]
-    assert len(records) == 1 and records[0][b"outcome"] == b"ok"
-    assert int(records[0][b"prompt_tokens"]) == body["usage"]["prompt_tokens"]
+    records = [r for r in book.records() if r["request_id"] == rid]
+    assert len(records) == 1 and records[0]["outcome"] == "ok"
+    assert int(records[0]["prompt_tokens"]) == body["usage"]["prompt_tokens"]

@@ -8,9 +8,9 @@ import random
 
 import pytest
 
+from orchestrator.billing.ledger import Ledger
 from orchestrator.errors import APIError
-from orchestrator.ledger import Ledger
-from orchestrator.redis_server import async_client
+from orchestrator.redis_clients import async_client
 
 
 @pytest.fixture()

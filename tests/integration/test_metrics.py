@@ -7,7 +7,7 @@ import time
 import httpx
 import ray
 
-from tests.integration.test_api import chat
+from tests.helpers.http import chat
 
 WANTED = (
     "ray_mixserve_requests_total",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_api import chat, sse_events
+from tests.helpers.http import chat, sse_events
 
 QUESTION = "Write a Python function that reverses a list"
 CHEAP = {"general", "math"}

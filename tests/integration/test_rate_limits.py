@@ -8,9 +8,9 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
+from orchestrator.billing.keys import KeyRecord
+from orchestrator.billing.limits import RateLimiter
 from orchestrator.errors import APIError
-from orchestrator.keys import KeyRecord
-from orchestrator.limits import RateLimiter
 
 
 @pytest.fixture()
@@ -68,8 +68,11 @@ def test_keys_without_limits_write_nothing_and_an_outage_lets_requests_through(s
         for i in range(10):
             await limiter.admit(key(), f"r{i}")
         assert await client.dbsize() == 0
+        await limiter.admit(key(rpm=1), "before")
+        assert limiter.failures == 0
         server.stop()
-        await limiter.admit(key(rpm=1), "during-outage")  # fails open, logged
+        await limiter.admit(key(rpm=1), "during-outage")  # over its limit, but fails open
+        assert limiter.failures == 1  # the outage was met, not an admission by the limit
         await client.aclose()
 
     asyncio.run(scenario())

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
+from orchestrator import profiles
 from router_model import ArtifactError, SpecialistProfile, build_router, read_score_tables
-from tests.conftest import ROOT, run_mixserve
+from tests.helpers.cli import run_mixserve
+from tests.helpers.paths import ROOT
 
 DATA = ROOT.parent / "shared" / "data"
 ROUTERDC = ["arc_challenge", "cmmlu", "gsm8k", "humaneval", "mmlu"]
@@ -21,8 +23,9 @@ ROWS = 40
 
 @pytest.fixture(scope="module")
 def data_dir():
-    if not DATA.is_dir():
-        pytest.skip(f"routing data not found at {DATA} (see ../shared/data/README.md)")
+    # the suite runs beside ../shared: a missing data folder is a broken checkout, and
+    # must fail loudly rather than pass by skipping
+    assert DATA.is_dir(), f"routing data not found at {DATA} (see ../shared/data/README.md)"
     return DATA
 
 
@@ -171,34 +174,33 @@ def test_bad_inputs_give_one_line_errors_and_leave_nothing(artifact, slices, tmp
 
 
 def test_serving_refuses_an_artifact_for_another_layer_or_unmapped_specialists(artifact):
-    from orchestrator.app import model_path
     from orchestrator.config import load_config
     from orchestrator.settings import get_settings
 
-    cfg = load_config(ROOT / "configs" / "cpu.yaml")
-    directory = model_path(cfg.router.model, get_settings().cache_dir)
-    profiles = [SpecialistProfile(s.name, s.description, s.examples) for s in cfg.specialists]
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    directory = cfg.router.model.location(get_settings().cache_dir)
+    fleet = [SpecialistProfile(s.name, s.description, s.examples) for s in cfg.specialists]
     models = json.loads((artifact / "router.json").read_text())["models"]
-    mapping = {p.name: models[i] for i, p in enumerate(profiles)}
+    mapping = {p.name: models[i] for i, p in enumerate(fleet)}
     width = {"max_query_tokens": cfg.router.max_query_tokens}
     with pytest.raises(ArtifactError, match=r"trained for .*layer 2.*layer 3"):
-        build_router(directory, profiles, layer=3, artifact=artifact, models=mapping, **width)
+        build_router(directory, fleet, layer=3, artifact=artifact, models=mapping, **width)
     with pytest.raises(ArtifactError, match=r"64 tokens.*but the router runs.*32 tokens"):
         build_router(
-            directory, profiles, layer=2, artifact=artifact, models=mapping, max_query_tokens=32
+            directory, fleet, layer=2, artifact=artifact, models=mapping, max_query_tokens=32
         )
     with pytest.raises(ArtifactError, match="missing: code, math"):
         build_router(
-            directory, profiles, layer=2, artifact=artifact, models={"general": models[0]}, **width
+            directory, fleet, layer=2, artifact=artifact, models={"general": models[0]}, **width
         )
-    router = build_router(directory, profiles, layer=2, artifact=artifact, models=mapping, **width)
+    router = build_router(directory, fleet, layer=2, artifact=artifact, models=mapping, **width)
     decision = router.route("Natalia sold clips to 48 of her friends. How many in total?")
     assert decision.choice in mapping and decision.head == "knn"
     assert set(decision.scores) == set(mapping)
 
 
 def test_config_rejects_an_artifact_without_a_full_model_map(tmp_path):
-    data = yaml.safe_load((ROOT / "configs" / "cpu.yaml").read_text())
+    data = yaml.safe_load((profiles.FOLDER / "cpu.yaml").read_text())
     data["router"]["artifact"] = "router"
     data["router"]["models"] = {"general": "x", "nobody": "y"}
     path = tmp_path / "c.yaml"

@@ -11,12 +11,12 @@ import pytest
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from orchestrator.errors import APIError
-from orchestrator.redis_server import async_client
-from orchestrator.request_trace import RequestTrace
-from orchestrator.trace_export import RedisSpanExporter
-from orchestrator.trace_store import stored_trace
-from orchestrator.tracing import TraceOptions, Tracing, carrier
-from tests.otlp_receiver import grpc_receiver, http_receiver
+from orchestrator.redis_clients import async_client
+from orchestrator.telemetry.export import RedisSpanExporter
+from orchestrator.telemetry.request_trace import RequestTrace
+from orchestrator.telemetry.trace_store import stored_trace
+from orchestrator.telemetry.tracing import TraceOptions, Tracing, carrier
+from tests.helpers.otlp_receiver import grpc_receiver, http_receiver
 
 
 def one_request(tracing: Tracing, worker: Tracing, tenant: str, rid: str) -> str:

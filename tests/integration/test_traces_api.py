@@ -9,12 +9,10 @@ import time
 import uuid
 
 import httpx
-import redis
 
-from orchestrator.ledger import PREFIX as LEDGER
-from tests.conftest import wait_file_spans, wait_trace
-from tests.integration.conftest import key_store
-from tests.integration.test_api import chat
+from tests.helpers.fleet import key_store, ledger
+from tests.helpers.http import chat
+from tests.helpers.waits import wait_file_spans, wait_trace
 
 QUESTION = "How does mixserve pick the specialist that answers a query?"
 
@@ -77,10 +75,9 @@ def test_one_request_is_one_trace_across_every_deployment(client, service):
     assert question not in json.dumps(trace)  # no prompt text unless config says so
 
     # the same trace in the ledger record, the JSONL file and at the OTLP collector
-    ledger = redis.Redis.from_url(service.redis_url)
-    rid = body["mixserve"]["request_id"].encode()
-    [record] = [f for _, f in ledger.xrange(f"{LEDGER}records") if f[b"request_id"] == rid]
-    assert record[b"trace_id"].decode() == trace_id
+    rid = body["mixserve"]["request_id"]
+    [record] = [r for r in ledger(service).records() if r["request_id"] == rid]
+    assert record["trace_id"] == trace_id
     path = service.settings.state_dir / "traces" / "mixserve" / "spans.jsonl"
     expected = {s["name"] for s in trace["spans"]}
     assert wait_file_spans(path, trace_id, expected) == expected

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import run_mixserve
-from tests.integration.test_api import chat
+from tests.helpers.cli import run_mixserve
+from tests.helpers.http import chat
 
 
 def costs_cli(service, *args):

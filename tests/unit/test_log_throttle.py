@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator import log_throttle
-from orchestrator.log_throttle import Throttled
+from orchestrator.telemetry import log_throttle
+from orchestrator.telemetry.log_throttle import Throttled
 
 
 def test_repeats_are_held_back_and_counted(monkeypatch, caplog):

@@ -20,8 +20,8 @@ from orchestrator.policies import (
     register_policy,
     run_policy,
 )
-from orchestrator.request_io import policy_for
-from orchestrator.schemas import MixserveOptions
+from orchestrator.serving.plan import policy_for
+from orchestrator.serving.protocol import MixserveOptions
 
 ROUTING = {
     "choice": "big",

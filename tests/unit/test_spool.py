@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from orchestrator.spool import Spool
+from orchestrator.billing.spool import Spool
 
 
 def drain(spool, settle):
@@ -23,7 +23,7 @@ def test_spooled_entries_replay_once_drained_and_the_files_go(tmp_path):
         got.append(entry["request_id"])
 
     assert drain(spool, settle) == 3 and got == ["r0", "r1", "r2"]
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.glob("*.jsonl*")) == [] and not spool.waiting()
 
 
 def test_a_failed_drain_keeps_everything_for_the_next(tmp_path):
@@ -50,14 +50,32 @@ def test_a_failed_drain_keeps_everything_for_the_next(tmp_path):
 
 
 def test_torn_lines_are_skipped_and_dead_gateways_files_drained(tmp_path, caplog):
-    orphan = tmp_path / "spool-999999999-abcd1234.jsonl"  # no such pid
+    orphan = tmp_path / "spool-0123456789abcdef.jsonl"  # nobody holds its lock: its gateway died
     orphan.write_text('{"request_id": "o1"}\n{"request_id": "o2", "tru\n')
-    alive = tmp_path / "spool-1-abcd1234.jsonl"  # pid 1 lives: another gateway's
-    alive.write_text('{"request_id": "x"}\n')
+    living = Spool(tmp_path)  # another gateway, alive: it holds its lock
+    living.append({"request_id": "x"})
     got = []
 
     async def settle(entry):
         got.append(entry["request_id"])
 
     assert drain(Spool(tmp_path), settle) == 1 and got == ["o1"]
-    assert "corrupt" in caplog.text and not orphan.exists() and alive.exists()
+    assert "corrupt" in caplog.text and not orphan.exists() and living.path.exists()
+    living.close()  # as if that gateway died too: the next drain adopts its file
+    assert drain(Spool(tmp_path), settle) == 1 and got == ["o1", "x"]
+    assert not list(tmp_path.glob("*.jsonl*"))
+
+
+def test_two_spools_adopting_the_same_orphan_replay_it_once(tmp_path):
+    orphan = tmp_path / "spool-fedcba9876543210.jsonl"
+    orphan.write_text("".join(f'{{"request_id": "o{i}"}}\n' for i in range(5)))
+    first, second = Spool(tmp_path), Spool(tmp_path)
+    got = []
+
+    async def settle(entry):
+        got.append(entry["request_id"])
+
+    async def both():
+        return await asyncio.gather(first.drain(settle), second.drain(settle))
+
+    assert sum(asyncio.run(both())) == 5 and sorted(got) == [f"o{i}" for i in range(5)]

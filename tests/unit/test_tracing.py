@@ -14,10 +14,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from orchestrator.errors import APIError
-from orchestrator.request_trace import RequestTrace
 from orchestrator.settings import get_settings
-from orchestrator.trace_export import JsonlSpanExporter
-from orchestrator.tracing import TraceOptions, Tracing, carrier, trace_id_of
+from orchestrator.telemetry.export import JsonlSpanExporter
+from orchestrator.telemetry.request_trace import RequestTrace
+from orchestrator.telemetry.tracing import TraceOptions, Tracing, carrier, trace_id_of
 
 
 def memory_tracing(component: str, **options: object) -> tuple[Tracing, InMemorySpanExporter]:
@@ -217,7 +217,7 @@ def test_otlp_settings_follow_the_opentelemetry_variables(monkeypatch, env, endp
 
 
 def test_an_unknown_otlp_protocol_is_refused():
-    from orchestrator.trace_export import otlp_exporter
+    from orchestrator.telemetry.export import otlp_exporter
 
     with pytest.raises(ValueError, match="http/json"):
         otlp_exporter("http://c:4318", "http/json", None)

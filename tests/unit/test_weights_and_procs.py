@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from orchestrator.procs import MARKER_VAR, alive, pids_of_run, stop_run
-from specialists.weights import MANIFEST, ModelPrepareError, verify_model_dir
+from orchestrator.runtime.procs import alive, pids_of_run, stop_run
+from orchestrator.settings import RUN_MARKER_VAR as MARKER_VAR
+from weights.prepare import MANIFEST, ModelPrepareError, verify_model_dir
 
 
 def test_verify_model_dir_detects_a_changed_file(tmp_path):
@@ -46,7 +47,7 @@ def test_processes_of_a_run_are_found_and_stopped_by_marker():
 def test_the_sweep_spares_the_calling_process_and_its_ancestors():
     # a marked parent runs a marked child that sweeps the run from inside: neither the
     # sweeper nor the parent waiting on it may be in the list (`mixserve down` case)
-    inner = "from orchestrator.procs import pids_of_run; import os; print(pids_of_run('self-run'))"
+    inner = "from orchestrator.runtime import pids_of_run; print(pids_of_run('self-run'))"
     outer = (
         "import os, subprocess, sys; "
         f"r = subprocess.run([sys.executable, '-c', {inner!r}], capture_output=True, text=True); "

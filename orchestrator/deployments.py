@@ -1,0 +1,298 @@
+"""The classes each Ray Serve deployment runs: router, retriever and one per specialist
+(the gateway's is ``orchestrator.serving.Gateway``).
+
+They are plain classes; ``orchestrator.app`` wraps them with ``serve.deployment`` and the
+per-deployment options from config, and binds each its own typed config object (as Ray
+Serve LLM binds an ``LLMConfig``). Heavy imports stay inside methods so the gateway,
+which reaches these classes only through handles, never loads torch or vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import SpanKind
+from ray import serve
+
+from orchestrator.billing.pricing import BusyMeter
+from orchestrator.config import RetrievalConfig, RouterConfig, SpecialistConfig
+from orchestrator.telemetry import TraceOptions, Tracing
+from orchestrator.telemetry.tracing import AttributeValue, Carrier, fail, where
+
+if TYPE_CHECKING:
+    from retrieval import CollectionSpec
+    from router_model import SpecialistProfile
+from orchestrator.telemetry.attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_RETRIEVAL_QUERY_TEXT,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class RouterServer:
+    """Runs the router LLM; concurrent queries are batched into one forward pass."""
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        model_dir: str,
+        profiles: list[SpecialistProfile],
+        tracing: TraceOptions | None = None,
+    ) -> None:
+        from router_model import build_router
+
+        self.tracing = Tracing(tracing, "router")
+        started = time.monotonic()
+        self.router = build_router(
+            model_dir,
+            profiles,
+            layer=config.layer,
+            max_query_tokens=config.max_query_tokens,
+            dtype=config.dtype,
+            compile=config.compile,
+            threads=config.threads,
+            head=config.head,
+            head_params=config.head_params,
+            artifact=config.artifact,  # resolved against the config's folder by the app
+            models=config.models,
+            tradeoff=config.quality_cost_tradeoff,
+            fallback=config.fallback,
+            min_confidence=config.min_confidence,
+        )
+        logger.info("router ready in %.1fs", time.monotonic() - started)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _route(self, requests: list[tuple[str, float | None]]) -> list[dict[str, Any]]:
+        queries = [q for q, _ in requests]
+        tradeoffs = [t for _, t in requests]
+        started = time.monotonic()
+        decisions = await asyncio.to_thread(self.router.route_batch, queries, tradeoffs)
+        # batches run one at a time: each query is charged an equal share of its batch
+        share = (time.monotonic() - started) / len(requests)
+        size = len(requests)
+        return [{**d.as_dict(), "busy_s": share, "batch_size": size} for d in decisions]
+
+    async def route(
+        self, query: str, tradeoff: float | None = None, trace: Carrier | None = None
+    ) -> dict[str, Any]:
+        with self.tracing.span("mixserve.router.route", trace, SpanKind.SERVER, where()) as span:
+            result: dict[str, Any] = await self._route((query, tradeoff))
+            batch = int(result.pop("batch_size", 1))
+            span.set_attributes(
+                {
+                    "mixserve.routing.choice": str(result["choice"]),
+                    "mixserve.routing.confidence": float(result["confidence"]),
+                    "mixserve.router.batch_size": batch,
+                    "mixserve.busy_s": float(result["busy_s"]),
+                }
+            )
+            for name, score in result.get("scores", {}).items():
+                span.set_attribute(f"mixserve.routing.score.{name}", float(score))
+        return result
+
+    async def ready(self) -> bool:
+        return True
+
+
+class RetrieverServer:
+    def __init__(
+        self,
+        config: RetrievalConfig,
+        collections: list[CollectionSpec],
+        index_dir: str,
+        tracing: TraceOptions | None = None,
+    ) -> None:
+        from retrieval import Retriever, SentenceEmbedder
+
+        self.tracing = Tracing(tracing, "retriever")
+        self.meter = BusyMeter()
+        embedder = SentenceEmbedder(config.embedding_package)
+        self.retriever = Retriever(embedder, collections, Path(index_dir))
+        self.retriever.start()
+        counts = {n: len(i.passages) for n, i in self.retriever.indexes.items()}
+        logger.info("retriever ready: %s", counts)
+
+    async def search(
+        self, query: str, k: int, min_score: float, trace: Carrier | None = None
+    ) -> dict[str, Any]:
+        """The hits, and the replica busy time charged to this search."""
+        attrs = {**where(), GEN_AI_OPERATION_NAME: "retrieval", "mixserve.retrieval.k": k}
+        with self.tracing.span("mixserve.retriever.search", trace, SpanKind.SERVER, attrs) as span:
+            token = self.meter.start()
+            try:
+                hits = await asyncio.to_thread(self.retriever.search, [query], k, min_score)
+            finally:
+                busy = self.meter.stop(token)
+            found = [h.as_dict() for h in hits[0]]
+            span.set_attributes(
+                {
+                    "mixserve.retrieval.source_ids": [str(h.id) for h in hits[0]],
+                    "mixserve.retrieval.scores": [float(h.score) for h in hits[0]],
+                    "mixserve.busy_s": busy,
+                }
+            )
+            if self.tracing.record_content:
+                span.set_attribute(GEN_AI_RETRIEVAL_QUERY_TEXT, query)
+        return {"hits": found, "busy_s": busy}
+
+    async def ready(self) -> bool:
+        return True
+
+
+class SpecialistServer:
+    """One replica of one specialist: renders the prompt, streams from its engine.
+
+    A caller that goes away cancels the stream; the cancellation reaches ``generate`` as
+    ``CancelledError`` and the engine aborts the request, freeing its KV cache.
+    """
+
+    async def __init__(  # type: ignore[misc]  # Ray Serve awaits async constructors
+        self,
+        config: SpecialistConfig,
+        model_dir: str,
+        tracing: TraceOptions | None = None,
+    ) -> None:
+        from specialists import build_engine
+
+        name = config.name
+        self.tracing = Tracing(tracing, f"specialist-{name}")
+        self.engine_name = config.engine
+        self.name = name
+        self.prompt_format = config.prompt_format
+        self.system_prompt = config.system_prompt
+        self.engine = build_engine(
+            config.engine,
+            specialist=name,
+            model=model_dir,
+            max_model_len=config.max_model_len,
+            engine_kwargs=dict(config.engine_kwargs),
+        )
+        self.meter = BusyMeter()
+        self.stats = {"served": 0, "aborted": 0, "failed": 0, "in_flight": 0}
+        started = time.monotonic()
+        await asyncio.wait_for(self.engine.start(), config.start_timeout_s)
+        logger.info("specialist %s ready in %.1fs", name, time.monotonic() - started)
+
+    async def generate(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        from specialists import GenerationRequest
+        from specialists.prompts import STOP_STRINGS, Turn, render
+
+        turns = [Turn(role, content) for role, content in payload["messages"]]
+        passages = [(src, text) for src, text in payload.get("passages", [])]
+        prompt = render(self.prompt_format, self.system_prompt, turns, passages)
+        request = GenerationRequest(
+            request_id=payload["request_id"],
+            prompt=prompt,
+            max_tokens=int(payload["max_tokens"]),
+            temperature=float(payload.get("temperature", 0.0)),
+            top_p=float(payload.get("top_p", 1.0)),
+            stop=[*payload.get("stop", []), *STOP_STRINGS.get(self.prompt_format, [])],
+            seed=payload.get("seed"),
+            logprobs=bool(payload.get("logprobs", False)),
+        )
+        span = self.tracing.start(
+            "mixserve.specialist.generate",
+            payload.get("trace"),
+            SpanKind.SERVER,
+            self._attrs(payload),
+        )
+        received = time.monotonic()
+        self.stats["in_flight"] += 1
+        finished = False
+        token, charged = self.meter.start(), False
+        try:
+            last: dict[str, Any] = {
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "cumulative_logprob": None,
+            }
+            async for chunk in self.engine.generate(request):
+                if "text" not in last:
+                    span.set_attribute(
+                        GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, time.monotonic() - received
+                    )
+                last = {
+                    "text": chunk.text,
+                    "prompt_tokens": chunk.prompt_tokens,
+                    "completion_tokens": chunk.completion_tokens,
+                    "finish_reason": chunk.finish_reason,
+                    "cumulative_logprob": chunk.cumulative_logprob,
+                }
+                yield last
+            # a closing item with no text: this request's share of the replica's busy time
+            busy, charged = self.meter.stop(token), True
+            span.set_attributes(
+                {
+                    GEN_AI_USAGE_INPUT_TOKENS: int(last["prompt_tokens"]),
+                    GEN_AI_USAGE_OUTPUT_TOKENS: int(last["completion_tokens"]),
+                    GEN_AI_RESPONSE_FINISH_REASONS: [str(last.get("finish_reason"))],
+                    "mixserve.busy_s": busy,
+                }
+            )
+            yield {**last, "text": "", "finish_reason": None, "busy_s": busy}
+            finished = True
+            self.stats["served"] += 1
+        except (asyncio.CancelledError, GeneratorExit) as exc:
+            self.stats["aborted"] += 1  # the engine aborts the request itself (its contract)
+            fail(span, exc, 499)
+            raise
+        except Exception as exc:
+            self.stats["failed"] += 1
+            fail(span, exc)
+            raise
+        finally:
+            if not charged:
+                self.meter.stop(token)
+            self.stats["in_flight"] -= 1
+            span.end()
+            if not finished:
+                logger.info("request %s ended early", request.request_id)
+
+    def _attrs(self, payload: dict[str, Any]) -> dict[str, AttributeValue]:
+        attrs: dict[str, AttributeValue] = {
+            **where(),
+            GEN_AI_OPERATION_NAME: "chat",
+            GEN_AI_REQUEST_MODEL: self.name,
+            GEN_AI_RESPONSE_MODEL: self.name,
+            GEN_AI_REQUEST_MAX_TOKENS: int(payload["max_tokens"]),
+            "mixserve.specialist": self.name,
+            "mixserve.engine": self.engine_name,
+            "mixserve.request_id": str(payload["request_id"]),
+        }
+        if "sent_at" in payload:  # handle queue and transfer (clock skew across nodes)
+            attrs["mixserve.queue_wait_s"] = max(0.0, time.time() - float(payload["sent_at"]))
+        return attrs
+
+    async def get_stats(self) -> dict[str, int]:
+        return {**self.stats, "engine_unfinished": self.engine.num_unfinished()}
+
+    async def ready(self) -> bool:
+        await self.engine.check_health()
+        return True
+
+    async def check_health(self) -> None:
+        # Serve calls this periodically; raising marks the replica unhealthy and replaces it.
+        await self.engine.check_health()
+
+    def __del__(self) -> None:
+        # Serve calls __del__ on graceful replica shutdown: stop vLLM's engine processes so
+        # they are not left behind re-parented to init.
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            try:
+                engine.shutdown()
+            except Exception:
+                logger.exception("engine shutdown failed")

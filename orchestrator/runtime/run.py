@@ -1,0 +1,224 @@
+"""Bring a mixserve deployment up and down: Ray, the embedded Redis, the Serve app.
+
+Used by ``mixserve up``/``down`` and by the integration and e2e tests, so tests exercise
+the same start-up path users run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import MixserveConfig
+from orchestrator.runtime.embedded_redis import RedisServer, start_redis
+from orchestrator.runtime.procs import MARKER_VAR, alive, stop_run
+from orchestrator.settings import Settings
+
+logger = logging.getLogger(__name__)
+Step = Callable[[str], None]
+
+
+@dataclass
+class RunState:
+    run_id: str
+    pid: int
+    url: str
+    config: str
+    redis_url: str | None
+    redis_pid: int | None
+    ready: bool = False
+    started: float = field(default_factory=time.time)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> RunState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+class ServiceRun:
+    """The service run from this process (``mixserve up``, the tests): Ray started or
+    joined, the embedded Redis unless ``REDIS_URL`` names one, the Serve app deployed.
+    ``stop()`` undoes ``start()``."""
+
+    def __init__(
+        self,
+        config: MixserveConfig,
+        settings: Settings,
+        *,
+        port: int | None = None,
+        run_id: str | None = None,
+        state_file: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.port = port or config.gateway.port
+        self.run_id = run_id or settings.run_id or uuid.uuid4().hex[:12]
+        self.redis: RedisServer | None = None
+        self.redis_url = settings.redis_url
+        self.started_ray = False
+        self.dashboard_url: str | None = None
+        self.ready = False
+        self.state_file = state_file
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.gateway.host}:{self.port}"
+
+    def start(self, step: Step | None = None, ready_timeout_s: float = 900.0) -> None:
+        from ray import serve
+
+        report = step or (lambda _s: None)
+        os.environ[MARKER_VAR] = self.run_id  # inherited by Ray's processes started below
+        self._save_state()  # so that `mixserve down` can stop a start still under way
+        if self.redis_url is None:
+            report("starting embedded Redis")
+            self.redis = start_redis(self.settings.cache_dir / "redis" / self.run_id)
+            self.redis_url = self.redis.url
+            # redis-server overwrites its environment with its process title, so the run
+            # marker cannot find it: its pid must be on record for `down`
+            self._save_state()
+        report("starting Ray" if self.settings.ray_address is None else "joining Ray")
+        self._init_ray()
+        serve.start(
+            http_options={"host": self.config.gateway.host, "port": self.port},
+            proxy_location=self.config.gateway.proxy_location,
+        )
+        from orchestrator.app import build_app
+        from orchestrator.telemetry import TraceOptions
+
+        app = build_app(
+            self.config,
+            cache_dir=self.settings.cache_dir,
+            redis_url=self.redis_url,
+            run_id=self.run_id,
+            tracing=TraceOptions.of(self.config, self.settings, self.redis_url),
+        )
+        report("deploying specialists, router and retriever")
+        serve.run(app, name=self.config.name, route_prefix="/", blocking=False)
+        report("waiting until ready")
+        self.wait_ready(ready_timeout_s)
+        self.ready = True
+        self._save_state()
+
+    def _init_ray(self) -> None:
+        """Start or join Ray, keeping the caller's SIGTERM handler.
+
+        ``ray.init`` installs a SIGTERM handler that exits at once, which would skip the
+        graceful Serve shutdown (engines stopping themselves); a handler the caller had
+        installed is put back.
+        """
+        import ray
+
+        if ray.is_initialized():
+            return
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+        if self.settings.ray_address:
+            context = ray.init(address=self.settings.ray_address, logging_level=logging.WARNING)
+        else:
+            context = ray.init(
+                include_dashboard=True, dashboard_host="127.0.0.1", logging_level=logging.WARNING
+            )
+            self.started_ray = True
+        if callable(previous):  # a handler the caller installed (mixserve up's): keep it
+            signal.signal(signal.SIGTERM, previous)
+        url = getattr(context, "dashboard_url", None)
+        self.dashboard_url = f"http://{url}" if url and "://" not in url else url
+
+    def wait_ready(self, timeout_s: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                resp = httpx.get(f"{self.url}/readyz", timeout=15)
+                if resp.status_code == 200:
+                    return
+                last = resp.text
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(1.0)
+        raise TimeoutError(f"service not ready after {timeout_s:.0f}s: {last}")
+
+    def _save_state(self) -> None:
+        if self.state_file is not None:
+            self.state().save(self.state_file)
+
+    def state(self) -> RunState:
+        return RunState(
+            self.run_id,
+            os.getpid(),
+            self.url,
+            self.config.name,
+            self.redis_url,
+            self.redis.pid if self.redis else None,
+            self.ready,
+        )
+
+    def stop(self) -> None:
+        """Shut the Serve app down gracefully (engines stop), then Ray and Redis we started.
+
+        A start that never got ready has nothing to drain, and Serve's graceful shutdown
+        would wait on replicas still loading their engines (uncancellable): when Ray is
+        ours, it is shut down directly and the run's processes are swept by marker.
+        """
+        import ray
+
+        graceful = self.ready or not self.started_ray
+        try:
+            if graceful and ray.is_initialized():
+                from ray import serve
+
+                serve.shutdown()
+        except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+            logger.warning("serve shutdown failed: %s", exc)
+        if self.started_ray and ray.is_initialized():
+            ray.shutdown()
+        if self.redis is not None:  # ours: stop it before sweeping, so it is not a "leftover"
+            self.redis.stop()
+            self.redis = None
+        leftovers = stop_run(self.run_id)
+        if leftovers:
+            logger.warning(
+                "stopped %d leftover processes of run %s: %s",
+                len(leftovers),
+                self.run_id,
+                "; ".join(leftovers),
+            )
+
+
+def run_status(state: RunState) -> dict[str, Any]:
+    import httpx
+
+    info: dict[str, Any] = {
+        "run_id": state.run_id,
+        "url": state.url,
+        "pid": state.pid,
+        "running": alive(state.pid),
+    }
+    try:
+        resp = httpx.get(f"{state.url}/readyz", timeout=5)
+        info["ready"] = resp.status_code == 200
+        info["components"] = resp.json().get("components", {})
+    except (httpx.HTTPError, ValueError) as exc:
+        info["ready"] = False
+        info["error"] = str(exc)
+    return info

@@ -1,0 +1,22 @@
+"""The gateway replica's request path: HTTP routes, the OpenAI protocol, planning
+(routing, retrieval, budget) and answering (cache, policies, calls, streaming).
+
+Public API: ``Gateway`` (the Serve ingress class; importing it pulls in FastAPI).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.serving.gateway import Gateway
+
+__all__ = ["Gateway"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Gateway":
+        from orchestrator.serving.gateway import Gateway
+
+        return Gateway
+    raise AttributeError(name)

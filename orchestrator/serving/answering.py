@@ -1,0 +1,207 @@
+"""Carrying out a plan: the answer from the cache or from the plan's policy (its calls
+under the request's deadline, each under its own span), then the request's usage, cost,
+ledger settlement (exactly once, however the request ends) and cache entry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from orchestrator.billing import Accounts
+from orchestrator.config import SpillConfig
+from orchestrator.errors import APIError, from_exception
+from orchestrator.policies import CallFailed, PolicyRequest, run_policy
+from orchestrator.serving.cache import ResponseCache
+from orchestrator.serving.calls import SpecialistCalls
+from orchestrator.serving.plan import Answer, Plan, outcome_of, replay, settle_calls
+from orchestrator.serving.streaming import sse_body
+from orchestrator.telemetry.metrics import ServiceMetrics
+
+
+class Answering:
+    def __init__(
+        self,
+        specialists: Mapping[str, Any],
+        cache: ResponseCache | None,
+        accounts: Accounts,
+        metrics: ServiceMetrics,
+        spill: SpillConfig | None = None,
+    ) -> None:
+        self.spill = spill or SpillConfig()
+        self.specialists = specialists
+        self.cache = cache
+        self.accounts = accounts
+        self.metrics = metrics
+
+    def adopt(self, plan: Plan, specialist: str, policy: dict[str, Any]) -> None:
+        plan.specialist = specialist
+        plan.meta["specialist"] = specialist
+        plan.meta["policy"] = policy
+        plan.headers["x-mixserve-specialist"] = specialist
+
+    async def source(self, plan: Plan) -> AsyncIterator[dict[str, Any]]:
+        """Where the answer comes from: the cache, or the plan's policy, whose calls
+        before the last happen here (so their errors are answered as errors, before any
+        response is sent); the last call, if the policy ends with one, is streamed."""
+        trace = plan.trace
+        if trace is None:
+            raise RuntimeError(f"request {plan.request_id} was planned without a trace")
+        hit = None
+        if plan.cache_key and self.cache is not None:
+            with trace.child("mixserve.cache.lookup") as span:
+                hit = await self.cache.get(plan.cache_key)
+                span.set_attribute("mixserve.cache.hit", hit is not None)
+        plan.meta["cached"] = hit is not None
+        if hit is not None:
+            policy = hit.get("policy") or {"name": "single", "reason": "", "calls": []}
+            self.adopt(plan, hit.get("specialist", plan.specialist), policy)
+            return replay(hit)
+        calls = SpecialistCalls(
+            self.specialists, plan.request_id, plan.deadline, trace, self.accounts.costs.call
+        )
+        request = PolicyRequest(plan.meta["routing"], plan.payload, plan.settings, calls.collect)
+        try:
+            finish = await run_policy(plan.policy, request)
+        except CallFailed as exc:
+            raise APIError(
+                503, str(exc), type="overloaded_error", code="overloaded", retry_after_s=1
+            ) from None
+        calls_meta = [c.as_dict() for c in finish.calls]
+        self.adopt(
+            plan,
+            finish.specialist,
+            {**plan.meta["policy"], "reason": finish.reason, "calls": calls_meta},
+        )
+        if finish.answer is not None:
+            return replay(finish.answer)
+        if finish.payload is None:
+            raise RuntimeError(f"policy {plan.policy!r} returned neither an answer nor a call")
+        return await self._stream(plan, calls, finish.specialist, finish.payload)
+
+    async def _stream(
+        self, plan: Plan, calls: SpecialistCalls, specialist: str, payload: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream the call; when its specialist is saturated (its queue is full, 503) and
+        the router chose it, spill over to the next best, up to ``spill.max_spills``."""
+        tried = [specialist]
+        while True:
+            try:
+                return await calls.stream(specialist, payload)
+            except APIError as err:
+                target = self._spill_target(plan, tried, err)
+                if target is None:
+                    raise
+            self.metrics.spilled.inc(1, tags={"specialist": specialist, "to": target})
+            policy = plan.meta["policy"]
+            for call in policy["calls"]:
+                if call["outcome"] == "streamed":
+                    call["outcome"] = "overloaded"
+            policy["calls"].append(
+                {
+                    "specialist": target,
+                    "role": "spill",
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "mean_logprob": None,
+                    "outcome": "streamed",
+                    "busy_s": 0.0,
+                }
+            )
+            policy["reason"] += f"; {specialist} was saturated, spilled to {target}"
+            self.adopt(plan, target, policy)
+            plan.cache_key = None  # an answer from a stand-in is not cached as the answer
+            if plan.trace is not None:
+                plan.trace.root.set_attribute("mixserve.spilled_from", tried)
+            tried.append(target)
+            specialist = target
+
+    def _spill_target(self, plan: Plan, tried: list[str], err: APIError) -> str | None:
+        spill = self.spill
+        routing = plan.meta["routing"]
+        if not spill.enabled or routing.get("pinned") or err.code != "overloaded":
+            return None
+        if len(tried) > spill.max_spills:
+            return None
+        ranking = routing.get("utilities") or routing.get("scores") or {}
+        scores = routing.get("scores") or {}
+        candidates = [
+            name
+            for name in sorted(ranking, key=lambda n: (-float(ranking[n]), n))
+            if name not in tried
+            and name in self.specialists
+            and float(scores.get(name, 1.0)) >= spill.min_score
+        ]
+        return candidates[0] if candidates else None
+
+    # ---- finishing (also called by the SSE body, ``orchestrator.serving.streaming``) ---------
+    def first_token(self, plan: Plan) -> None:
+        if not plan.first_token:
+            plan.first_token = True
+            seconds = time.monotonic() - plan.started
+            self.metrics.ttft.observe(seconds, tags={"specialist": plan.specialist})
+            if plan.trace is not None:
+                plan.trace.first_token(seconds)
+
+    def settle(self, plan: Plan, answer: Answer) -> dict[str, Any]:
+        """Fill the streamed call in; usage is the sum over every call made, and its cost
+        what this request cost (an answer from the cache costs no specialist call)."""
+        calls = plan.meta["policy"]["calls"]
+        cached = plan.meta["cached"]
+        usage = settle_calls(calls, answer, cached)
+        made = [] if cached else calls  # an answer from the cache made no call
+        usage["cost"] = self.accounts.price(made, plan.router_busy_s, plan.retrieval_busy_s)
+        if plan.trace is not None:
+            text = "".join(answer.parts)
+            plan.trace.answered(plan.specialist, plan.meta, usage, answer.finish_reason, text)
+        return usage
+
+    async def close(self, plan: Plan, usage: dict[str, Any] | None, outcome: str) -> None:
+        """Count the request in the metrics and settle it in the ledger, once, under its
+        own span."""
+        if plan.closed:
+            return
+        plan.closed = True
+        done = plan.settlement()
+        self.metrics.answered(done.specialist, done.policy, usage, outcome, done.latency_s)
+        if plan.trace is None:
+            await self.accounts.settle(done, usage, outcome)
+            return
+        with plan.trace.child("mixserve.ledger.settle", attributes={"mixserve.outcome": outcome}):
+            await self.accounts.settle(done, usage, outcome)
+
+    async def remember(self, plan: Plan, answer: Answer) -> None:
+        if plan.cache_key and self.cache is not None and not plan.meta["cached"]:
+            value = {
+                **answer.as_dict(),
+                "specialist": plan.specialist,
+                "policy": plan.meta["policy"],
+            }
+            await self.cache.put(plan.cache_key, value)
+
+    async def complete(self, plan: Plan) -> tuple[Answer, dict[str, Any]]:
+        """The whole answer (from the cache, or generated and then cached) and its usage."""
+        answer = Answer()
+        try:
+            async for item in await self.source(plan):
+                if answer.absorb(item):
+                    self.first_token(plan)
+        except BaseException as exc:
+            await self.close(plan, None, outcome_of(exc))
+            if isinstance(exc, (APIError, asyncio.CancelledError)):
+                raise
+            raise from_exception(exc, plan.request_id) from None
+        usage = self.settle(plan, answer)
+        plan.headers["x-mixserve-cost-usd"] = f"{usage['cost']['total_usd']:.9f}"
+        await self.close(plan, usage, "ok")
+        await self.remember(plan, answer)
+        return answer, usage
+
+    async def events(self, plan: Plan, include_usage: bool) -> AsyncIterator[bytes]:
+        try:
+            items = await self.source(plan)
+        except BaseException as exc:
+            await self.close(plan, None, outcome_of(exc))
+            raise
+        return sse_body(self, plan, items, include_usage)

@@ -1,0 +1,245 @@
+"""The HTTP ingress: OpenAI-compatible chat completions, /v1/query, models, usage,
+traces and health.
+
+Per request: headers and key checked → body parsed and validated → planned
+(``orchestrator.serving.planning``: rate limit, routing unless a specialist is pinned, and
+retrieval, concurrently; budget reservation) → answered (``orchestrator.serving.answering``:
+the cache, or the answer policy, one specialist, a cascade or an ensemble, streaming its
+last call) → in one body or as server-sent events (``orchestrator.serving.streaming``). Usage
+counts the tokens of every call the policy made. A client that disconnects cancels the
+specialist stream, which aborts its generation. The whole request is one trace, its
+root span made here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from ray import serve
+
+from orchestrator.billing import NO_TENANT, Accounts, KeyRecord, authenticate
+from orchestrator.billing.spool import Spool
+from orchestrator.config import MixserveConfig
+from orchestrator.redis_clients import async_client
+from orchestrator.serving import protocol
+from orchestrator.serving.answering import Answering
+from orchestrator.serving.cache import ResponseCache
+from orchestrator.serving.http import (
+    check_headers,
+    install_error_handlers,
+    read_json,
+    request_id_of,
+    validate,
+)
+from orchestrator.serving.planning import Planner
+from orchestrator.serving.probes import readiness, replica_stats
+from orchestrator.serving.protocol import ChatCompletionRequest, QueryRequest
+from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, Tracing
+from orchestrator.telemetry.trace_store import stored_trace
+
+logger = logging.getLogger(__name__)
+app = FastAPI(title="mixserve", version="0.1.0")
+install_error_handlers(app)
+
+
+@serve.ingress(app)
+class Gateway:
+    def __init__(
+        self,
+        config: MixserveConfig,
+        router: Any,
+        retriever: Any,
+        specialists: dict[str, Any],
+        redis_url: str | None,
+        spool_dir: str | None = None,
+        tracing: TraceOptions | None = None,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.retriever = retriever
+        self.specialists = specialists
+        self.cache: ResponseCache | None = None
+        self.redis: Any = None
+        if redis_url:
+            self.redis = async_client(redis_url)
+        if self.config.cache.enabled and self.redis is not None:
+            self.cache = ResponseCache(self.redis, self.config.cache.ttl_s)
+        if self.config.auth.enabled and self.redis is None:
+            raise ValueError("auth.enabled needs Redis (the key store)")
+        spool = Spool(Path(spool_dir)) if spool_dir else None
+        self.metrics = ServiceMetrics()
+        self.accounts = Accounts(self.config, self.redis, spool, self.metrics)
+        self.known_keys: dict[str, KeyRecord] = {}
+        self.tracing = Tracing(tracing, "gateway")
+        self.planner = Planner(
+            self.config, router, retriever, specialists, self.cache, self.accounts, self.metrics
+        )
+        self.answering = Answering(
+            specialists, self.cache, self.accounts, self.metrics, self.config.policy.spill
+        )
+
+    async def _authorize(
+        self, request: Request, trace: RequestTrace | None = None
+    ) -> KeyRecord | None:
+        check_headers(request, self.config.gateway.max_header_bytes)
+        key = None
+        if self.config.auth.enabled:
+            header = request.headers.get("authorization")
+            key = await authenticate(self.redis, header, self.known_keys)
+        if trace is not None:
+            trace.caller(key.tenant if key else NO_TENANT, key.key_id if key else None)
+        return key
+
+    def _trace(self, operation: str, request: Request) -> RequestTrace:
+        return RequestTrace(self.tracing, operation, request_id_of(request), request.url.path)
+
+    # ---- routes ---------------------------------------------------------------------
+    async def _traced(self, operation: str, request: Request, handler: Any) -> Response:
+        """Run a generation route under the request's root span; a streamed response
+        ends its span when its body ends."""
+        trace = self._trace(operation, request)
+        try:
+            response: Response = await handler(trace, request)
+        except BaseException as exc:
+            trace.fail(exc)
+            raise
+        if not isinstance(response, StreamingResponse):
+            trace.end(response.status_code)
+        return response
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._traced("chat", request, self._chat)
+
+    @app.post("/v1/query")
+    async def query(self, request: Request) -> Response:
+        return await self._traced("chat", request, self._query)
+
+    async def _chat(self, trace: RequestTrace, request: Request) -> Response:
+        request_id = trace.request_id
+        key = await self._authorize(request, trace)
+        body: ChatCompletionRequest = validate(
+            ChatCompletionRequest, await read_json(request, self.config.gateway.max_body_bytes)
+        )
+        messages = protocol.conversation(body)
+        sampling = {
+            "max_tokens": self.planner.max_tokens(body.requested_max_tokens()),
+            "temperature": body.temperature,
+            "top_p": body.top_p,
+            "stop": body.stop_list(),
+            "seed": body.seed,
+        }
+        plan = await self.planner.plan(trace, body.model, messages, sampling, body.mixserve, key)
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            events = await self.answering.events(plan, include_usage)
+            return StreamingResponse(
+                events,
+                media_type="text/event-stream",
+                headers={**plan.headers, "cache-control": "no-cache"},
+            )
+        answer, usage = await self.answering.complete(plan)
+        out = protocol.completion(
+            f"chatcmpl-{request_id}",
+            plan.specialist,
+            "".join(answer.parts),
+            answer.finish_reason,
+            usage,
+            plan.meta,
+        )
+        return JSONResponse(out, headers=plan.headers)
+
+    async def _query(self, trace: RequestTrace, request: Request) -> Response:
+        request_id = trace.request_id
+        key = await self._authorize(request, trace)
+        body: QueryRequest = validate(
+            QueryRequest, await read_json(request, self.config.gateway.max_body_bytes)
+        )
+        sampling = {
+            "max_tokens": self.planner.max_tokens(body.max_tokens),
+            "temperature": body.temperature,
+            "top_p": 1.0,
+            "stop": [],
+            "seed": None,
+        }
+        plan = await self.planner.plan(
+            trace,
+            body.model,
+            [("user", body.query)],
+            sampling,
+            body.mixserve,
+            key,
+            use_retrieval=body.retrieval,
+        )
+        answer, usage = await self.answering.complete(plan)
+        out = {
+            "request_id": request_id,
+            "answer": "".join(answer.parts),
+            "finish_reason": answer.finish_reason,
+            "specialist": plan.specialist,
+            "routing": plan.meta["routing"],
+            "policy": plan.meta["policy"],
+            "sources": plan.meta["sources"],
+            "usage": usage,
+            "cached": plan.meta["cached"],
+        }
+        return JSONResponse(out, headers=plan.headers)
+
+    @app.get("/v1/models")
+    async def models(self, request: Request) -> dict[str, Any]:
+        await self._authorize(request)
+        entries = [("auto", "routed to the best specialist per query")]
+        entries += [(s.name, s.description) for s in self.config.specialists]
+        return protocol.model_list(entries)
+
+    @app.get("/v1/usage")
+    async def usage(self, request: Request) -> dict[str, Any]:
+        """The caller's own spend (its tenant's, and its key's against the budget)."""
+        key = await self._authorize(request)
+        return await self.accounts.usage_of(key, request.query_params.get("tenant"))
+
+    @app.get("/v1/traces/{request_id}")
+    async def traces(self, request_id: str, request: Request) -> dict[str, Any]:
+        """The trace of one of the caller's own requests (another tenant's is a 404)."""
+        key = await self._authorize(request)
+        return await stored_trace(self.redis, key.tenant if key else NO_TENANT, request_id)
+
+    @app.get("/v1/specialists")
+    async def specialists_info(self, request: Request) -> dict[str, Any]:
+        """Each specialist with the counters of one of its replicas (served, aborted,
+        failed, in flight, and requests unfinished inside the engine)."""
+        await self._authorize(request)
+        stats = await replica_stats(self.specialists)
+        data = [
+            {
+                "name": s.name,
+                "description": s.description,
+                "replicas": s.replicas,
+                "stats": stats[s.name],
+            }
+            for s in self.config.specialists
+        ]
+        return {"object": "list", "data": data}
+
+    @app.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(self) -> Response:
+        status = await readiness(
+            {
+                "router": self.router,
+                "retriever": self.retriever,
+                **{f"specialist:{n}": h for n, h in self.specialists.items()},
+            }
+        )
+        ok = all(v == "ready" for v in status.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "components": status},
+            status_code=200 if ok else 503,
+        )

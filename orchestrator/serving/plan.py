@@ -1,0 +1,167 @@
+"""A planned request and its answer: the ``Plan`` the planner makes and the answering side
+carries out, the ``Answer`` accumulated from a specialist's chunks, and the small rules
+between them (the request's policy, the passages that fit, usage over every call)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.billing import KeyRecord, Settlement
+from orchestrator.config import PolicyConfig
+from orchestrator.errors import APIError, http_status
+from orchestrator.policies import PolicySettings
+from orchestrator.serving import protocol
+from orchestrator.serving.protocol import MixserveOptions
+from orchestrator.telemetry import RequestTrace
+
+
+@dataclass
+class Plan:
+    request_id: str
+    specialist: str
+    payload: dict[str, Any]
+    meta: dict[str, Any]
+    cache_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    policy: str = "single"
+    settings: PolicySettings = field(default_factory=PolicySettings)
+    deadline: float = 0.0  # event-loop time by which every call of the request must end
+    router_busy_s: float = 0.0
+    retrieval_busy_s: float = 0.0
+    key: KeyRecord | None = None  # the caller's API key, when auth is on
+    started: float = field(default_factory=time.monotonic)
+    closed: bool = False  # settled in the ledger (exactly once)
+    first_token: bool = False  # time to first token observed
+    # the ledger's idempotency id: drawn here, since clients choose (and may repeat) ids
+    settle_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    trace: RequestTrace | None = None
+
+    def settlement(self) -> Settlement:
+        """What the ledger records of this request, as it stands now."""
+        return Settlement(
+            request_id=self.request_id,
+            settle_id=self.settle_id,
+            key=self.key,
+            specialist=self.specialist,
+            policy=self.policy,
+            cached=bool(self.meta["cached"]),
+            latency_s=time.monotonic() - self.started,
+            trace_id=self.trace.trace_id if self.trace is not None else "",
+        )
+
+
+@dataclass
+class Answer:
+    """An answer accumulated from a specialist's chunks (token counts are cumulative)."""
+
+    parts: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    busy_s: float = 0.0  # the specialist replica's busy time charged to this answer
+
+    def absorb(self, item: dict[str, Any]) -> str:
+        self.parts.append(item["text"])
+        self.prompt_tokens = int(item["prompt_tokens"])
+        self.completion_tokens = int(item["completion_tokens"])
+        self.finish_reason = item["finish_reason"] or self.finish_reason
+        self.busy_s = float(item.get("busy_s") or self.busy_s)
+        return str(item["text"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text": "".join(self.parts),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "finish_reason": self.finish_reason,
+            "busy_s": self.busy_s,
+        }
+
+
+def settle_calls(calls: list[dict[str, Any]], answer: Answer, cached: bool) -> dict[str, Any]:
+    """Put the streamed call's tokens and busy time in; usage summed over every call."""
+    for call in calls:
+        if call["outcome"] == "streamed" and not cached:
+            call["prompt_tokens"] = answer.prompt_tokens
+            call["completion_tokens"] = answer.completion_tokens
+            call["busy_s"] = answer.busy_s
+    if not calls:  # a cache entry from before policies
+        return protocol.usage(answer.prompt_tokens, answer.completion_tokens)
+    return protocol.usage(
+        sum(int(c["prompt_tokens"]) for c in calls),
+        sum(int(c["completion_tokens"]) for c in calls),
+    )
+
+
+def select_passages(
+    hits: list[dict[str, Any]], max_chars: int
+) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """The best hits that fit in ``max_chars`` (as prompt passages) and their sources."""
+    passages, budget = [], max_chars
+    for hit in hits:
+        if len(hit["text"]) > budget:
+            break
+        budget -= len(hit["text"])
+        passages.append((hit["source"], hit["text"]))
+    keys = ("id", "collection", "source", "score")
+    return passages, [{k: h[k] for k in keys} for h in hits[: len(passages)]]
+
+
+def policy_for(
+    config: PolicyConfig, model: str, options: MixserveOptions | None
+) -> tuple[str, PolicySettings]:
+    """The request's policy and its settings: config, with the request's overrides.
+
+    A pinned specialist answers alone; asking a pinned request for another policy is an
+    error. Overrides may tune a policy but never raise ``max_calls`` or the token bound.
+    """
+    asked = options.policy if options else None
+    if model != "auto" and asked not in (None, "single"):
+        raise APIError(
+            400,
+            f"policy '{asked}' needs model 'auto' (the router picks its specialists); "
+            f"'{model}' pins one specialist",
+            param="mixserve.policy",
+            code="invalid_value",
+        )
+    policy = "single" if model != "auto" else asked or config.default
+    cascade = options.cascade if options and options.cascade else None
+    ensemble = options.ensemble if options and options.ensemble else None
+    top_k = ensemble.top_k if ensemble and ensemble.top_k is not None else config.ensemble.top_k
+    if policy == "ensemble" and top_k + 1 > config.max_calls:
+        raise APIError(
+            400,
+            f"an ensemble of {top_k} plus its synthesis exceeds this service's "
+            f"max_calls of {config.max_calls}",
+            param="mixserve.ensemble.top_k",
+            code="invalid_value",
+        )
+
+    def pick(override: float | None, default: float) -> float:
+        return default if override is None else override
+
+    settings = PolicySettings(
+        max_calls=config.max_calls,
+        max_total_tokens=config.max_total_tokens,
+        min_mean_logprob=pick(
+            cascade.min_mean_logprob if cascade else None, config.cascade.min_mean_logprob
+        ),
+        min_quality=pick(cascade.min_quality if cascade else None, config.cascade.min_quality),
+        top_k=top_k,
+        synthesizer=config.ensemble.synthesizer,
+    )
+    return policy, settings
+
+
+async def replay(cached: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    yield cached
+
+
+def outcome_of(exc: BaseException) -> str:
+    """How a failed request is recorded: ``error <HTTP status>``, or ``disconnected``."""
+    status = http_status(exc)
+    return "disconnected" if status == 499 else f"error {status}"

@@ -1,0 +1,186 @@
+"""Planning a request: validate what the policy needs, admit it (rate limit), route
+and retrieve concurrently (each under its own span), choose the cache key, and reserve
+the budget of its maximum cost. The result is a ``Plan`` the answering side carries out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from orchestrator.billing import Accounts, Exposure, KeyRecord
+from orchestrator.config import MixserveConfig
+from orchestrator.errors import APIError, unknown_model
+from orchestrator.serving.cache import ResponseCache, cache_key, digest_of
+from orchestrator.serving.plan import Plan, policy_for, select_passages
+from orchestrator.serving.protocol import MixserveOptions
+from orchestrator.telemetry.metrics import ServiceMetrics
+from orchestrator.telemetry.request_trace import RequestTrace
+
+
+async def _nothing() -> None:
+    return None
+
+
+def exposure(plan: Plan, config: MixserveConfig) -> Exposure:
+    """The most the plan may use. A single call makes one call (a call refused for
+    overload costs nothing), to its specialist, or to any when a routed one may spill
+    over; another policy may call any specialist up to ``max_calls`` times."""
+    single = plan.policy == "single"
+    spill = config.policy.spill.enabled and not plan.meta["routing"].get("pinned")
+    payload = plan.payload
+    prompt = sum(len(t.encode()) for _, t in payload["messages"])
+    prompt += sum(len(t.encode()) for _, t in payload.get("passages", []))
+    everyone = [s.name for s in config.specialists]
+    return Exposure(
+        specialists=[plan.specialist] if single and not spill else everyone,
+        calls=1 if single else plan.settings.max_calls,
+        prompt_bytes=prompt,
+        max_tokens=int(payload["max_tokens"]),
+    )
+
+
+class Planner:
+    def __init__(
+        self,
+        config: MixserveConfig,
+        router: Any,
+        retriever: Any,
+        specialists: Mapping[str, Any],
+        cache: ResponseCache | None,
+        accounts: Accounts,
+        metrics: ServiceMetrics,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.retriever = retriever
+        self.specialists = specialists
+        self.names = [s.name for s in config.specialists]
+        self.versions = {s.name: digest_of(s.model_dump(mode="json")) for s in config.specialists}
+        self.cache = cache
+        self.accounts = accounts
+        self.metrics = metrics
+
+    def max_tokens(self, requested: int | None) -> int:
+        limit = self.config.gateway.max_tokens_limit
+        if requested is not None and requested > limit:
+            raise APIError(
+                400,
+                f"max_tokens is {requested}, above this service's limit of {limit}",
+                param="max_tokens",
+                code="invalid_value",
+            )
+        return requested or self.config.gateway.default_max_tokens
+
+    async def plan(
+        self,
+        trace: RequestTrace,
+        model: str,
+        messages: list[tuple[str, str]],
+        sampling: dict[str, Any],
+        options: MixserveOptions | None,
+        key: KeyRecord | None,
+        use_retrieval: bool = True,
+    ) -> Plan:
+        request_id = trace.request_id
+        if model != "auto" and model not in self.specialists:
+            raise unknown_model(model, ["auto", *self.names])
+        query = next(
+            (text for role, text in reversed(messages) if role == "user" and text.strip()), ""
+        )
+        if not query:
+            raise APIError(
+                400,
+                "messages must include a user message with non-empty content",
+                param="messages",
+                code="invalid_value",
+            )
+        trace.request(model, sampling, messages)
+        policy, settings = policy_for(self.config.policy, model, options)
+        await self.accounts.admit_rate(key, request_id)  # 429 before routing; bad input not
+        tradeoff = options.quality_cost_tradeoff if options else None
+        retrieval = self.config.retrieval
+        want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
+        decision, found = await asyncio.gather(
+            self._route(trace, query, tradeoff) if model == "auto" else _nothing(),
+            self._retrieve(trace, query) if want_passages else _nothing(),
+        )
+        hits: list[dict[str, Any]] = (found or {}).get("hits", [])
+        if decision is None:
+            specialist = model
+            routing: dict[str, Any] = {
+                "choice": model,
+                "pinned": True,
+                "scores": {},
+                "confidence": 1.0,
+                "reason": "pinned by request",
+            }
+        else:
+            specialist = decision["choice"]
+            routing = {**decision, "pinned": False}
+            self.metrics.routed.inc(1, tags={"specialist": specialist})
+        passages, sources = select_passages(hits, retrieval.max_context_chars)
+        trace.routed(routing, sources)
+        payload = {"request_id": request_id, "messages": messages, "passages": passages, **sampling}
+        meta = {
+            "request_id": request_id,
+            "specialist": specialist,
+            "routing": routing,
+            "sources": sources,
+            "cached": False,
+            "policy": {"name": policy, "reason": "", "calls": []},
+        }
+        headers = {"x-mixserve-specialist": specialist}
+        if trace.trace_id:
+            meta["trace_id"] = trace.trace_id
+            headers["x-mixserve-trace-id"] = trace.trace_id
+        entry = None
+        if self.cache is not None and sampling.get("temperature", 1.0) == 0:
+            if policy == "single":
+                entry = cache_key(specialist, self.versions[specialist], payload)
+            else:  # the policy may call any specialist: every version is part of the key
+                state = {"settings": asdict(settings), "versions": self.versions, "λ": tradeoff}
+                entry = cache_key(f"policy:{policy}", digest_of(state), payload)
+        loop = asyncio.get_running_loop()
+        plan = Plan(
+            request_id,
+            specialist,
+            payload,
+            meta,
+            entry,
+            headers,
+            policy=policy,
+            settings=settings,
+            deadline=loop.time() + self.config.gateway.request_timeout_s,
+            router_busy_s=float(routing.pop("busy_s", 0.0)),
+            retrieval_busy_s=float((found or {}).get("busy_s", 0.0)),
+            key=key,
+            trace=trace,
+        )
+        if key is not None and key.budget_usd is not None:
+            with trace.child("mixserve.budget.reserve", attributes={"mixserve.key_id": key.key_id}):
+                # 402 when the budget cannot cover the plan
+                await self.accounts.reserve(key, plan.settle_id, exposure(plan, self.config))
+        return plan
+
+    async def _route(
+        self, trace: RequestTrace, query: str, tradeoff: float | None
+    ) -> dict[str, Any]:
+        with trace.child("mixserve.routing", SpanKind.CLIENT) as span:
+            decision: dict[str, Any] = await self.router.route.remote(
+                query, tradeoff, trace.carrier(span)
+            )
+            span.set_attribute("mixserve.routing.choice", str(decision["choice"]))
+            return decision
+
+    async def _retrieve(self, trace: RequestTrace, query: str) -> dict[str, Any]:
+        retrieval = self.config.retrieval
+        with trace.child("mixserve.retrieval", SpanKind.CLIENT) as span:
+            found: dict[str, Any] = await self.retriever.search.remote(
+                query, retrieval.top_k, retrieval.min_score, trace.carrier(span)
+            )
+            span.set_attribute("mixserve.retrieval.hits", len(found.get("hits", [])))
+            return found

@@ -1,0 +1,304 @@
+"""The HTTP API's protocol: request schemas (OpenAI chat completions and mixserve's own
+``/v1/query``) and the builders of OpenAI-format bodies and server-sent events.
+
+Every OpenAI parameter mixserve does not honour is refused with a 400 naming it (never
+accepted and ignored): an unknown one as ``unknown_parameter``, a known one it does not
+implement (tools, log-probabilities, structured output, penalties, ...) as
+``unsupported_parameter`` unless its value is the neutral one (``"tools": []``,
+``"logprobs": false``, ``"response_format": {"type": "text"}``, ``null``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from orchestrator.errors import APIError
+
+# OpenAI parameters mixserve does not implement: the values that ask for nothing (and so
+# may be sent), and what to tell a client that sends another
+UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
+    "tools": ((None, []), "tool calling is not supported"),
+    "tool_choice": ((None, "none"), "tool calling is not supported"),
+    "parallel_tool_calls": ((None,), "tool calling is not supported"),
+    "functions": ((None, []), "function calling is not supported"),
+    "function_call": ((None, "none"), "function calling is not supported"),
+    "logprobs": ((None, False), "token log-probabilities are not returned"),
+    "top_logprobs": ((None, 0), "token log-probabilities are not returned"),
+    "response_format": ((None, {"type": "text"}), "structured output is not supported"),
+    "frequency_penalty": ((None, 0), "sampling penalties are not supported"),
+    "presence_penalty": ((None, 0), "sampling penalties are not supported"),
+    "logit_bias": ((None, {}), "logit bias is not supported"),
+    "audio": ((None,), "audio output is not supported"),
+    "modalities": ((None, ["text"]), "only text output is supported"),
+    "prediction": ((None,), "predicted outputs are not supported"),
+    "reasoning_effort": ((None,), "reasoning effort is not supported"),
+    "verbosity": ((None,), "verbosity is not supported"),
+    "web_search_options": ((None,), "web search is not supported"),
+    "service_tier": ((None, "auto", "default"), "service tiers are not offered"),
+    "store": ((None, False), "completions are not stored"),
+    "metadata": ((None, {}), "completions are not stored, so metadata has no use"),
+}
+# fields of messages a client may echo back from an earlier response
+MESSAGE_UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
+    "tool_calls": ((None, []), "tool calling is not supported"),
+    "function_call": ((None,), "function calling is not supported"),
+    "audio": ((None,), "audio is not supported"),
+}
+
+
+def _is_neutral(value: object, neutral: tuple[object, ...]) -> bool:
+    for n in neutral:
+        if n is None or isinstance(n, bool) or isinstance(value, bool):
+            if value is n or (type(value) is type(n) and value == n):
+                return True
+        elif value == n:  # 0 and 0.0 alike, lists and objects by value
+            return True
+    return False
+
+
+def _without_unsupported(
+    table: dict[str, tuple[tuple[object, ...], str]], data: dict[str, Any], where: str = ""
+) -> dict[str, Any]:
+    """``data`` without the unsupported parameters it sends at their neutral values; a
+    400 naming the first one it sends at another."""
+    for name, (neutral, why) in table.items():
+        if name in data and not _is_neutral(data[name], neutral):
+            raise APIError(
+                400,
+                f"'{where}{name}' is not supported by this service ({why}); remove it",
+                param=f"{where}{name}",
+                code="unsupported_parameter",
+            )
+    return {k: v for k, v in data.items() if k not in table}
+
+
+def refuse_unsupported(data: Any) -> Any:
+    """A chat request's raw body, checked against ``UNSUPPORTED`` (and each message
+    against ``MESSAGE_UNSUPPORTED``) before its schema is: the table is the one place
+    these parameters are named, and the schema itself lists only what is honoured."""
+    if not isinstance(data, dict):
+        return data
+    body = _without_unsupported(UNSUPPORTED, data)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        body["messages"] = [
+            _without_unsupported(MESSAGE_UNSUPPORTED, m, f"messages[{i}].")
+            if isinstance(m, dict)
+            else m
+            for i, m in enumerate(messages)
+        ]
+    return body
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, object]] | None = None
+    name: str | None = Field(None, max_length=256)
+    refusal: str | None = None  # an assistant message echoed back from a response
+    annotations: list[Any] | None = None  # likewise
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """Plain text of the message (text parts of a multi-part content joined)."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        parts = []
+        for part in self.content:
+            if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise ValueError("only text content parts are supported")
+            parts.append(str(part["text"]))
+        return "".join(parts)
+
+
+class StreamOptions(BaseModel):
+    include_usage: StrictBool = False
+
+
+class CascadeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_mean_logprob: float | None = Field(None, le=0, ge=-100)
+    min_quality: float | None = Field(None, ge=0, le=1)
+
+
+class EnsembleOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: StrictInt | None = Field(None, ge=2, le=8)
+
+
+class MixserveOptions(BaseModel):
+    """mixserve's own request options, under the ``mixserve`` key of the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quality_cost_tradeoff: float | None = Field(
+        None, ge=0, le=1000, description="lambda of the router's quality - lambda x cost."
+    )
+    policy: str | None = Field(None, description="Answer policy: single, cascade or ensemble.")
+    cascade: CascadeOptions | None = None
+    ensemble: EnsembleOptions | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str | None) -> str | None:
+        from orchestrator.policies import policy_names
+
+        if value is not None and value not in policy_names():
+            raise ValueError(f"unknown policy {value!r}; known: {', '.join(policy_names())}")
+        return value
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI fields mixserve honours; any other is refused (see the module doc)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    n: StrictInt = Field(1, ge=1, le=1)
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: StrictInt | None = None
+    user: str | None = Field(None, max_length=256)  # the end user, for the caller's records
+    mixserve: MixserveOptions | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unsupported(cls, data: Any) -> Any:
+        return refuse_unsupported(data)
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return value
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+# how each OpenAI role reaches a prompt template (which knows system, user, assistant)
+ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "tool": "user",
+    "assistant": "assistant",
+}
+
+
+def conversation(body: ChatCompletionRequest) -> list[tuple[str, str]]:
+    """The request's messages as (role, text) pairs; a 400 for content mixserve cannot
+    read (a part that is not text)."""
+    try:
+        return [(ROLES[m.role], m.text()) for m in body.messages]
+    except ValueError as exc:
+        raise APIError(400, str(exc), param="messages", code="invalid_value") from None
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=100_000)
+    model: str = "auto"
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    temperature: float = Field(0.0, ge=0, le=2)
+    retrieval: StrictBool = True
+    mixserve: MixserveOptions | None = None
+
+
+# ---- response bodies ---------------------------------------------------------------
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def completion(
+    request_id: str,
+    model: str,
+    text: str,
+    finish_reason: str | None,
+    usage: dict[str, Any],
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "id": request_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason or "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage,
+        "mixserve": meta,
+    }
+
+
+def chunk(
+    request_id: str,
+    model: str,
+    created: int,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": request_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+    }
+    if extra:
+        body.update(extra)
+    return body
+
+
+def model_list(entries: list[tuple[str, str]]) -> dict[str, Any]:
+    """``GET /v1/models``: (id, description) pairs as OpenAI model objects."""
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "mixserve", "description": d}
+        for name, d in entries
+    ]
+    return {"object": "list", "data": data}
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()

@@ -1,0 +1,83 @@
+"""The server-sent events body of a streamed chat completion.
+
+The first chunk carries the role and the request's routing, sources and policy calls;
+then one chunk per piece of text; then the finish chunk with ``usage`` (its cost
+included), and, when the client asked for ``stream_options.include_usage``, OpenAI's
+separate usage chunk. An error after the headers are sent is reported in-band, as an
+error event before ``[DONE]``. A client that goes away mid-answer closes the stream,
+which cancels the generation; the request is settled either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from orchestrator.errors import from_exception
+from orchestrator.serving import protocol as fmt
+from orchestrator.serving.plan import Answer, Plan
+
+
+class Finisher(Protocol):
+    """What the stream needs from the gateway to finish a request."""
+
+    def first_token(self, plan: Plan) -> None: ...
+
+    def settle(self, plan: Plan, answer: Answer) -> dict[str, Any]: ...
+
+    async def close(self, plan: Plan, usage: dict[str, Any] | None, outcome: str) -> None: ...
+
+    async def remember(self, plan: Plan, answer: Answer) -> None: ...
+
+
+async def sse_body(
+    gateway: Finisher,
+    plan: Plan,
+    items: AsyncIterator[dict[str, Any]],
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    created = int(time.time())
+    cid = f"chatcmpl-{plan.request_id}"
+    model = plan.specialist
+    trace = plan.trace
+    try:
+        role = {"role": "assistant", "content": ""}
+        yield fmt.sse(fmt.chunk(cid, model, created, role, extra={"mixserve": plan.meta}))
+        answer, done = Answer(), False
+        try:
+            async for item in items:
+                if answer.absorb(item):
+                    gateway.first_token(plan)
+                    yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
+            done = True
+        except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
+            err = from_exception(exc, plan.request_id)
+            await gateway.close(plan, None, f"error {err.status}")
+            if trace is not None:
+                trace.fail(err)
+            yield fmt.sse(err.body())
+            yield fmt.sse("[DONE]")
+            return
+        finally:  # a client that went away closed the stream mid-answer
+            if not done and not plan.closed:
+                await asyncio.shield(gateway.close(plan, None, "disconnected"))
+        usage = gateway.settle(plan, answer)
+        await gateway.close(plan, usage, "ok")
+        yield fmt.sse(
+            fmt.chunk(cid, model, created, {}, answer.finish_reason, extra={"usage": usage})
+        )
+        if include_usage:
+            final = fmt.chunk(cid, model, created, {}, extra={"usage": usage})
+            final["choices"] = []
+            yield fmt.sse(final)
+        yield fmt.sse("[DONE]")
+        await gateway.remember(plan, answer)
+    except BaseException as exc:
+        if trace is not None:
+            trace.fail(exc)
+        raise
+    finally:
+        if trace is not None:
+            trace.end(200)

@@ -1,0 +1,103 @@
+"""The service's own metrics, through ``ray.serve.metrics``: they carry the deployment and
+replica tags and appear in Ray's Prometheus export (with the ``ray_`` prefix) beside
+Ray's own, so the Ray dashboard and ``mixserve dashboards export`` can chart them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _tags(*names: str) -> Any:
+    """Ray annotates ``tag_keys`` as ``tuple[str]`` (one element); any tuple works."""
+    return names
+
+
+LATENCY_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
+
+
+class ServiceMetrics:
+    """Created inside the gateway replica (Ray's metrics need a connected worker)."""
+
+    def __init__(self) -> None:
+        from ray.serve import metrics
+
+        self.requests = metrics.Counter(
+            "mixserve_requests",
+            description="Requests answered, by specialist, policy and outcome.",
+            tag_keys=_tags("specialist", "policy", "outcome"),
+        )
+        self.tokens = metrics.Counter(
+            "mixserve_tokens",
+            description="Tokens, by specialist and direction (in = prompt, out = completion).",
+            tag_keys=_tags("specialist", "direction"),
+        )
+        self.cost = metrics.Counter(
+            "mixserve_cost_usd",
+            description="Cost in USD, by specialist.",
+            tag_keys=_tags(
+                "specialist",
+            ),
+        )
+        self.latency = metrics.Histogram(
+            "mixserve_request_latency_s",
+            description="Request latency in seconds, by specialist.",
+            boundaries=LATENCY_BUCKETS_S,
+            tag_keys=_tags(
+                "specialist",
+            ),
+        )
+        self.ttft = metrics.Histogram(
+            "mixserve_time_to_first_token_s",
+            description="Time to the first answer token in seconds, by specialist.",
+            boundaries=LATENCY_BUCKETS_S,
+            tag_keys=_tags(
+                "specialist",
+            ),
+        )
+        self.routed = metrics.Counter(
+            "mixserve_routing_decisions",
+            description="Routing decisions, by chosen specialist.",
+            tag_keys=_tags(
+                "specialist",
+            ),
+        )
+        self.rejected = metrics.Counter(
+            "mixserve_rejections",
+            description="Requests refused before generation, by reason (error code).",
+            tag_keys=_tags(
+                "reason",
+            ),
+        )
+        self.spilled = metrics.Counter(
+            "mixserve_spillovers",
+            description="Calls spilled over from a saturated specialist, by it and the target.",
+            tag_keys=_tags("specialist", "to"),
+        )
+        self.spooled = metrics.Gauge(
+            "mixserve_ledger_spooled",
+            description="Ledger settlements waiting on local disk for Redis (ledger lag).",
+        )
+
+    def answered(
+        self,
+        specialist: str,
+        policy: str,
+        usage: dict[str, Any] | None,
+        outcome: str,
+        seconds: float,
+    ) -> None:
+        """One finished request: its outcome, latency, and (when it produced an answer)
+        its tokens and cost."""
+        self.requests.inc(1, tags={"specialist": specialist, "policy": policy, "outcome": outcome})
+        self.latency.observe(seconds, tags={"specialist": specialist})
+        if not usage:
+            return
+        for direction, count in (
+            ("in", usage["prompt_tokens"]),
+            ("out", usage["completion_tokens"]),
+        ):
+            if count > 0:  # Ray's counters take positive increments only
+                self.tokens.inc(count, tags={"specialist": specialist, "direction": direction})
+        cost = float(usage["cost"]["total_usd"])
+        if cost > 0:
+            self.cost.inc(cost, tags={"specialist": specialist})

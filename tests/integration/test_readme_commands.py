@@ -1,0 +1,41 @@
+"""Every `mixserve` command the README shows in a code block, that needs no running
+service, works exactly as written (run from the checkout, as a reader would)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+
+from tests.helpers.cli import require_prepared_models, run_mixserve
+from tests.helpers.paths import ROOT, SHARED_DATA
+
+OFFLINE = {"config", "dashboards", "models", "router"}  # the rest need `mixserve up`
+
+
+def readme_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.M | re.S)
+    found = []
+    for block in blocks:
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["mixserve"]:
+                found.append(words)
+    return found
+
+
+def test_the_readme_shows_offline_commands():
+    subcommands = {c[1] for c in readme_commands()}
+    assert {"config", "dashboards", "router"} <= subcommands
+
+
+def test_every_offline_readme_command_works_as_written():
+    require_prepared_models()
+    assert SHARED_DATA.is_dir(), f"the README's examples read {SHARED_DATA}"
+    commands = [c for c in readme_commands() if c[1] in OFFLINE]
+    for words in commands:  # in order: eval reads what train wrote
+        proc = run_mixserve(*words[1:])
+        if proc.returncode != 0:
+            pytest.fail(f"`{shlex.join(words)}` exited {proc.returncode}: {proc.stderr[-1500:]}")
