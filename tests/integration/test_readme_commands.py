@@ -20,9 +20,8 @@ def readme_commands() -> list[list[str]]:
     found = []
     for block in blocks:
         for line in block.splitlines():
-            words = shlex.split(line, comments=True)
-            if words[:1] == ["mixserve"]:
-                found.append(words)
+            if line.startswith("mixserve "):  # a command, not curl's or Python's lines
+                found.append(shlex.split(line, comments=True))
     return found
 
 
