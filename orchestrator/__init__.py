@@ -1,4 +1,6 @@
-"""The orchestrator: config, gateway, app builder, CLI.
+"""The orchestrator: the service, in layers (``docs/architecture.md``): ``cli`` →
+``runtime`` → ``app`` → ``deployments`` → ``serving`` → ``billing`` → ``telemetry`` →
+``config`` → ``errors``, ``policies``, ``profiles``, ``redis_clients``, ``settings``.
 
 Public API: ``MixserveConfig``, ``ConfigError``, ``load_config``, ``parse_config``,
 ``build_app`` (imported lazily: it pulls in Ray Serve and FastAPI).

@@ -10,8 +10,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ray.serve.exceptions import BackPressureError
-
 from specialists.errors import ContextLengthError, EngineOverloadedError
 
 
@@ -103,6 +101,10 @@ def from_exception(exc: BaseException, request_id: str) -> APIError:
         return exc
     if isinstance(cause, ContextLengthError):
         return APIError(400, str(cause), param="messages", code="context_length_exceeded")
+    # imported here: `ray.serve` pulls in the whole of Serve and FastAPI, which the CLI
+    # (it imports this module through billing) must not pay for
+    from ray.serve.exceptions import BackPressureError
+
     if isinstance(exc, BackPressureError):  # Serve's queue bound (its BackpressureConfig)
         return APIError(
             exc.status_code if exc.status_code in (429, 503) else 503,

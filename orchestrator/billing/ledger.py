@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import APIError
-from orchestrator.redis_clients import text, texts
+from orchestrator.redis_clients import texts
 
 PREFIX = "mixserve:ledger:"
 RECORDS = f"{PREFIX}records"
@@ -207,6 +207,3 @@ class LedgerReader:
         """Request records in order, from Unix time ``since`` (all of them without)."""
         start = f"{int(since * 1000)}-0" if since is not None else "-"
         return [texts(fields) for _, fields in self.client.xrange(RECORDS, min=start, max="+")]
-
-    def settled(self, settle_id: str) -> bool:
-        return text(self.client.get(f"{PREFIX}settled:{settle_id}") or b"") == "1"
