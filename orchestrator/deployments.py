@@ -27,17 +27,7 @@ from orchestrator.telemetry.tracing import AttributeValue, Carrier, fail, where
 if TYPE_CHECKING:
     from retrieval import CollectionSpec
     from router_model import SpecialistProfile
-from orchestrator.telemetry.attributes import (
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_REQUEST_MAX_TOKENS,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_RESPONSE_FINISH_REASONS,
-    GEN_AI_RESPONSE_MODEL,
-    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-    GEN_AI_RETRIEVAL_QUERY_TEXT,
-    GEN_AI_USAGE_INPUT_TOKENS,
-    GEN_AI_USAGE_OUTPUT_TOKENS,
-)
+from orchestrator.telemetry import attributes as semconv
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +119,7 @@ class RetrieverServer:
         self, query: str, k: int, min_score: float, trace: Carrier | None = None
     ) -> dict[str, Any]:
         """The hits, and the replica busy time charged to this search."""
-        attrs = {**where(), GEN_AI_OPERATION_NAME: "retrieval", "mixserve.retrieval.k": k}
+        attrs = {**where(), semconv.GEN_AI_OPERATION_NAME: "retrieval", "mixserve.retrieval.k": k}
         with self.tracing.span("mixserve.retriever.search", trace, SpanKind.SERVER, attrs) as span:
             token = self.meter.start()
             try:
@@ -145,7 +135,7 @@ class RetrieverServer:
                 }
             )
             if self.tracing.record_content:
-                span.set_attribute(GEN_AI_RETRIEVAL_QUERY_TEXT, query)
+                span.set_attribute(semconv.GEN_AI_RETRIEVAL_QUERY_TEXT, query)
         return {"hits": found, "busy_s": busy}
 
     async def ready(self) -> bool:
@@ -222,7 +212,7 @@ class SpecialistServer:
             async for chunk in self.engine.generate(request):
                 if "text" not in last:
                     span.set_attribute(
-                        GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, time.monotonic() - received
+                        semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, time.monotonic() - received
                     )
                 last = {
                     "text": chunk.text,
@@ -236,9 +226,9 @@ class SpecialistServer:
             busy, charged = self.meter.stop(token), True
             span.set_attributes(
                 {
-                    GEN_AI_USAGE_INPUT_TOKENS: int(last["prompt_tokens"]),
-                    GEN_AI_USAGE_OUTPUT_TOKENS: int(last["completion_tokens"]),
-                    GEN_AI_RESPONSE_FINISH_REASONS: [str(last.get("finish_reason"))],
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: int(last["prompt_tokens"]),
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: int(last["completion_tokens"]),
+                    semconv.GEN_AI_RESPONSE_FINISH_REASONS: [str(last.get("finish_reason"))],
                     "mixserve.busy_s": busy,
                 }
             )
@@ -264,10 +254,10 @@ class SpecialistServer:
     def _attrs(self, payload: dict[str, Any]) -> dict[str, AttributeValue]:
         attrs: dict[str, AttributeValue] = {
             **where(),
-            GEN_AI_OPERATION_NAME: "chat",
-            GEN_AI_REQUEST_MODEL: self.name,
-            GEN_AI_RESPONSE_MODEL: self.name,
-            GEN_AI_REQUEST_MAX_TOKENS: int(payload["max_tokens"]),
+            semconv.GEN_AI_OPERATION_NAME: "chat",
+            semconv.GEN_AI_REQUEST_MODEL: self.name,
+            semconv.GEN_AI_RESPONSE_MODEL: self.name,
+            semconv.GEN_AI_REQUEST_MAX_TOKENS: int(payload["max_tokens"]),
             "mixserve.specialist": self.name,
             "mixserve.engine": self.engine_name,
             "mixserve.request_id": str(payload["request_id"]),

@@ -12,16 +12,7 @@ from opentelemetry.trace import Span, SpanKind
 from orchestrator.errors import APIError, from_exception, http_status
 from orchestrator.policies import CallFailed
 from orchestrator.serving.plan import Answer
-from orchestrator.telemetry.attributes import (
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_REQUEST_MAX_TOKENS,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_RESPONSE_FINISH_REASONS,
-    GEN_AI_RESPONSE_MODEL,
-    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-    GEN_AI_USAGE_INPUT_TOKENS,
-    GEN_AI_USAGE_OUTPUT_TOKENS,
-)
+from orchestrator.telemetry import attributes as semconv
 from orchestrator.telemetry.tracing import carrier, fail
 
 if TYPE_CHECKING:
@@ -71,9 +62,9 @@ class SpecialistCalls:
             f"chat {specialist}",
             SpanKind.CLIENT,
             {
-                GEN_AI_OPERATION_NAME: "chat",
-                GEN_AI_REQUEST_MODEL: specialist,
-                GEN_AI_REQUEST_MAX_TOKENS: int(payload["max_tokens"]),
+                semconv.GEN_AI_OPERATION_NAME: "chat",
+                semconv.GEN_AI_REQUEST_MODEL: specialist,
+                semconv.GEN_AI_REQUEST_MAX_TOKENS: int(payload["max_tokens"]),
                 "mixserve.specialist": specialist,
                 "mixserve.call.index": self.count,
             },
@@ -86,15 +77,15 @@ class SpecialistCalls:
             return
         span.set_attributes(
             {
-                GEN_AI_RESPONSE_MODEL: specialist,
-                GEN_AI_RESPONSE_FINISH_REASONS: [answer.finish_reason],
-                GEN_AI_USAGE_INPUT_TOKENS: answer.prompt_tokens,
-                GEN_AI_USAGE_OUTPUT_TOKENS: answer.completion_tokens,
+                semconv.GEN_AI_RESPONSE_MODEL: specialist,
+                semconv.GEN_AI_RESPONSE_FINISH_REASONS: [answer.finish_reason],
+                semconv.GEN_AI_USAGE_INPUT_TOKENS: answer.prompt_tokens,
+                semconv.GEN_AI_USAGE_OUTPUT_TOKENS: answer.completion_tokens,
                 "mixserve.busy_s": answer.busy_s,
             }
         )
         if ttft is not None:
-            span.set_attribute(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttft)
+            span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttft)
         if self.pricer is not None:
             cost = self.pricer(
                 specialist, answer.prompt_tokens, answer.completion_tokens, answer.busy_s

@@ -19,22 +19,7 @@ from typing import Any
 from opentelemetry.trace import Span, SpanKind
 
 from orchestrator.errors import http_status
-from orchestrator.telemetry.attributes import (
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_PROVIDER_NAME,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_RESPONSE_FINISH_REASONS,
-    GEN_AI_RESPONSE_ID,
-    GEN_AI_RESPONSE_MODEL,
-    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-    GEN_AI_USAGE_INPUT_TOKENS,
-    GEN_AI_USAGE_OUTPUT_TOKENS,
-    HTTP_RESPONSE_STATUS_CODE,
-    HTTP_ROUTE,
-    REQUEST_SAMPLING,
-)
+from orchestrator.telemetry import attributes as semconv
 from orchestrator.telemetry.tracing import (
     AttributeValue,
     Carrier,
@@ -60,10 +45,10 @@ class RequestTrace:
             operation,
             kind=SpanKind.SERVER,
             attributes={
-                GEN_AI_OPERATION_NAME: operation,
-                GEN_AI_PROVIDER_NAME: "mixserve",
+                semconv.GEN_AI_OPERATION_NAME: operation,
+                semconv.GEN_AI_PROVIDER_NAME: "mixserve",
                 "mixserve.request_id": request_id,
-                HTTP_ROUTE: route,
+                semconv.HTTP_ROUTE: route,
             },
         )
         self.trace_id = trace_id_of(self.root)
@@ -79,12 +64,12 @@ class RequestTrace:
         self, model: str, sampling: Mapping[str, Any], messages: list[tuple[str, str]]
     ) -> None:
         self.root.update_name(f"{self.operation} {model}")
-        self.root.set_attribute(GEN_AI_REQUEST_MODEL, model)
-        for name, attribute in REQUEST_SAMPLING.items():
+        self.root.set_attribute(semconv.GEN_AI_REQUEST_MODEL, model)
+        for name, attribute in semconv.REQUEST_SAMPLING.items():
             if sampling.get(name) is not None:
                 self.root.set_attribute(attribute, sampling[name])
         if self.tracing.record_content:
-            self.root.set_attribute(GEN_AI_INPUT_MESSAGES, _messages(messages))
+            self.root.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, _messages(messages))
 
     def routed(self, routing: Mapping[str, Any], sources: list[dict[str, Any]]) -> None:
         attrs: dict[str, AttributeValue] = {
@@ -108,11 +93,11 @@ class RequestTrace:
         policy = meta["policy"]
         cost = usage["cost"]
         attrs: dict[str, AttributeValue] = {
-            GEN_AI_RESPONSE_MODEL: specialist,
-            GEN_AI_RESPONSE_ID: f"chatcmpl-{meta['request_id']}",
-            GEN_AI_RESPONSE_FINISH_REASONS: [finish_reason],
-            GEN_AI_USAGE_INPUT_TOKENS: int(usage["prompt_tokens"]),
-            GEN_AI_USAGE_OUTPUT_TOKENS: int(usage["completion_tokens"]),
+            semconv.GEN_AI_RESPONSE_MODEL: specialist,
+            semconv.GEN_AI_RESPONSE_ID: f"chatcmpl-{meta['request_id']}",
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: [finish_reason],
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: int(usage["prompt_tokens"]),
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: int(usage["completion_tokens"]),
             "mixserve.specialist": specialist,
             "mixserve.policy": str(policy["name"]),
             "mixserve.policy.calls": len(policy["calls"]),
@@ -125,11 +110,11 @@ class RequestTrace:
         if policy.get("reason"):
             attrs["mixserve.policy.reason"] = str(policy["reason"])
         if self.tracing.record_content:
-            attrs[GEN_AI_OUTPUT_MESSAGES] = _messages([("assistant", text)])
+            attrs[semconv.GEN_AI_OUTPUT_MESSAGES] = _messages([("assistant", text)])
         self.root.set_attributes(attrs)
 
     def first_token(self, seconds: float) -> None:
-        self.root.set_attribute(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
+        self.root.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
 
     # ---- spans under the root -----------------------------------------------------
     def start(
@@ -164,5 +149,5 @@ class RequestTrace:
         if self._ended:
             return
         self._ended = True
-        self.root.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+        self.root.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
         self.root.end()

@@ -37,12 +37,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from orchestrator.config import MixserveConfig
 from orchestrator.settings import Settings
-from orchestrator.telemetry.attributes import (
-    ERROR_TYPE,
-    SERVICE_INSTANCE_ID,
-    SERVICE_NAME,
-    SERVICE_NAMESPACE,
-)
+from orchestrator.telemetry import attributes as semconv
 
 logger = logging.getLogger(__name__)
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -129,9 +124,9 @@ class Tracing:
             return
         resource = Resource.create(
             {
-                SERVICE_NAME: "mixserve",
-                SERVICE_NAMESPACE: options.service_namespace,
-                SERVICE_INSTANCE_ID: f"{component}-{socket.gethostname()}-{os.getpid()}",
+                semconv.SERVICE_NAME: "mixserve",
+                semconv.SERVICE_NAMESPACE: options.service_namespace,
+                semconv.SERVICE_INSTANCE_ID: f"{component}-{socket.gethostname()}-{os.getpid()}",
                 "host.name": socket.gethostname(),
                 "process.pid": os.getpid(),
                 "mixserve.component": component,
@@ -220,7 +215,7 @@ def trace_id_of(span: Span) -> str:
 
 def fail(span: Span, exc: BaseException, status: int | None = None) -> None:
     """Mark ``span`` failed by ``exc`` (``error.type`` is the HTTP status when known)."""
-    span.set_attribute(ERROR_TYPE, str(status) if status else type(exc).__name__)
+    span.set_attribute(semconv.ERROR_TYPE, str(status) if status else type(exc).__name__)
     span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
 
 
