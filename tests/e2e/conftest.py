@@ -2,9 +2,10 @@
 (local Ray, embedded Redis, three vLLM engines serving Gemma 3 270M, the real router and
 retriever), stopped with `mixserve down`, after which no process of the run may remain.
 
-The one change to `configs/cpu.yaml` is a price list (general < math < code), so a
-cascade has a cheaper specialist to try first; nothing else depends on prices while the
-quality/cost trade-off stays at its default of 0."""
+The one change to the `cpu` profile is its price list, token prices in place of its
+replica-hour prices (general < math < code), so a cascade has a cheaper specialist to
+try first; nothing else depends on prices while the quality/cost trade-off stays at its
+default of 0."""
 
 from __future__ import annotations
 
