@@ -83,7 +83,8 @@ def parse_json(raw: bytes, limit: int) -> Any:
 
 def _check_json(data: Any) -> str | None:
     """What makes parsed JSON unusable, or None: nesting past ``MAX_JSON_DEPTH``, or a
-    string (key or value) holding a lone surrogate. Iterative, so any depth is safe."""
+    string (key or value) holding a lone surrogate. Iterative, so any depth is safe; the
+    path it names is escaped, since it is made of the client's own keys."""
     stack: list[tuple[Any, int, str]] = [(data, 1, "body")]
     while stack:
         value, depth, where = stack.pop()
@@ -97,10 +98,15 @@ def _check_json(data: Any) -> str | None:
         elif isinstance(value, dict):
             for k, v in value.items():
                 stack.append((k, depth + 1, f"a key of {where}"))
-                stack.append((v, depth + 1, f"{where}.{k}"[:200]))
+                stack.append((v, depth + 1, f"{where}.{_printable(k)}"[:200]))
         elif isinstance(value, list):
             stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(value))
     return None
+
+
+def _printable(text: str) -> str:
+    """``text`` as it may appear in a response: lone surrogates as ``\\udXXX`` escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def validate(model: type[Any], data: Any) -> Any:
@@ -114,9 +120,12 @@ def validate(model: type[Any], data: Any) -> Any:
         raise APIError(400, str(exc), code="invalid_value") from None
 
 
-def _error_response(err: APIError) -> JSONResponse:
-    # Ray Serve's proxy adds the x-request-id header to every response itself.
-    return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
+def error_response(err: APIError) -> JSONResponse:
+    # Ray Serve's proxy adds the x-request-id header to every response itself. A message
+    # quoting the client's input must still encode: escape what UTF-8 cannot hold.
+    fields = {"message": err.message, "type": err.type, "param": err.param, "code": err.code}
+    body = {"error": {k: _printable(v) if v is not None else v for k, v in fields.items()}}
+    return JSONResponse(body, status_code=err.status, headers=err.headers())
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -124,16 +133,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-        return _error_response(exc)
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = "not_found" if exc.status_code == 404 else "method_not_allowed"
         msg = f"{request.method} {request.url.path}: {exc.detail}"
-        return _error_response(APIError(exc.status_code, msg, code=code))
+        return error_response(APIError(exc.status_code, msg, code=code))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id_of(request)
         logger.exception("unhandled error in request %s", rid)
-        return _error_response(from_exception(exc, rid))
+        return error_response(from_exception(exc, rid))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers.fuzz import BODIES, mutated_chat
@@ -19,6 +19,7 @@ from tests.helpers.fuzz import BODIES, mutated_chat
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(st.one_of(BODIES, mutated_chat().map(lambda b: json.dumps(b).encode())))
+@example(b'{"\\ud800": {"\\ud800": null}}')  # found here: its error quoted the key
 def test_no_request_body_gets_a_5xx(client, raw):
     resp = client.post(
         "/v1/chat/completions", content=raw, headers={"content-type": "application/json"}
