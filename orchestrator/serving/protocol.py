@@ -182,7 +182,7 @@ class ChatCompletionRequest(BaseModel):
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: StrictInt | None = None
+    seed: StrictInt | None = Field(None, ge=-(2**63), lt=2**63)  # OpenAI's: a 64-bit int
     user: str | None = Field(None, max_length=256)  # the end user, for the caller's records
     mixserve: MixserveOptions | None = None
 

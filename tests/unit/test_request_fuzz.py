@@ -66,6 +66,12 @@ def test_unsupported_parameters_are_named_and_neutral_values_pass():
             assert field in err.message
         else:
             raise AssertionError(f"{field}={value!r} was accepted")
+    try:  # a seed the engine could not take (vLLM's is 64-bit) is refused up front
+        validate(ChatCompletionRequest, {**base, "seed": 2**70})
+    except APIError as err:
+        assert (err.status, err.param) == (400, "seed")
+    else:
+        raise AssertionError("a seed past 64 bits was accepted")
     neutral = {"tools": [], "logprobs": False, "response_format": {"type": "text"},
                "presence_penalty": 0, "tool_choice": None, "store": False}  # fmt: skip
     validate(ChatCompletionRequest, {**base, **neutral})
