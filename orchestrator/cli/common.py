@@ -29,7 +29,7 @@ ConfigOpt = Annotated[
 ]
 # options that take several values after one flag (`--scores a.jsonl b.jsonl`) as well
 # as the flag repeated (`--scores a.jsonl --scores b.jsonl`), which is all typer knows
-MULTI_VALUE_OPTIONS = ("--scores",)
+MULTI_VALUE_OPTIONS = ("--scores", "--mix", "--clients", "--rates")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

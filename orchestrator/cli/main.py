@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from orchestrator.cli.bench import bench_app
 from orchestrator.cli.common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -48,6 +49,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 app.add_typer(keys_app, name="keys")
+app.add_typer(bench_app, name="bench")
 app.command("costs")(costs)
 dashboards_app = typer.Typer(help="Grafana dashboards for the Ray dashboard's Prometheus.")
 app.add_typer(dashboards_app, name="dashboards")

@@ -1,0 +1,96 @@
+"""One streamed chat completion, timed: to its first content token, and to its end."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from loadgen.mix import Prompt
+
+
+@dataclass
+class Outcome:
+    group: str
+    status: int  # HTTP status; 0 when the client gave up (timeout) or could not connect
+    started: float  # seconds from the load's start
+    latency_s: float
+    ttft_s: float | None = None
+    output_tokens: int = 0
+    specialist: str = ""
+    error: str = ""  # the error code of a refusal or failure (in the body or in-band)
+
+    @property
+    def answered(self) -> bool:
+        return self.status == 200 and not self.error
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def stream_chat(
+    client: httpx.AsyncClient,
+    prompt: Prompt,
+    *,
+    model: str,
+    max_tokens: int,
+    temperature: float,
+    timeout_s: float,
+    started: float,
+    clock: Any = time.perf_counter,
+) -> Outcome:
+    body = {
+        "model": model,
+        "stream": True,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "messages": [{"role": "user", "content": prompt.text}],
+        "stream_options": {"include_usage": True},
+    }
+    begin = clock()
+    out = Outcome(prompt.group, 0, started, 0.0)
+    try:
+        async with client.stream(
+            "POST", "/v1/chat/completions", json=body, timeout=timeout_s
+        ) as resp:
+            out.status = resp.status_code
+            out.specialist = resp.headers.get("x-mixserve-specialist", "")
+            if resp.status_code != 200:
+                out.error = _error_code(await resp.aread()) or str(resp.status_code)
+            else:
+                async for line in resp.aiter_lines():
+                    absorb_event(out, line, clock() - begin)
+    except httpx.TimeoutException:
+        out.status, out.error = 0, "client_timeout"
+    except httpx.HTTPError as exc:
+        out.status, out.error = 0, f"client_error: {type(exc).__name__}"
+    out.latency_s = clock() - begin
+    return out
+
+
+def absorb_event(out: Outcome, line: str, elapsed: float) -> None:
+    """Take one server-sent events line of a streamed answer into ``out``."""
+    if not line.startswith("data: ") or line == "data: [DONE]":
+        return
+    event = json.loads(line[6:])
+    if "error" in event:  # in-band, after the headers went out
+        out.error = str(event["error"].get("code") or "error")
+        return
+    choices = event.get("choices") or []
+    if out.ttft_s is None and choices and choices[0].get("delta", {}).get("content"):
+        out.ttft_s = elapsed
+    usage = event.get("usage")
+    if usage:
+        out.output_tokens = int(usage.get("completion_tokens", 0))
+    if not out.specialist and event.get("model"):
+        out.specialist = str(event["model"])
+
+
+def _error_code(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return ""

@@ -1,0 +1,98 @@
+"""Which prompts a load sends: groups of real queries (a score table each, by default),
+drawn with weights; a skewed mix puts a chosen share on one group."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class MixError(ValueError):
+    """A mix that cannot be built (a message fit for one line of the CLI)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    group: str
+    text: str
+
+
+def _group_name(path: Path) -> str:
+    return path.stem.removesuffix("_train").removesuffix("_test")
+
+
+def read_queries(path: Path, limit: int | None = None) -> list[str]:
+    """The ``query`` of each JSON line of a score table (or any JSONL of queries)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise MixError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    queries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            query = json.loads(line)["query"]
+        except (ValueError, KeyError, TypeError):
+            raise MixError(f"{path}:{number}: not a JSON object with a 'query'") from None
+        if not isinstance(query, str) or not query.strip():
+            raise MixError(f"{path}:{number}: 'query' is not a non-empty string")
+        queries.append(query)
+        if limit is not None and len(queries) >= limit:
+            break
+    if not queries:
+        raise MixError(f"{path}: no queries")
+    return queries
+
+
+class QueryMix:
+    def __init__(
+        self, groups: Mapping[str, Sequence[str]], weights: Mapping[str, float] | None = None
+    ) -> None:
+        if not groups or any(not q for q in groups.values()):
+            raise MixError("a mix needs at least one group, and every group a query")
+        self.groups = {name: list(queries) for name, queries in groups.items()}
+        raw = dict(weights) if weights else {name: 1.0 for name in self.groups}
+        unknown = sorted(set(raw) - set(self.groups))
+        if unknown:
+            raise MixError(f"weights name groups the mix lacks: {', '.join(unknown)}")
+        if any(w < 0 for w in raw.values()) or sum(raw.values()) <= 0:
+            raise MixError("weights must be at least 0 and not all 0")
+        total = sum(raw.values())
+        self.weights = {name: raw.get(name, 0.0) / total for name in self.groups}
+
+    @classmethod
+    def from_files(cls, specs: Sequence[str], limit: int | None = None) -> QueryMix:
+        """Groups from files: ``path`` (named by its stem, ``gsm8k_train.jsonl`` is
+        ``gsm8k``) or ``name=path``."""
+        groups: dict[str, list[str]] = {}
+        for spec in specs:
+            name, sep, path = spec.partition("=")
+            file = Path(path) if sep else Path(spec)
+            group = name if sep else _group_name(file)
+            if group in groups:
+                raise MixError(f"two files make the group {group!r}: name them NAME=PATH")
+            groups[group] = read_queries(file, limit)
+        return cls(groups)
+
+    def skewed(self, group: str, share: float) -> QueryMix:
+        """The same groups with ``share`` of the draws on ``group``, the rest spread over
+        the others as before."""
+        if group not in self.groups:
+            raise MixError(f"no group {group!r} to skew to; groups: {', '.join(self.groups)}")
+        if not 0 <= share <= 1:
+            raise MixError(f"a skew share is between 0 and 1, not {share}")
+        others = {n: w for n, w in self.weights.items() if n != group}
+        rest = sum(others.values())
+        if rest == 0 and share < 1:
+            raise MixError("nothing else to put the rest of the draws on")
+        weights = {n: (1 - share) * w / rest for n, w in others.items()} if rest else {}
+        return QueryMix(self.groups, {**weights, group: share})
+
+    def sample(self, rng: random.Random) -> Prompt:
+        names = list(self.weights)
+        group = rng.choices(names, weights=[self.weights[n] for n in names])[0]
+        return Prompt(group, rng.choice(self.groups[group]))

@@ -1,0 +1,80 @@
+"""What a load's outcomes add up to, overall and per group (prompt set) and per
+specialist (who answered): throughput, goodput within a latency SLO, time to first token
+and latency percentiles, refusals and errors by kind."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from loadgen.client import Outcome
+
+REFUSED = {429, 503}  # an answer of "not now", sent at once, with Retry-After
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) by linear interpolation; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    at = q * (len(ordered) - 1)
+    low, high = math.floor(at), math.ceil(at)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+def _ms(values: Sequence[float]) -> dict[str, float | None]:
+    def scaled(q: float) -> float | None:
+        p = percentile(values, q)
+        return None if p is None else round(p * 1000, 1)
+
+    return {"p50": scaled(0.5), "p95": scaled(0.95), "p99": scaled(0.99)}
+
+
+def _block(outcomes: Sequence[Outcome], wall_s: float, slo_s: float) -> dict[str, Any]:
+    answered = [o for o in outcomes if o.answered]
+    refused = [o for o in outcomes if o.status in REFUSED]
+    good = [o for o in answered if o.latency_s <= slo_s]
+    tokens = sum(o.output_tokens for o in answered)
+    errors: dict[str, int] = defaultdict(int)
+    for o in outcomes:
+        if not o.answered and o.status not in REFUSED:
+            errors[o.error or str(o.status)] += 1
+    return {
+        "requests": len(outcomes),
+        "answered": len(answered),
+        "refused": len(refused),
+        "errors": dict(sorted(errors.items())),
+        "count_5xx": sum(1 for o in outcomes if o.status >= 500 and o.status not in REFUSED),
+        "client_timeouts": sum(1 for o in outcomes if o.error == "client_timeout"),
+        "throughput_rps": round(len(answered) / wall_s, 3),
+        "output_tokens_per_s": round(tokens / wall_s, 2),
+        "goodput_rps": round(len(good) / wall_s, 3),
+        "goodput_share": round(len(good) / len(outcomes), 4) if outcomes else None,
+        "ttft_ms": _ms([o.ttft_s for o in answered if o.ttft_s is not None]),
+        "latency_ms": _ms([o.latency_s for o in answered]),
+        "refusal_ms": _ms([o.latency_s for o in refused]),
+    }
+
+
+def _by(outcomes: Iterable[Outcome], key: str) -> dict[str, list[Outcome]]:
+    groups: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        groups[getattr(o, key) or "-"].append(o)
+    return dict(sorted(groups.items()))
+
+
+def summarize(outcomes: Sequence[Outcome], slo_s: float) -> dict[str, Any]:
+    """The report of one load. Rates are over its wall time: from the start to the end
+    of its last request."""
+    wall = max((o.started + o.latency_s for o in outcomes), default=0.0) or 1e-9
+    return {
+        "wall_s": round(wall, 3),
+        "slo_s": slo_s,
+        "overall": _block(outcomes, wall, slo_s),
+        "by_group": {g: _block(os, wall, slo_s) for g, os in _by(outcomes, "group").items()},
+        "by_specialist": {
+            s: _block(os, wall, slo_s) for s, os in _by(outcomes, "specialist").items()
+        },
+    }

@@ -1,0 +1,94 @@
+"""Run a load: closed-loop clients (each sends its next request when its last is done)
+or open-loop Poisson arrivals (sent on schedule, however slow the answers). Both are
+bounded in time and stop by themselves; requests still open at the end get until their
+own timeout, then count as the client giving up."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlparse
+
+import httpx
+
+from loadgen.arrivals import poisson_times
+from loadgen.client import Outcome, stream_chat
+from loadgen.mix import QueryMix
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MAX_OPEN = 4096  # requests in flight at once in an open-loop load, at the most
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    url: str
+    mode: Literal["closed", "open"] = "closed"
+    clients: int = 16  # closed loop
+    rate_per_s: float = 0.0  # open loop
+    duration_s: float = 30.0
+    model: str = "auto"
+    max_tokens: int = 64
+    temperature: float = 0.7  # above 0: the response cache stays out of the measurement
+    timeout_s: float = 60.0
+    seed: int = 0
+    api_key: str | None = None
+
+    def check(self, allow_remote: bool = False) -> None:
+        host = urlparse(self.url).hostname or ""
+        if not allow_remote and host not in LOOPBACK and not host.startswith("127."):
+            raise ValueError(f"{self.url} is not on this machine (pass allow_remote to load it)")
+        if self.duration_s <= 0 or self.timeout_s <= 0 or self.max_tokens < 1:
+            raise ValueError("duration, timeout and max_tokens must be above 0")
+        if self.mode == "closed" and self.clients < 1:
+            raise ValueError("a closed-loop load needs at least one client")
+        if self.mode == "open" and self.rate_per_s <= 0:
+            raise ValueError("an open-loop load needs a rate above 0")
+
+
+async def run_load(spec: LoadSpec, mix: QueryMix, allow_remote: bool = False) -> list[Outcome]:
+    """Every request's outcome, in the order they were sent."""
+    spec.check(allow_remote)
+    rng = random.Random(spec.seed)
+    headers = {"authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
+    limits = httpx.Limits(max_connections=max(spec.clients, 64) if spec.mode == "closed"
+                          else MAX_OPEN, max_keepalive_connections=256)  # fmt: skip
+    start = time.perf_counter()
+    outcomes: list[Outcome] = []
+
+    async with httpx.AsyncClient(base_url=spec.url, headers=headers, limits=limits) as client:
+
+        async def one() -> None:
+            prompt = mix.sample(rng)
+            outcome = await stream_chat(
+                client,
+                prompt,
+                model=spec.model,
+                max_tokens=spec.max_tokens,
+                temperature=spec.temperature,
+                timeout_s=spec.timeout_s,
+                started=time.perf_counter() - start,
+            )
+            outcomes.append(outcome)
+
+        if spec.mode == "closed":
+
+            async def worker() -> None:
+                while time.perf_counter() - start < spec.duration_s:
+                    await one()
+
+            await asyncio.gather(*(worker() for _ in range(spec.clients)))
+        else:
+            tasks: set[asyncio.Task[None]] = set()
+            for offset in poisson_times(spec.rate_per_s, spec.duration_s, rng):
+                await asyncio.sleep(max(0.0, offset - (time.perf_counter() - start)))
+                if len(tasks) >= MAX_OPEN:
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                task = asyncio.create_task(one())
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
+    return sorted(outcomes, key=lambda o: o.started)

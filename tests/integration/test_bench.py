@@ -1,0 +1,52 @@
+"""`mixserve bench` against the running service (fake engines): a closed-loop and an
+open-loop load with their reports, and a sweep with its plot. Light, short and bounded:
+the shared service is not disturbed."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers.cli import run_mixserve
+from tests.helpers.paths import SHARED_DATA
+
+
+def bench(*args: str) -> dict:
+    proc = run_mixserve("bench", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_closed_loop_load_reports_per_group_and_specialist(service):
+    mix = [f"math={SHARED_DATA / 'routerdc' / 'gsm8k_train.jsonl'}",
+           f"code={SHARED_DATA / 'routerdc' / 'humaneval_train.jsonl'}"]  # fmt: skip
+    report = bench("run", "--url", service.url, "--api-key", service.api_key, "--clients", "4",
+                   "--duration", "4", "--max-tokens", "8", "--mix", *mix, "--skew", "math=0.75",
+                   "--json")  # fmt: skip
+    overall = report["overall"]
+    assert overall["answered"] >= 8 and overall["count_5xx"] == 0, overall
+    assert overall["output_tokens_per_s"] > 0 and overall["ttft_ms"]["p50"] is not None
+    assert set(report["by_group"]) == {"math", "code"}
+    groups = report["by_group"]
+    assert groups["math"]["requests"] > groups["code"]["requests"]  # the skew
+    assert set(report["by_specialist"]) <= {"general", "code", "math"}
+    assert report["load"]["clients"] == 4 and "api_key" not in report["load"]
+
+
+def test_an_open_loop_sweep_writes_reports_and_a_plot(service, tmp_path):
+    plot, out = tmp_path / "sweep.png", tmp_path / "sweep.json"
+    reports = bench("sweep", "--url", service.url, "--api-key", service.api_key,
+                    "--rates", "2", "4", "--duration", "3", "--max-tokens", "4",
+                    "--plot", str(plot), "--out", str(out), "--json")  # fmt: skip
+    assert [r["offered"] for r in reports] == [2.0, 4.0]
+    assert all(r["overall"]["count_5xx"] == 0 and r["overall"]["answered"] > 0 for r in reports)
+    assert json.loads(out.read_text()) == reports
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_refuses_what_it_cannot_do_in_one_line(service):
+    remote = run_mixserve("bench", "run", "--url", "http://10.0.0.5:8000", "--duration", "1")
+    assert remote.returncode == 1 and "not on this machine" in remote.stderr
+    both = run_mixserve("bench", "sweep", "--url", service.url)
+    assert both.returncode == 1 and "give --clients" in both.stderr
+    skew = run_mixserve("bench", "run", "--url", service.url, "--skew", "nope=0.5")
+    assert skew.returncode == 1 and "no group 'nope'" in skew.stderr

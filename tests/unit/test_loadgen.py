@@ -1,0 +1,101 @@
+"""The load harness's parts that need no server: prompt mixes, arrivals, reports, the
+parsing of a streamed answer, and the guard that keeps loads on this machine."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections import Counter
+
+import pytest
+
+from loadgen.arrivals import poisson_times
+from loadgen.client import Outcome, absorb_event
+from loadgen.mix import MixError, QueryMix, read_queries
+from loadgen.report import percentile, summarize
+from loadgen.run import LoadSpec
+
+
+def test_a_skewed_mix_draws_its_share_from_one_group():
+    mix = QueryMix({"math": ["m"], "code": ["c"], "general": ["g1", "g2"]}).skewed("math", 0.8)
+    rng = random.Random(1)
+    counts = Counter(mix.sample(rng).group for _ in range(20_000))
+    assert counts["math"] / 20_000 == pytest.approx(0.8, abs=0.01)
+    assert counts["code"] / 20_000 == pytest.approx(0.1, abs=0.01)
+    with pytest.raises(MixError, match="no group 'nope'"):
+        mix.skewed("nope", 0.5)
+    with pytest.raises(MixError, match="between 0 and 1"):
+        mix.skewed("math", 1.5)
+
+
+def test_mixes_read_score_tables_and_name_bad_lines(tmp_path):
+    table = tmp_path / "gsm8k_train.jsonl"
+    table.write_text('{"query": "What is 2+2?", "scores": {}}\n\n{"query": "And 3+3?"}\n')
+    mix = QueryMix.from_files([str(table), f"other={table}"])
+    assert set(mix.groups) == {"gsm8k", "other"} and mix.groups["gsm8k"] == [
+        "What is 2+2?",
+        "And 3+3?",
+    ]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "ok"}\n{"prompt": "x"}\n')
+    with pytest.raises(MixError, match=r"bad.jsonl:2: not a JSON object with a 'query'"):
+        read_queries(bad)
+    with pytest.raises(MixError, match="cannot read"):
+        read_queries(tmp_path / "missing.jsonl")
+
+
+def test_poisson_arrivals_come_at_their_rate():
+    times = poisson_times(50.0, 200.0, random.Random(7))
+    assert len(times) / 200.0 == pytest.approx(50.0, rel=0.03)
+    assert times == sorted(times) and 0 < times[0] and times[-1] < 200.0
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert sum(gaps) / len(gaps) == pytest.approx(1 / 50, rel=0.05)
+    with pytest.raises(ValueError):
+        poisson_times(0.0, 10.0, random.Random(0))
+
+
+def test_a_streamed_answer_is_timed_at_its_first_content_and_counts_its_tokens():
+    out = Outcome("math", 200, 0.0, 0.0)
+    first = {"choices": [{"delta": {"role": "assistant", "content": ""}}], "model": "math"}
+    text = {"choices": [{"delta": {"content": "4"}}]}
+    usage = {"choices": [], "usage": {"completion_tokens": 7}}
+    for elapsed, event in ((0.1, first), (0.3, text), (0.5, usage)):
+        absorb_event(out, "data: " + json.dumps(event), elapsed)
+    absorb_event(out, "data: [DONE]", 0.6)
+    assert (out.ttft_s, out.output_tokens, out.specialist, out.answered) == (0.3, 7, "math", True)
+    failed = Outcome("math", 200, 0.0, 0.0)
+    absorb_event(failed, 'data: {"error": {"code": "timeout"}}', 1.0)
+    assert failed.error == "timeout" and not failed.answered
+
+
+def test_the_report_counts_every_kind_of_outcome():
+    outcomes = [
+        Outcome("a", 200, 0.0, 1.0, ttft_s=0.2, output_tokens=10, specialist="x"),
+        Outcome("a", 200, 0.5, 3.0, ttft_s=0.4, output_tokens=30, specialist="x"),
+        Outcome("b", 429, 1.0, 0.01, error="rate_limit_exceeded"),
+        Outcome("b", 503, 1.0, 0.02, error="overloaded"),
+        Outcome("b", 500, 2.0, 0.1, error="internal_error"),
+        Outcome("b", 0, 2.0, 2.0, error="client_timeout"),
+    ]
+    report = summarize(outcomes, slo_s=2.0)
+    assert report["wall_s"] == 4.0  # the second answer ends at 0.5 + 3.0; the timeout at 4.0
+    o = report["overall"]
+    assert (o["requests"], o["answered"], o["refused"], o["count_5xx"]) == (6, 2, 2, 1)
+    assert o["errors"] == {"client_timeout": 1, "internal_error": 1}
+    assert o["client_timeouts"] == 1
+    assert o["goodput_rps"] == 0.25 and o["goodput_share"] == pytest.approx(1 / 6, abs=1e-4)
+    assert o["output_tokens_per_s"] == 10.0 and o["throughput_rps"] == 0.5
+    assert o["ttft_ms"]["p50"] == 300.0 and o["latency_ms"]["p99"] == pytest.approx(2980.0)
+    assert set(report["by_group"]) == {"a", "b"} and set(report["by_specialist"]) == {"x", "-"}
+    assert percentile([], 0.5) is None and percentile([1.0, 2.0, 3.0], 0.5) == 2.0
+
+
+def test_loads_stay_on_this_machine_unless_allowed():
+    LoadSpec("http://127.0.0.1:8000").check()
+    LoadSpec("http://localhost:8000").check()
+    with pytest.raises(ValueError, match="not on this machine"):
+        LoadSpec("http://10.0.0.5:8000").check()
+    LoadSpec("http://10.0.0.5:8000").check(allow_remote=True)
+    with pytest.raises(ValueError, match="rate above 0"):
+        LoadSpec("http://127.0.0.1:8000", mode="open").check()
