@@ -27,7 +27,9 @@ def _group_name(path: Path) -> str:
 def read_queries(path: Path, limit: int | None = None) -> list[str]:
     """The ``query`` of each JSON line of a score table (or any JSONL of queries)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # split on newlines only: str.splitlines() also splits inside JSON strings that
+        # hold U+2028 or U+0085, which real prompts do
+        lines = path.read_text(encoding="utf-8").split("\n")
     except OSError as exc:
         raise MixError(f"{path}: cannot read ({exc.strerror or exc})") from None
     queries = []

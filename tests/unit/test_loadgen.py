@@ -31,11 +31,14 @@ def test_a_skewed_mix_draws_its_share_from_one_group():
 
 def test_mixes_read_score_tables_and_name_bad_lines(tmp_path):
     table = tmp_path / "gsm8k_train.jsonl"
-    table.write_text('{"query": "What is 2+2?", "scores": {}}\n\n{"query": "And 3+3?"}\n')
+    table.write_text(
+        '{"query": "What is 2+2?", "scores": {}}\n\n{"query": "And 3+3?\u2028"}\n',
+        encoding="utf-8",
+    )  # a line separator inside a string does not end the line
     mix = QueryMix.from_files([str(table), f"other={table}"])
     assert set(mix.groups) == {"gsm8k", "other"} and mix.groups["gsm8k"] == [
         "What is 2+2?",
-        "And 3+3?",
+        "And 3+3?\u2028",
     ]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "ok"}\n{"prompt": "x"}\n')
