@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -53,9 +54,12 @@ async def stream_chat(
     begin = clock()
     out = Outcome(prompt.group, 0, started, 0.0)
     try:
-        async with client.stream(
-            "POST", "/v1/chat/completions", json=body, timeout=timeout_s
-        ) as resp:
+        # the whole request within timeout_s: httpx's own timeout is per read, which a
+        # slow stream of tokens never trips
+        async with (
+            asyncio.timeout(timeout_s),
+            client.stream("POST", "/v1/chat/completions", json=body, timeout=timeout_s) as resp,
+        ):
             out.status = resp.status_code
             out.specialist = resp.headers.get("x-mixserve-specialist", "")
             if resp.status_code != 200:
@@ -63,7 +67,7 @@ async def stream_chat(
             else:
                 async for line in resp.aiter_lines():
                     absorb_event(out, line, clock() - begin)
-    except httpx.TimeoutException:
+    except (TimeoutError, httpx.TimeoutException):
         out.status, out.error = 0, "client_timeout"
     except httpx.HTTPError as exc:
         out.status, out.error = 0, f"client_error: {type(exc).__name__}"

@@ -251,6 +251,12 @@ class GatewayConfig(_Strict):
     replicas: int = Field(1, ge=1, description="Gateway replicas.")
     max_ongoing_requests: int = Field(256, ge=1, description="Concurrent requests per replica.")
     max_queued_requests: int = Field(512, ge=0, description="Queue bound before 503.")
+    admission_limit: int | None = Field(
+        None,
+        ge=1,
+        description="Generation requests in progress per gateway replica before 429 at once; "
+        "default: its share of every specialist replica's running and queued slots.",
+    )
     max_tokens_limit: int = Field(4096, ge=1, description="Largest `max_tokens` accepted.")
     default_max_tokens: int = Field(256, ge=1, description="`max_tokens` when not given.")
     request_timeout_s: float = Field(300.0, gt=0, description="Deadline of one request.")

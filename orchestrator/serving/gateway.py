@@ -14,6 +14,7 @@ root span made here.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from ray import serve
 from orchestrator.billing import NO_TENANT, Accounts, KeyRecord, authenticate
 from orchestrator.billing.spool import Spool
 from orchestrator.config import MixserveConfig
+from orchestrator.errors import APIError
 from orchestrator.redis_clients import async_client
 from orchestrator.serving import protocol
+from orchestrator.serving.admission import Admission, fleet_limit
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.cache import ResponseCache
 from orchestrator.serving.http import (
@@ -42,6 +45,19 @@ from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, T
 from orchestrator.telemetry.trace_store import stored_trace
 
 logger = logging.getLogger(__name__)
+
+
+async def _released_after(
+    body: AsyncIterable[Any], release: Callable[[], None]
+) -> AsyncIterator[Any]:
+    """The body of a streamed response, releasing its admission slot when it ends."""
+    try:
+        async for piece in body:
+            yield piece
+    finally:
+        release()
+
+
 app = FastAPI(title="mixserve", version="0.1.0")
 install_error_handlers(app)
 
@@ -81,6 +97,7 @@ class Gateway:
         self.answering = Answering(
             specialists, self.cache, self.accounts, self.metrics, self.config.policy.spill
         )
+        self.admission = Admission(fleet_limit(config), config.gateway.request_timeout_s + 30)
 
     async def _authorize(
         self, request: Request, trace: RequestTrace | None = None
@@ -103,11 +120,21 @@ class Gateway:
         ends its span when its body ends."""
         trace = self._trace(operation, request)
         try:
+            release = self.admission.admit()  # 429 at once past capacity
+        except APIError as err:
+            self.metrics.rejected.inc(1, tags={"reason": "admission"})
+            trace.fail(err)
+            raise
+        try:
             response: Response = await handler(trace, request)
         except BaseException as exc:
+            release()
             trace.fail(exc)
             raise
-        if not isinstance(response, StreamingResponse):
+        if isinstance(response, StreamingResponse):  # the slot is held until the body ends
+            response.body_iterator = _released_after(response.body_iterator, release)
+        else:
+            release()
             trace.end(response.status_code)
         return response
 

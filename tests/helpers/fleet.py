@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,11 @@ def ledger(service: ServiceRun) -> LedgerReader:
 
 
 @contextmanager
-def fake_fleet(state_dir: Path, router_dir: Path) -> Iterator[Any]:
+def fake_fleet(
+    state_dir: Path,
+    router_dir: Path,
+    adjust: Callable[[MixserveConfig], MixserveConfig] | None = None,
+) -> Iterator[Any]:
     """A running service of the fake fleet (learned router, API keys on, spans also sent
     to an OTLP receiver), with ``api_key`` (tenant-a's), ``otlp`` (received spans) and
     ``sigterm_after_start`` set on it; stopped on exit."""
@@ -138,8 +142,12 @@ def fake_fleet(state_dir: Path, router_dir: Path) -> Iterator[Any]:
             otlp_protocol="http/protobuf",
         )
         artifact = train_example_artifact(load_config(profiles.FOLDER / "cpu.yaml"), router_dir)
+        config = fake_config(artifact)
         run = ServiceRun(
-            fake_config(artifact), settings, port=free_port(), state_file=settings.state_file
+            adjust(config) if adjust else config,
+            settings,
+            port=free_port(),
+            state_file=settings.state_file,
         )
         previous = signal.signal(signal.SIGTERM, sigterm_marker)  # as `mixserve up` does
         try:

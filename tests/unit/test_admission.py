@@ -1,0 +1,57 @@
+"""Admission at the gateway: a bounded number of requests in progress, refusals at once
+past it, releases that are idempotent, and slots whose release was lost expiring."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import profiles
+from orchestrator.config import load_config
+from orchestrator.errors import APIError
+from orchestrator.serving.admission import Admission, fleet_limit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_past_the_limit_requests_are_refused_with_retry_after_and_releases_free_slots():
+    gate = Admission(limit=2, horizon_s=10)
+    first, second = gate.admit(), gate.admit()
+    with pytest.raises(APIError) as info:
+        gate.admit()
+    assert (info.value.status, info.value.code) == (429, "overloaded")
+    assert info.value.headers() == {"Retry-After": "1"} and gate.refused == 1
+    first()
+    first()  # a second release of the same slot frees nothing more
+    third = gate.admit()
+    with pytest.raises(APIError):
+        gate.admit()
+    second(), third()
+    assert gate.in_flight == 0
+
+
+def test_a_slot_whose_release_was_lost_expires_after_the_horizon():
+    clock = Clock()
+    gate = Admission(limit=1, horizon_s=5, clock=clock)
+    gate.admit()  # never released
+    clock.now = 4.9
+    with pytest.raises(APIError):
+        gate.admit()
+    clock.now = 5.0
+    gate.admit()
+    assert gate.in_flight == 1
+
+
+def test_the_default_limit_is_the_fleets_slots_shared_by_the_gateways():
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    slots = sum(s.max_ongoing_requests + s.max_queued_requests for s in cfg.specialists)
+    assert fleet_limit(cfg) == slots
+    two = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"replicas": 2})})
+    assert fleet_limit(two) == -(-slots // 2)
+    own = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"admission_limit": 7})})
+    assert fleet_limit(own) == 7
