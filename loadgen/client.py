@@ -23,6 +23,7 @@ class Outcome:
     output_tokens: int = 0
     specialist: str = ""
     error: str = ""  # the error code of a refusal or failure (in the body or in-band)
+    retry_after_s: float = 0.0  # what a refusal asked the client to wait
 
     @property
     def answered(self) -> bool:
@@ -64,6 +65,7 @@ async def stream_chat(
             out.specialist = resp.headers.get("x-mixserve-specialist", "")
             if resp.status_code != 200:
                 out.error = _error_code(await resp.aread()) or str(resp.status_code)
+                out.retry_after_s = _seconds(resp.headers.get("retry-after"))
             else:
                 async for line in resp.aiter_lines():
                     absorb_event(out, line, clock() - begin)
@@ -91,6 +93,13 @@ def absorb_event(out: Outcome, line: str, elapsed: float) -> None:
         out.output_tokens = int(usage.get("completion_tokens", 0))
     if not out.specialist and event.get("model"):
         out.specialist = str(event["model"])
+
+
+def _seconds(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:  # an HTTP date: not sent by mixserve
+        return 0.0
 
 
 def _error_code(raw: bytes) -> str:

@@ -35,6 +35,7 @@ class LoadSpec:
     timeout_s: float = 60.0
     seed: int = 0
     api_key: str | None = None
+    honor_retry_after: bool = True  # a closed-loop client waits as a refusal asks, as SDKs do
 
     def check(self, allow_remote: bool = False) -> None:
         host = urlparse(self.url).hostname or ""
@@ -60,7 +61,7 @@ async def run_load(spec: LoadSpec, mix: QueryMix, allow_remote: bool = False) ->
 
     async with httpx.AsyncClient(base_url=spec.url, headers=headers, limits=limits) as client:
 
-        async def one() -> None:
+        async def one() -> Outcome:
             prompt = mix.sample(rng)
             outcome = await stream_chat(
                 client,
@@ -72,21 +73,25 @@ async def run_load(spec: LoadSpec, mix: QueryMix, allow_remote: bool = False) ->
                 started=time.perf_counter() - start,
             )
             outcomes.append(outcome)
+            return outcome
 
         if spec.mode == "closed":
 
             async def worker() -> None:
                 while time.perf_counter() - start < spec.duration_s:
-                    await one()
+                    outcome = await one()
+                    if spec.honor_retry_after and outcome.retry_after_s:
+                        left = spec.duration_s - (time.perf_counter() - start)
+                        await asyncio.sleep(max(0.0, min(outcome.retry_after_s, left)))
 
             await asyncio.gather(*(worker() for _ in range(spec.clients)))
         else:
-            tasks: set[asyncio.Task[None]] = set()
+            tasks: set[asyncio.Task[Outcome]] = set()
             for offset in poisson_times(spec.rate_per_s, spec.duration_s, rng):
                 await asyncio.sleep(max(0.0, offset - (time.perf_counter() - start)))
                 if len(tasks) >= MAX_OPEN:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                task = asyncio.create_task(one())
+                task: asyncio.Task[Outcome] = asyncio.create_task(one())
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:

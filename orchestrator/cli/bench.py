@@ -71,6 +71,7 @@ def _write(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=1)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for anyone to read
     os.replace(tmp, path)
 
 

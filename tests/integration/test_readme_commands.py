@@ -19,7 +19,7 @@ def readme_commands() -> list[list[str]]:
     blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.M | re.S)
     found = []
     for block in blocks:
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # continued lines joined
             if line.startswith("mixserve "):  # a command, not curl's or Python's lines
                 found.append(shlex.split(line, comments=True))
     return found

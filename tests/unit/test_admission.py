@@ -48,7 +48,10 @@ def test_a_slot_whose_release_was_lost_expires_after_the_horizon():
 
 
 def test_the_default_limit_is_the_fleets_slots_shared_by_the_gateways():
-    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    shipped = load_config(profiles.FOLDER / "cpu.yaml")
+    assert fleet_limit(shipped) == shipped.gateway.admission_limit == 24  # measured, set
+    gateway = shipped.gateway.model_copy(update={"admission_limit": None})
+    cfg = shipped.model_copy(update={"gateway": gateway})
     slots = sum(s.max_ongoing_requests + s.max_queued_requests for s in cfg.specialists)
     assert fleet_limit(cfg) == slots
     two = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"replicas": 2})})
