@@ -36,6 +36,12 @@ MixOpt = Annotated[
 SkewOpt = Annotated[
     str | None, typer.Option(help="GROUP=SHARE: that share of the requests from one group.")
 ]
+ModelOpt = Annotated[str, typer.Option(help="`model` of every request.")]
+MaxTokensOpt = Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds a client waits per request.")]
+SloOpt = Annotated[float, typer.Option("--slo-s", help="Latency SLO of goodput (s).")]
+ApiKeyOpt = Annotated[str | None, typer.Option(help="Bearer key, when auth is on.")]
+RemoteOpt = Annotated[bool, typer.Option(help="Allow an endpoint off this machine.")]
 
 
 def _url(url: str | None) -> str:
@@ -121,15 +127,15 @@ def run(
     clients: Annotated[int, typer.Option(min=1, help="Closed-loop clients.")] = 16,
     rate: Annotated[float, typer.Option(help="Open-loop arrivals per second.")] = 0.0,
     duration: Annotated[float, typer.Option(help="Seconds of load.")] = 30.0,
-    model: Annotated[str, typer.Option(help="`model` of every request.")] = "auto",
-    max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 64,
-    timeout: Annotated[float, typer.Option(help="Seconds a client waits per request.")] = 60.0,
-    slo: Annotated[float, typer.Option("--slo-s", help="Latency SLO of goodput (s).")] = 10.0,
+    model: ModelOpt = "auto",
+    max_tokens: MaxTokensOpt = 64,
+    timeout: TimeoutOpt = 60.0,
+    slo: SloOpt = 10.0,
     mix: MixOpt = None,
     skew: SkewOpt = None,
-    api_key: Annotated[str | None, typer.Option(help="Bearer key, when auth is on.")] = None,
+    api_key: ApiKeyOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of prompts and arrivals.")] = 0,
-    allow_remote: Annotated[bool, typer.Option(help="Allow an endpoint off this machine.")] = False,
+    allow_remote: RemoteOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the JSON report.")] = None,
 ) -> None:
@@ -166,14 +172,14 @@ def sweep(
     ] = None,
     rates: Annotated[list[float] | None, typer.Option(help="Open-loop rates, several.")] = None,
     duration: Annotated[float, typer.Option(help="Seconds of load per step.")] = 20.0,
-    model: Annotated[str, typer.Option(help="`model` of every request.")] = "auto",
-    max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 64,
-    timeout: Annotated[float, typer.Option(help="Seconds a client waits per request.")] = 60.0,
-    slo: Annotated[float, typer.Option("--slo-s", help="Latency SLO of goodput (s).")] = 10.0,
+    model: ModelOpt = "auto",
+    max_tokens: MaxTokensOpt = 64,
+    timeout: TimeoutOpt = 60.0,
+    slo: SloOpt = 10.0,
     mix: MixOpt = None,
     skew: SkewOpt = None,
-    api_key: Annotated[str | None, typer.Option(help="Bearer key, when auth is on.")] = None,
-    allow_remote: Annotated[bool, typer.Option(help="Allow an endpoint off this machine.")] = False,
+    api_key: ApiKeyOpt = None,
+    allow_remote: RemoteOpt = False,
     plot: Annotated[Path | None, typer.Option(help="PNG of latency and goodput.")] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the JSON reports.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
