@@ -35,7 +35,7 @@ class APIError(Exception):
         self.retry_after_s = retry_after_s
         self.extra_headers: dict[str, str] = {}
 
-    def body(self) -> dict[str, object]:
+    def body(self) -> dict[str, dict[str, str | None]]:
         return {
             "error": {
                 "message": self.message,

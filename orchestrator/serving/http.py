@@ -123,8 +123,8 @@ def validate(model: type[Any], data: Any) -> Any:
 def error_response(err: APIError) -> JSONResponse:
     # Ray Serve's proxy adds the x-request-id header to every response itself. A message
     # quoting the client's input must still encode: escape what UTF-8 cannot hold.
-    fields = {"message": err.message, "type": err.type, "param": err.param, "code": err.code}
-    body = {"error": {k: _printable(v) if v is not None else v for k, v in fields.items()}}
+    fields = err.body()["error"]
+    body = {"error": {k: None if v is None else _printable(v) for k, v in fields.items()}}
     return JSONResponse(body, status_code=err.status, headers=err.headers())
 
 
