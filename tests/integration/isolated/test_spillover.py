@@ -7,10 +7,24 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
+from tests.helpers.fleet import fake_fleet
 from tests.helpers.http import auth, chat
 
 CODE_QUESTION = "Write a Python function that reverses a list"
+DEADLINE_S = 30.0  # the queued fillers end after ~6 s: twice the fleet's usual deadline
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    def patient(config):
+        gateway = config.gateway.model_copy(update={"request_timeout_s": DEADLINE_S})
+        return config.model_copy(update={"gateway": gateway})
+
+    state, router = tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("router")
+    with fake_fleet(state, router, patient) as run:
+        yield run
 
 
 def test_a_saturated_specialist_spills_over_to_the_next_best(service):
