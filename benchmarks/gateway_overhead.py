@@ -164,9 +164,7 @@ def main() -> None:
     deployment = ServiceRun(cfg, settings, port=free_port())
     try:
         deployment.start(step=print)
-        handle = serve.get_deployment_handle(
-            f"specialist-{cfg.specialists[0].name}", app_name=cfg.name
-        )
+        handle = serve.get_deployment_handle(cfg.specialists[0].deployment, app_name=cfg.name)
         rows = asyncio.run(
             measure(
                 deployment.url,

@@ -43,8 +43,10 @@ async def stream_chat(
     timeout_s: float,
     started: float,
     clock: Any = time.perf_counter,
+    extra: dict[str, Any] | None = None,
 ) -> Outcome:
-    body = {
+    body: dict[str, Any] = {
+        **(extra or {}),
         "model": model,
         "stream": True,
         "max_tokens": max_tokens,

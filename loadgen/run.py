@@ -9,7 +9,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import httpx
@@ -36,6 +36,7 @@ class LoadSpec:
     seed: int = 0
     api_key: str | None = None
     honor_retry_after: bool = True  # a closed-loop client waits as a refusal asks, as SDKs do
+    extra: dict[str, Any] | None = None  # more request fields (e.g. a peer's stop strings)
 
     def check(self, allow_remote: bool = False) -> None:
         host = urlparse(self.url).hostname or ""
@@ -71,6 +72,7 @@ async def run_load(spec: LoadSpec, mix: QueryMix, allow_remote: bool = False) ->
                 temperature=spec.temperature,
                 timeout_s=spec.timeout_s,
                 started=time.perf_counter() - start,
+                extra=spec.extra,
             )
             outcomes.append(outcome)
             return outcome

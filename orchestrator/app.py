@@ -1,4 +1,5 @@
-"""Build the Ray Serve application from a config: router, retriever, specialists, gateway.
+"""Build the Ray Serve application from a config: router, retriever, specialist engines
+(one deployment per engine group, or per specialist outside one), gateway.
 
 Each deployment is bound its own typed config object (``RouterConfig``,
 ``RetrievalConfig``, ``SpecialistConfig``, the whole ``MixserveConfig`` for the gateway)
@@ -31,8 +32,6 @@ BASE_ENV = {
 # Weights prepared from a package are local: never let a library reach for a hub then.
 # Models named by id (the GPU profile) may be resolved from a hub or mirror by the engine.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-# the router and retriever answer small calls quickly: generous, but bounded
-AUX_MAX_ONGOING, AUX_MAX_QUEUED = 64, 512
 
 
 def model_env(source: ModelSource) -> dict[str, str]:
@@ -76,8 +75,8 @@ def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace:
         .options(
             name="router",
             num_replicas=r.replicas,
-            max_ongoing_requests=AUX_MAX_ONGOING,
-            max_queued_requests=AUX_MAX_QUEUED,
+            max_ongoing_requests=r.max_ongoing_requests,
+            max_queued_requests=r.max_queued_requests,
             ray_actor_options=_actor_options(r.resources, {**env, **model_env(r.model)}),
         )
         .bind(
@@ -102,8 +101,8 @@ def _retriever(config: MixserveConfig, cache_dir: Path, env: dict[str, str], tra
         .options(
             name="retriever",
             num_replicas=1,
-            max_ongoing_requests=AUX_MAX_ONGOING,
-            max_queued_requests=AUX_MAX_QUEUED,
+            max_ongoing_requests=config.retrieval.max_ongoing_requests,
+            max_queued_requests=config.retrieval.max_queued_requests,
             ray_actor_options=_actor_options(config.retrieval.resources, {**env, **OFFLINE_ENV}),
         )
         .bind(config.retrieval, collections, str(cache_dir / "indexes" / config.name), trace)
@@ -122,12 +121,14 @@ def build_app(
     arguments (replicas on other nodes need not share this process's environment)."""
     env = {**BASE_ENV, RUN_MARKER_VAR: run_id}
     trace = tracing or TraceOptions(enabled=False)
-    specialists = {}
-    for s in config.specialists:
-        specialists[s.name] = (
+    specialists: dict[str, Any] = {}
+    for deployment, members in config.engine_groups().items():
+        s = members[0]  # the members of an engine group agree on all of these
+        adapters = {m.name: str(config.adapter(m)) for m in members if m.lora is not None}
+        engine = (
             _deployment(SpecialistServer)
             .options(
-                name=f"specialist-{s.name}",
+                name=deployment,
                 num_replicas=s.replicas,
                 max_ongoing_requests=s.max_ongoing_requests,
                 max_queued_requests=s.max_queued_requests,
@@ -138,8 +139,10 @@ def build_app(
                     s.resources, {**env, **model_env(s.model), **s.engine_env}
                 ),
             )
-            .bind(s, s.model.location(cache_dir), trace)
+            .bind(members, s.model.location(cache_dir), adapters, trace)
         )
+        for m in members:  # every member's calls go to its group's one engine
+            specialists[m.name] = engine
     g = config.gateway
     return (
         _deployment(Gateway)

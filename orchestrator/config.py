@@ -98,7 +98,7 @@ class SpecialistConfig(_Strict):
     engine: Literal["vllm", "fake"] = Field(
         "vllm", description="Engine implementation; 'fake' only for tests of other parts."
     )
-    prompt_format: Literal["gemma", "gemma_base", "chatml", "plain"] = Field(
+    prompt_format: Literal["gemma", "gemma_base", "chatml", "llama3", "plain"] = Field(
         "gemma", description="Chat prompt format of the model."
     )
     system_prompt: str = Field("", description="Instructions prepended to every conversation.")
@@ -115,10 +115,42 @@ class SpecialistConfig(_Strict):
         16, ge=1, description="Concurrent requests one replica accepts."
     )
     max_queued_requests: int = Field(
-        64, ge=0, description="Requests waiting for a replica before callers get 503."
+        64, ge=1, description="Requests waiting for a replica before callers get 503."
     )
     start_timeout_s: float = Field(600.0, gt=0, description="Engine start deadline.")
     price: Price = Field(default_factory=lambda: Price(), description="List price, for routing.")
+    engine_group: Name | None = Field(
+        None,
+        description="Specialists naming the same group share one engine deployment "
+        "(engine-<group>): same weights and engine settings, each its own prompt or LoRA "
+        "adapter, so a burst on one can use the whole engine.",
+    )
+    lora: str | None = Field(
+        None,
+        description="A LoRA adapter on `model`, served by vLLM's multi-LoRA: a local "
+        "directory holding adapter_config.json (relative to the config), or an org/name id "
+        "the engine resolves on its node. Its rank must fit engine_kwargs.max_lora_rank.",
+    )
+
+    @property
+    def deployment(self) -> str:
+        """The Serve deployment serving this specialist (shared within an engine group)."""
+        return f"engine-{self.engine_group}" if self.engine_group else f"specialist-{self.name}"
+
+
+# what specialists sharing an engine must agree on: it is one engine, with one set of these
+ENGINE_FIELDS = (
+    "model",
+    "engine",
+    "max_model_len",
+    "engine_kwargs",
+    "engine_env",
+    "replicas",
+    "resources",
+    "max_ongoing_requests",
+    "max_queued_requests",
+    "start_timeout_s",
+)
 
 
 class RouterConfig(_Strict):
@@ -163,6 +195,19 @@ class RouterConfig(_Strict):
     )
     min_confidence: float = Field(0.0, ge=0, le=1, description="Confidence floor.")
     replicas: int = Field(1, ge=1, description="Router replicas.")
+    max_ongoing_requests: int = Field(
+        64, ge=1, description="Queries one router replica takes at once (batched together)."
+    )
+    max_queued_requests: int = Field(
+        256, ge=1, description="Queries waiting for a router replica before it refuses more."
+    )
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Longest the gateway waits for a routing decision; past it (or when the "
+        "router refuses) the request goes to `fallback` (or the first specialist), marked so.",
+    )
     usd_per_replica_hour: float = Field(
         0.0, ge=0, le=100_000, description="USD per router replica-hour, by busy-time share."
     )
@@ -236,6 +281,19 @@ class RetrievalConfig(_Strict):
         0.35, ge=-1, le=1, description="Cosine similarity below which a passage is dropped."
     )
     max_context_chars: int = Field(2400, ge=0, description="Most passage text put into one prompt.")
+    max_ongoing_requests: int = Field(
+        64, ge=1, description="Searches one retriever replica runs at once."
+    )
+    max_queued_requests: int = Field(
+        256, ge=1, description="Searches waiting for a retriever replica before it refuses more."
+    )
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Longest the gateway waits for passages; past it (or when the retriever "
+        "refuses) the request is answered without them, marked so.",
+    )
     usd_per_replica_hour: float = Field(
         0.0, ge=0, le=100_000, description="USD per retriever replica-hour, by busy-time share."
     )
@@ -250,7 +308,7 @@ class GatewayConfig(_Strict):
     )
     replicas: int = Field(1, ge=1, description="Gateway replicas.")
     max_ongoing_requests: int = Field(256, ge=1, description="Concurrent requests per replica.")
-    max_queued_requests: int = Field(512, ge=0, description="Queue bound before 503.")
+    max_queued_requests: int = Field(512, ge=1, description="Queue bound before 503.")
     admission_limit: int | None = Field(
         None,
         ge=1,
@@ -348,6 +406,8 @@ class MixserveConfig(_Strict):
         if self.router.fallback is not None and self.router.fallback not in names:
             raise ValueError(f"router.fallback {self.router.fallback!r} is not a specialist")
         self._check_policy(names)
+        self._check_engine_groups()
+        self._check_adapters()
         if self.auth.enabled and not self.ledger.enabled:
             raise ValueError("auth.enabled needs ledger.enabled: key budgets are kept there")
         if self.gateway.default_max_tokens > self.gateway.max_tokens_limit:
@@ -372,6 +432,51 @@ class MixserveConfig(_Strict):
                 f"policy.ensemble.top_k ({policy.ensemble.top_k}) plus the synthesizer call "
                 f"exceeds policy.max_calls ({policy.max_calls})"
             )
+
+    def _check_engine_groups(self) -> None:
+        first: dict[str, int] = {}
+        for i, spec in enumerate(self.specialists):
+            if spec.engine_group is None:
+                continue
+            j = first.setdefault(spec.engine_group, i)
+            other = self.specialists[j]
+            fields = [f for f in ENGINE_FIELDS if getattr(spec, f) != getattr(other, f)]
+            if spec.price.usd_per_replica_hour != other.price.usd_per_replica_hour:
+                fields.append("price.usd_per_replica_hour")
+            if fields:
+                raise ValueError(
+                    f"specialists[{i}].{fields[0]}: differs from specialists[{j}] "
+                    f"({other.name}), which shares engine group {spec.engine_group!r}; "
+                    f"specialists sharing an engine share its weights and settings "
+                    f"({', '.join(ENGINE_FIELDS)}, price.usd_per_replica_hour)"
+                )
+
+    def _check_adapters(self) -> None:
+        for i, spec in enumerate(self.specialists):
+            lora = spec.lora
+            if lora is None:
+                continue
+            where = f"specialists[{i}].lora"
+            local = self.resolve(str(Path(lora).expanduser()))
+            if local.exists():
+                if not (local / "adapter_config.json").is_file():
+                    raise ValueError(f"{where}: {local} holds no adapter_config.json")
+            elif lora.startswith((".", "/", "~")) or lora.count("/") != 1:
+                raise ValueError(f"{where}: no LoRA adapter at {local}")
+
+    def adapter(self, spec: SpecialistConfig) -> str | None:
+        """Where ``spec``'s LoRA adapter loads from: its local directory, or its id."""
+        if spec.lora is None:
+            return None
+        local = self.resolve(str(Path(spec.lora).expanduser()))
+        return str(local) if local.exists() else spec.lora
+
+    def engine_groups(self) -> dict[str, list[SpecialistConfig]]:
+        """Deployment name -> the specialists it serves (one, or an engine group's)."""
+        groups: dict[str, list[SpecialistConfig]] = {}
+        for spec in self.specialists:
+            groups.setdefault(spec.deployment, []).append(spec)
+        return groups
 
     def specialist(self, name: str) -> SpecialistConfig:
         for spec in self.specialists:
@@ -419,7 +524,12 @@ def parse_config(
         errors = []
         for err in exc.errors(include_url=False):
             loc = tuple(p for p in err["loc"] if p not in ("function-after",))
-            errors.append(f"{_yaml_path(loc)}: {err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")
+            # a cross-check names its own YAML path when it has one
+            if not loc and re.match(r"[a-z_]+(\[\d+\])?[.:\[]", msg):
+                errors.append(msg)
+            else:
+                errors.append(f"{_yaml_path(loc)}: {msg}")
         raise ConfigError(source, errors) from None
 
 

@@ -32,6 +32,9 @@ from orchestrator.telemetry import attributes as semconv
 logger = logging.getLogger(__name__)
 
 
+STAT_NAMES = ("served", "aborted", "failed", "in_flight")
+
+
 class RouterServer:
     """Runs the router LLM; concurrent queries are batched into one forward pass."""
 
@@ -143,7 +146,10 @@ class RetrieverServer:
 
 
 class SpecialistServer:
-    """One replica of one specialist: renders the prompt, streams from its engine.
+    """One replica of one engine, serving one specialist or an engine group's several:
+    renders each request's prompt for the specialist it names (its own system prompt and
+    format, its own LoRA adapter if it has one) and streams from the shared engine.
+    Counters, spans and busy time stay per specialist.
 
     A caller that goes away cancels the stream; the cancellation reaches ``generate`` as
     ``CancelledError`` and the engine aborts the request, freeing its KV cache.
@@ -151,56 +157,72 @@ class SpecialistServer:
 
     async def __init__(  # type: ignore[misc]  # Ray Serve awaits async constructors
         self,
-        config: SpecialistConfig,
+        members: list[SpecialistConfig],
         model_dir: str,
+        adapters: dict[str, str],
         tracing: TraceOptions | None = None,
     ) -> None:
-        from specialists import build_engine
+        from specialists import Adapter, build_engine
 
-        name = config.name
-        self.tracing = Tracing(tracing, f"specialist-{name}")
-        self.engine_name = config.engine
-        self.name = name
-        self.prompt_format = config.prompt_format
-        self.system_prompt = config.system_prompt
+        first = members[0]  # config validation made every member agree on the engine
+        self.tracing = Tracing(tracing, first.deployment)
+        self.engine_name = first.engine
+        self.members = {m.name: m for m in members}
+        self.adapters = {
+            name: Adapter(name, number, adapters[name])
+            for number, name in enumerate(sorted(adapters), start=1)
+        }
         self.engine = build_engine(
-            config.engine,
-            specialist=name,
+            first.engine,
+            specialist=first.name if len(members) == 1 else first.deployment,
             model=model_dir,
-            max_model_len=config.max_model_len,
-            engine_kwargs=dict(config.engine_kwargs),
+            max_model_len=first.max_model_len,
+            engine_kwargs=dict(first.engine_kwargs),
+            adapters=list(self.adapters.values()),
         )
         self.meter = BusyMeter()
-        self.stats = {"served": 0, "aborted": 0, "failed": 0, "in_flight": 0}
+        self.stats = {m.name: dict.fromkeys(STAT_NAMES, 0) for m in members}
         started = time.monotonic()
-        await asyncio.wait_for(self.engine.start(), config.start_timeout_s)
-        logger.info("specialist %s ready in %.1fs", name, time.monotonic() - started)
+        await asyncio.wait_for(self.engine.start(), first.start_timeout_s)
+        logger.info(
+            "%s ready in %.1fs, serving %s",
+            first.deployment,
+            time.monotonic() - started,
+            ", ".join(self.members),
+        )
 
     async def generate(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         from specialists import GenerationRequest
         from specialists.prompts import STOP_STRINGS, Turn, render
 
+        name = str(payload.get("specialist") or next(iter(self.members)))
+        spec = self.members.get(name)
+        if spec is None:
+            raise ValueError(f"{name!r} is not served here (serving: {', '.join(self.members)})")
         turns = [Turn(role, content) for role, content in payload["messages"]]
         passages = [(src, text) for src, text in payload.get("passages", [])]
-        prompt = render(self.prompt_format, self.system_prompt, turns, passages)
+        prompt = render(spec.prompt_format, spec.system_prompt, turns, passages)
         request = GenerationRequest(
             request_id=payload["request_id"],
             prompt=prompt,
             max_tokens=int(payload["max_tokens"]),
             temperature=float(payload.get("temperature", 0.0)),
             top_p=float(payload.get("top_p", 1.0)),
-            stop=[*payload.get("stop", []), *STOP_STRINGS.get(self.prompt_format, [])],
+            stop=[*payload.get("stop", []), *STOP_STRINGS.get(spec.prompt_format, [])],
             seed=payload.get("seed"),
             logprobs=bool(payload.get("logprobs", False)),
+            specialist=name,
+            adapter=self.adapters.get(name),
         )
         span = self.tracing.start(
             "mixserve.specialist.generate",
             payload.get("trace"),
             SpanKind.SERVER,
-            self._attrs(payload),
+            self._attrs(name, payload),
         )
         received = time.monotonic()
-        self.stats["in_flight"] += 1
+        stats = self.stats[name]
+        stats["in_flight"] += 1
         finished = False
         token, charged = self.meter.start(), False
         try:
@@ -234,40 +256,48 @@ class SpecialistServer:
             )
             yield {**last, "text": "", "finish_reason": None, "busy_s": busy}
             finished = True
-            self.stats["served"] += 1
+            stats["served"] += 1
         except (asyncio.CancelledError, GeneratorExit) as exc:
-            self.stats["aborted"] += 1  # the engine aborts the request itself (its contract)
+            stats["aborted"] += 1  # the engine aborts the request itself (its contract)
             fail(span, exc, 499)
             raise
         except Exception as exc:
-            self.stats["failed"] += 1
+            stats["failed"] += 1
             fail(span, exc)
             raise
         finally:
             if not charged:
                 self.meter.stop(token)
-            self.stats["in_flight"] -= 1
+            stats["in_flight"] -= 1
             span.end()
             if not finished:
                 logger.info("request %s ended early", request.request_id)
 
-    def _attrs(self, payload: dict[str, Any]) -> dict[str, AttributeValue]:
+    def _attrs(self, name: str, payload: dict[str, Any]) -> dict[str, AttributeValue]:
         attrs: dict[str, AttributeValue] = {
             **where(),
             semconv.GEN_AI_OPERATION_NAME: "chat",
-            semconv.GEN_AI_REQUEST_MODEL: self.name,
-            semconv.GEN_AI_RESPONSE_MODEL: self.name,
+            semconv.GEN_AI_REQUEST_MODEL: name,
+            semconv.GEN_AI_RESPONSE_MODEL: name,
             semconv.GEN_AI_REQUEST_MAX_TOKENS: int(payload["max_tokens"]),
-            "mixserve.specialist": self.name,
+            "mixserve.specialist": name,
             "mixserve.engine": self.engine_name,
+            "mixserve.deployment": self.tracing.component,
             "mixserve.request_id": str(payload["request_id"]),
         }
+        if name in self.adapters:
+            attrs["mixserve.lora"] = name
         if "sent_at" in payload:  # handle queue and transfer (clock skew across nodes)
             attrs["mixserve.queue_wait_s"] = max(0.0, time.time() - float(payload["sent_at"]))
         return attrs
 
-    async def get_stats(self) -> dict[str, int]:
-        return {**self.stats, "engine_unfinished": self.engine.num_unfinished()}
+    async def get_stats(self) -> dict[str, Any]:
+        """Totals over the specialists served here, each one's own, and the engine's count
+        of unfinished requests (running or waiting, whichever specialist asked)."""
+        totals = {k: sum(s[k] for s in self.stats.values()) for k in STAT_NAMES}
+        by_specialist = {n: dict(s) for n, s in self.stats.items()}
+        unfinished = self.engine.num_unfinished()
+        return {**totals, "engine_unfinished": unfinished, "by_specialist": by_specialist}
 
     async def ready(self) -> bool:
         await self.engine.check_health()

@@ -1,14 +1,16 @@
 """Specialist engines: the engine contract, its vLLM and fake implementations, prompts.
 
-Public API: ``SpecialistEngine``, ``GenerationRequest``, ``Chunk``, ``build_engine``,
-``register_engine``, and the engine errors. (Model preparation is the ``weights`` package.)
+Public API: ``SpecialistEngine``, ``GenerationRequest``, ``Adapter`` (LoRA), ``Chunk``,
+``build_engine``, ``register_engine``, and the engine errors. (Model preparation is the
+``weights`` package.)
 """
 
-from specialists.engine import Chunk, GenerationRequest, SpecialistEngine
+from specialists.engine import Adapter, Chunk, GenerationRequest, SpecialistEngine
 from specialists.errors import ContextLengthError, EngineOverloadedError, EngineUnhealthyError
 from specialists.registry import build_engine, register_engine
 
 __all__ = [
+    "Adapter",
     "Chunk",
     "ContextLengthError",
     "EngineOverloadedError",

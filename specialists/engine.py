@@ -17,6 +17,15 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter an engine serves on its base model; ``number`` is unique per engine."""
+
+    name: str
+    number: int
+    path: str
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     request_id: str
     prompt: str
@@ -26,6 +35,8 @@ class GenerationRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     logprobs: bool = False  # report the sampled tokens' log-probabilities (cascades judge by them)
+    specialist: str = ""  # who asks: one engine may serve several specialists
+    adapter: Adapter | None = None  # the LoRA adapter this request runs with, if any
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """A deterministic stand-in engine for tests of everything around the model.
 
-It answers ``[<name>] <the last line of the prompt's user text>`` word by word, with a
+It answers ``[<specialist>] <the last line of the prompt's user text>`` word by word
+(the specialist the request names, else the engine's; ``[<specialist>+<adapter>]`` when
+it runs with a LoRA adapter, which must be one the engine was built with), with a
 configurable delay and log-probability per token (so tests can make a specialist look
 unsure and drive a cascade), counts whitespace tokens, honours ``max_tokens`` and the
 context limit, and records aborted request ids so tests can see that aborts arrive.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from specialists.engine import Chunk, GenerationRequest, SpecialistEngine
+from specialists.engine import Adapter, Chunk, GenerationRequest, SpecialistEngine
 from specialists.errors import ContextLengthError, EngineUnhealthyError
 
 
@@ -24,8 +26,10 @@ class FakeEngine(SpecialistEngine):
         token_delay_s: float = 0.0,
         start_delay_s: float = 0.0,
         token_logprob: float = -0.1,
+        adapters: list[Adapter] | None = None,
     ) -> None:
         self.name = name
+        self.adapters = {a.name: a for a in adapters or []}
         self.token_logprob = token_logprob
         self.max_model_len = max_model_len
         self.token_delay_s = token_delay_s
@@ -41,21 +45,29 @@ class FakeEngine(SpecialistEngine):
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.split())
 
-    def _answer_words(self, prompt: str) -> list[str]:
-        lines = [ln for ln in prompt.strip().splitlines() if ln.strip()]
+    def _answer_words(self, request: GenerationRequest) -> list[str]:
+        lines = [ln for ln in request.prompt.strip().splitlines() if ln.strip()]
         subject = lines[-2] if len(lines) >= 2 else (lines[0] if lines else "")
-        return f"[{self.name}] {subject}".split()
+        who = request.specialist or self.name
+        if request.adapter is not None:
+            who += f"+{request.adapter.name}"
+        return f"[{who}] {subject}".split()
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         if not self.started:
             raise EngineUnhealthyError("engine not started")
+        if (
+            request.adapter is not None
+            and self.adapters.get(request.adapter.name) != request.adapter
+        ):
+            raise ValueError(f"LoRA adapter {request.adapter.name!r} is not loaded")
         n_prompt = self.count_tokens(request.prompt)
         if n_prompt + request.max_tokens > self.max_model_len:
             raise ContextLengthError(
                 f"the prompt is {n_prompt} tokens and max_tokens is {request.max_tokens}, "
                 f"more than the model's context of {self.max_model_len} tokens"
             )
-        words = self._answer_words(request.prompt)[: request.max_tokens]
+        words = self._answer_words(request)[: request.max_tokens]
         finish = "length" if len(words) == request.max_tokens else "stop"
         self.running.add(request.request_id)
         try:

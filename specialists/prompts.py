@@ -77,6 +77,20 @@ def chatml(system: str, turns: Sequence[Turn], context: str) -> str:
     return "".join(parts)
 
 
+def llama3(system: str, turns: Sequence[Turn], context: str) -> str:
+    """Llama 3.x instruct: header-delimited turns, each ended by ``<|eot_id|>``."""
+    sys_text = _preamble(system, turns, context)
+    parts = ["<|begin_of_text|>"]
+    if sys_text:
+        parts.append(f"<|start_header_id|>system<|end_header_id|>\n\n{sys_text}<|eot_id|>")
+    for turn in turns:
+        if turn.role != "system":
+            head = f"<|start_header_id|>{turn.role}<|end_header_id|>\n\n"
+            parts.append(f"{head}{turn.content}<|eot_id|>")
+    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(parts)
+
+
 def plain(system: str, turns: Sequence[Turn], context: str) -> str:
     lines = [p for p in (system, context) if p]
     lines += [f"{t.role.capitalize()}: {t.content}" for t in turns]
@@ -88,6 +102,7 @@ FORMATS: dict[str, Callable[[str, Sequence[Turn], str], str]] = {
     "gemma": gemma,
     "gemma_base": gemma_base,
     "chatml": chatml,
+    "llama3": llama3,
     "plain": plain,
 }
 
@@ -95,6 +110,7 @@ STOP_STRINGS: dict[str, list[str]] = {
     "gemma": ["<end_of_turn>"],
     "gemma_base": ["\nQuestion:"],
     "chatml": ["<|im_end|>"],
+    "llama3": ["<|eot_id|>"],
     "plain": ["\nUser:"],
 }
 

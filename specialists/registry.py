@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from specialists.engine import SpecialistEngine
+from specialists.engine import Adapter, SpecialistEngine
 
 EngineFactory = Callable[..., SpecialistEngine]
 _ENGINES: dict[str, EngineFactory] = {}
@@ -28,7 +28,9 @@ def build_engine(
     model: str | Path,
     max_model_len: int,
     engine_kwargs: dict[str, object],
+    adapters: list[Adapter] | None = None,
 ) -> SpecialistEngine:
+    """The engine ``name`` for ``model``, serving ``adapters`` (LoRA) beside it if any."""
     try:
         factory = _ENGINES[name]
     except KeyError:
@@ -38,19 +40,30 @@ def build_engine(
         model=str(model),
         max_model_len=max_model_len,
         engine_kwargs=dict(engine_kwargs),
+        adapters=list(adapters or []),
     )
 
 
 def _vllm(
-    *, specialist: str, model: str, max_model_len: int, engine_kwargs: dict[str, object]
+    *,
+    specialist: str,
+    model: str,
+    max_model_len: int,
+    engine_kwargs: dict[str, object],
+    adapters: list[Adapter],
 ) -> SpecialistEngine:
     from specialists.vllm_engine import VLLMEngine
 
-    return VLLMEngine(model, max_model_len, engine_kwargs)
+    return VLLMEngine(model, max_model_len, engine_kwargs, adapters)
 
 
 def _fake(
-    *, specialist: str, model: str, max_model_len: int, engine_kwargs: dict[str, object]
+    *,
+    specialist: str,
+    model: str,
+    max_model_len: int,
+    engine_kwargs: dict[str, object],
+    adapters: list[Adapter],
 ) -> SpecialistEngine:
     from specialists.fake_engine import FakeEngine
 
@@ -66,6 +79,7 @@ def _fake(
         number("token_delay_s", 0.0),
         number("start_delay_s", 0.0),
         number("token_logprob", -0.1),
+        adapters,
     )
 
 

@@ -7,17 +7,27 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from specialists.engine import Chunk, GenerationRequest, SpecialistEngine
+from specialists.engine import Adapter, Chunk, GenerationRequest, SpecialistEngine
 from specialists.errors import ContextLengthError, EngineUnhealthyError
 
 logger = logging.getLogger(__name__)
 
 
 class VLLMEngine(SpecialistEngine):
-    def __init__(self, model: str, max_model_len: int, engine_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        model: str,
+        max_model_len: int,
+        engine_kwargs: dict[str, Any],
+        adapters: list[Adapter] | None = None,
+    ) -> None:
         self.model = model
         self.max_model_len = max_model_len
+        self.adapters = {a.name: a for a in adapters or []}
         self.engine_kwargs = dict(engine_kwargs)
+        if self.adapters:  # multi-LoRA: every adapter of the group resident at once
+            self.engine_kwargs.setdefault("enable_lora", True)
+            self.engine_kwargs.setdefault("max_loras", len(self.adapters))
         self._engine: Any = None
         self._tokenizer: Any = None
 
@@ -70,7 +80,17 @@ class VLLMEngine(SpecialistEngine):
         produced = 0
         # AsyncLLM.generate aborts the request itself when this stream is cancelled or
         # closed, which is what the engine contract asks; nothing to add here.
-        stream = engine.generate(TokensPrompt(prompt_token_ids=ids), params, request.request_id)
+        lora = None
+        if request.adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            if self.adapters.get(request.adapter.name) != request.adapter:
+                raise ValueError(f"LoRA adapter {request.adapter.name!r} is not loaded")
+            a = request.adapter
+            lora = LoRARequest(a.name, a.number, a.path)
+        stream = engine.generate(
+            TokensPrompt(prompt_token_ids=ids), params, request.request_id, lora_request=lora
+        )
         async for out in stream:
             completion = out.outputs[0]
             produced += len(completion.token_ids)

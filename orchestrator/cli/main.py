@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from orchestrator.cli import bench_suites  # noqa: F401 - registers bench overhead/overload
 from orchestrator.cli.bench import bench_app
 from orchestrator.cli.common import (
     DEFAULT_CONFIG,

@@ -28,8 +28,12 @@ class Answering:
         accounts: Accounts,
         metrics: ServiceMetrics,
         spill: SpillConfig | None = None,
+        engines: Mapping[str, str] | None = None,
     ) -> None:
         self.spill = spill or SpillConfig()
+        # specialist -> the engine deployment serving it: spilling to a specialist on the
+        # saturated engine would only meet the same full queue
+        self.engines = dict(engines or {})
         self.specialists = specialists
         self.cache = cache
         self.accounts = accounts
@@ -126,10 +130,11 @@ class Answering:
             return None
         ranking = routing.get("utilities") or routing.get("scores") or {}
         scores = routing.get("scores") or {}
+        full = {self.engines.get(name, name) for name in tried}
         candidates = [
             name
             for name in sorted(ranking, key=lambda n: (-float(ranking[n]), n))
-            if name not in tried
+            if self.engines.get(name, name) not in full
             and name in self.specialists
             and float(scores.get(name, 1.0)) >= spill.min_score
         ]

@@ -105,6 +105,7 @@ class SpecialistCalls:
         input the engine found, overload) surface here, before any response is sent.
         Closing the returned iterator (a client that went away) cancels the generation.
         The call's span (under the request's root) lasts until the stream ends."""
+        payload = {**payload, "specialist": specialist}  # its engine may serve several
         span = self._span(specialist, payload)
         if span is not None:  # the replica's span goes under this call's
             payload = {**payload, "trace": carrier(span), "sent_at": time.time()}

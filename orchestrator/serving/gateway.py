@@ -95,7 +95,12 @@ class Gateway:
             self.config, router, retriever, specialists, self.cache, self.accounts, self.metrics
         )
         self.answering = Answering(
-            specialists, self.cache, self.accounts, self.metrics, self.config.policy.spill
+            specialists,
+            self.cache,
+            self.accounts,
+            self.metrics,
+            self.config.policy.spill,
+            engines={s.name: s.deployment for s in config.specialists},
         )
         self.admission = Admission(fleet_limit(config), config.gateway.request_timeout_s + 30)
 
@@ -240,16 +245,27 @@ class Gateway:
         """Each specialist with the counters of one of its replicas (served, aborted,
         failed, in flight, and requests unfinished inside the engine)."""
         await self._authorize(request)
-        stats = await replica_stats(self.specialists)
-        data = [
-            {
-                "name": s.name,
-                "description": s.description,
-                "replicas": s.replicas,
-                "stats": stats[s.name],
-            }
-            for s in self.config.specialists
-        ]
+        engines = {s.deployment: self.specialists[s.name] for s in self.config.specialists}
+        stats = await replica_stats(engines)
+        data = []
+        for s in self.config.specialists:
+            engine = stats[s.deployment]
+            own = None
+            if engine is not None:  # this specialist's counters, and its engine's backlog
+                own = {
+                    **engine["by_specialist"][s.name],
+                    "engine_unfinished": engine["engine_unfinished"],
+                }
+            data.append(
+                {
+                    "name": s.name,
+                    "description": s.description,
+                    "replicas": s.replicas,
+                    "deployment": s.deployment,
+                    "lora": s.lora is not None,
+                    "stats": own,
+                }
+            )
         return {"object": "list", "data": data}
 
     @app.get("/healthz")
@@ -262,7 +278,10 @@ class Gateway:
             {
                 "router": self.router,
                 "retriever": self.retriever,
-                **{f"specialist:{n}": h for n, h in self.specialists.items()},
+                **{
+                    f"specialist:{s.name}": self.specialists[s.name]
+                    for s in self.config.specialists
+                },
             }
         )
         ok = all(v == "ready" for v in status.values())

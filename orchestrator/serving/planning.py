@@ -122,6 +122,8 @@ class Planner:
             specialist = decision["choice"]
             routing = {**decision, "pinned": False}
             self.metrics.routed.inc(1, tags={"specialist": specialist})
+        if found and found.get("degraded"):
+            routing["retrieval"] = found["degraded"]  # answered without passages: say so
         passages, sources = select_passages(hits, retrieval.max_context_chars)
         trace.routed(routing, sources)
         payload = {"request_id": request_id, "messages": messages, "passages": passages, **sampling}
@@ -169,18 +171,46 @@ class Planner:
     async def _route(
         self, trace: RequestTrace, query: str, tradeoff: float | None
     ) -> dict[str, Any]:
+        """The router's decision, waited for at most ``router.timeout_s``; a router that
+        is slow, saturated or failing sends the request to the fallback specialist
+        instead (marked ``degraded`` in the routing it reports), never fails it."""
         with trace.child("mixserve.routing", SpanKind.CLIENT) as span:
-            decision: dict[str, Any] = await self.router.route.remote(
-                query, tradeoff, trace.carrier(span)
-            )
+            try:
+                decision: dict[str, Any] = await asyncio.wait_for(
+                    self.router.route.remote(query, tradeoff, trace.carrier(span)),
+                    self.config.router.timeout_s,
+                )
+            except Exception as exc:  # noqa: BLE001 - any router failure degrades alike
+                fallback = self.config.router.fallback or self.names[0]
+                problem = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+                self.metrics.degraded.inc(1, tags={"part": "router"})
+                span.set_attribute("mixserve.degraded", f"router {problem}")
+                return {
+                    "choice": fallback,
+                    "scores": {},
+                    "confidence": 0.0,
+                    "reason": f"router unavailable ({problem}): sent to the fallback {fallback}",
+                    "degraded": True,
+                }
             span.set_attribute("mixserve.routing.choice", str(decision["choice"]))
             return decision
 
     async def _retrieve(self, trace: RequestTrace, query: str) -> dict[str, Any]:
+        """Passages, waited for at most ``retrieval.timeout_s``; without them (a slow,
+        saturated or failing retriever) the request is answered ungrounded, marked so."""
         retrieval = self.config.retrieval
         with trace.child("mixserve.retrieval", SpanKind.CLIENT) as span:
-            found: dict[str, Any] = await self.retriever.search.remote(
-                query, retrieval.top_k, retrieval.min_score, trace.carrier(span)
-            )
+            try:
+                found: dict[str, Any] = await asyncio.wait_for(
+                    self.retriever.search.remote(
+                        query, retrieval.top_k, retrieval.min_score, trace.carrier(span)
+                    ),
+                    retrieval.timeout_s,
+                )
+            except Exception as exc:  # noqa: BLE001 - any retriever failure degrades alike
+                problem = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+                self.metrics.degraded.inc(1, tags={"part": "retriever"})
+                span.set_attribute("mixserve.degraded", f"retriever {problem}")
+                return {"hits": [], "busy_s": 0.0, "degraded": f"retriever {problem}"}
             span.set_attribute("mixserve.retrieval.hits", len(found.get("hits", [])))
             return found

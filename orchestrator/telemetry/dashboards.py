@@ -88,6 +88,11 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "Degraded answers: router or retriever slow or down",
+        "reqps",
+        [("sum(rate(ray_mixserve_degraded_total[5m])) by (part)", "{{part}}")],
+    ),
+    (
         "Ledger lag: settlements spooled on disk",
         "short",
         [("sum(ray_mixserve_ledger_spooled)", "spooled")],

@@ -73,6 +73,12 @@ class ServiceMetrics:
             description="Calls spilled over from a saturated specialist, by it and the target.",
             tag_keys=_tags("specialist", "to"),
         )
+        self.degraded = metrics.Counter(
+            "mixserve_degraded",
+            description="Requests answered without a part that failed or timed out "
+            "(router: sent to the fallback; retriever: no passages), by part.",
+            tag_keys=_tags("part"),
+        )
         self.spooled = metrics.Gauge(
             "mixserve_ledger_spooled",
             description="Ledger settlements waiting on local disk for Redis (ledger lag).",

@@ -27,7 +27,9 @@ REQUEST_TIMEOUT_S = 6.0  # the fake needs 0.02 s a token: 1000 tokens overrun it
 
 
 PRICES = {"general": 0.2, "code": 10.0, "math": 0.2}  # code is the expensive specialist
-MATH_USD_PER_HOUR = 3600.0  # math is also charged $1 per second of its replica's busy time
+# math and general, which share one engine, are also charged $0.01 per second of its
+# replica's busy time
+ENGINE_USD_PER_HOUR = 36.0
 ROUTER_USD_PER_HOUR = 360.0
 RETRIEVAL_USD_PER_HOUR = 36.0
 
@@ -72,16 +74,17 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
                 "engine": "fake",
                 "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
                 "engine_env": {},
-                # code saturates quickly (2 running, 2 waiting): spill-over tests fill it
+                # code has an engine of its own that saturates quickly (2 running, 2
+                # waiting): spill-over tests fill it; general and math share theirs
                 **(
-                    {"max_ongoing_requests": 2, "max_queued_requests": 2}
+                    {"max_ongoing_requests": 2, "max_queued_requests": 2, "engine_group": None}
                     if s.name == "code"
                     else {}
                 ),
                 "price": Price(
                     usd_per_mtok_in=PRICES[s.name],
                     usd_per_mtok_out=PRICES[s.name],
-                    usd_per_replica_hour=MATH_USD_PER_HOUR if s.name == "math" else 0.0,
+                    usd_per_replica_hour=0.0 if s.name == "code" else ENGINE_USD_PER_HOUR,
                 ),
             }
         )
@@ -97,7 +100,7 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
                 "models": {s.name: f"m-{s.name}" for s in cfg.specialists},
             }
         )
-    return cfg.model_copy(
+    fake = cfg.model_copy(
         update={
             "specialists": specialists,
             "gateway": gateway,
@@ -106,6 +109,7 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
             "auth": AuthConfig(enabled=True),
         }
     )
+    return MixserveConfig.model_validate(fake.model_dump())  # the cross-checks hold too
 
 
 def sigterm_marker(_signum: int, _frame: Any) -> None:

@@ -246,8 +246,13 @@ def test_oversized_body_unknown_route_and_bad_query(client):
 def test_client_disconnect_aborts_the_generation(service):
     from ray import serve
 
-    handle = serve.get_deployment_handle("specialist-general", app_name=service.config.name)
-    before = handle.get_stats.remote().result()["aborted"]
+    engine = service.config.specialist("general").deployment  # shared with math
+    handle = serve.get_deployment_handle(engine, app_name=service.config.name)
+
+    def general() -> dict:
+        return handle.get_stats.remote().result()["by_specialist"]["general"]
+
+    before = general()["aborted"]
     long_question = "Tell me about " + " ".join(f"topic{i}" for i in range(300))
     body = {
         "model": "general",
@@ -265,13 +270,13 @@ def test_client_disconnect_aborts_the_generation(service):
                 break  # leave mid-answer: closing the connection is the disconnect
     hung_up = time.monotonic()
     full_answer_s = 300 * TOKEN_DELAY_S  # what finishing the answer would have taken
-    stats = handle.get_stats.remote().result()
+    stats = general()
     while stats["aborted"] == before and time.monotonic() - hung_up < 20:
         time.sleep(0.1)
-        stats = handle.get_stats.remote().result()
+        stats = general()
     assert stats["aborted"] == before + 1
     assert time.monotonic() - hung_up < full_answer_s / 2, "abort came late"
-    assert stats["in_flight"] == 0 and stats["engine_unfinished"] == 0
+    assert stats["in_flight"] == 0 and handle.get_stats.remote().result()["engine_unfinished"] == 0
 
 
 def test_openai_client_works_unmodified(service):
@@ -294,12 +299,22 @@ def test_openai_client_works_unmodified(service):
 
 
 def test_specialists_endpoint_reports_replica_counters(client):
-    chat(client, "What is 5 + 5?", model="math")
+    before = {s["name"]: s["stats"] for s in client.get("/v1/specialists").json()["data"]}
+    assert (
+        chat(client, "What is 5 + 5?", model="math")
+        .json()["choices"][0]["message"]["content"]
+        .startswith("[math]")
+    )  # the shared engine answered as math, with math's prompt
     data = client.get("/v1/specialists").json()["data"]
     assert [s["name"] for s in data] == ["general", "code", "math"]
-    math = next(s for s in data if s["name"] == "math")
-    assert math["stats"]["served"] >= 1
-    assert math["stats"]["engine_unfinished"] == 0
+    by_name = {s["name"]: s for s in data}
+    # general and math share one engine (engine_group), code has its own
+    assert by_name["general"]["deployment"] == by_name["math"]["deployment"] == "engine-gemma"
+    assert by_name["code"]["deployment"] == "specialist-code"
+    math = by_name["math"]["stats"]
+    assert math["served"] == before["math"]["served"] + 1  # counted per specialist
+    assert by_name["general"]["stats"]["served"] == before["general"]["served"]
+    assert math["engine_unfinished"] == 0
 
 
 def test_a_stalling_answer_hits_the_gateway_deadline_instead_of_hanging(client):

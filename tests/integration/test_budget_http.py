@@ -16,9 +16,9 @@ def spend_of(service, key_id: str):
 
 
 def test_200_concurrent_requests_never_spend_past_the_budget(service):
-    # general is pinned: a request's maximum cost is its tokens at list price plus the
-    # router's and retriever's replica price over the whole deadline (about $0.66 here),
-    # so $2 holds 3 requests in flight; each settles far below its reservation
+    # general is pinned: a request's maximum cost is its tokens at list price plus its
+    # engine's, the router's and the retriever's replica price over the whole deadline
+    # (about $0.72 here), so $2 holds 2 requests in flight; each settles far below it
     budget = 2.0
     key, record = key_store(service).create("burst", budget_usd=budget)
     headers = {"authorization": f"Bearer {key}"}

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.helpers.fleet import MATH_USD_PER_HOUR, PRICES
+from tests.helpers.fleet import ENGINE_USD_PER_HOUR, PRICES
 from tests.helpers.http import auth, chat, sse_events
 
 
@@ -36,7 +36,7 @@ def test_replica_hours_are_charged_by_busy_time(client):
     elapsed = time.monotonic() - started
     [call] = body["mixserve"]["policy"]["calls"]
     assert 0 < call["busy_s"] < elapsed
-    expected = tokens_usd(call) + call["busy_s"] * MATH_USD_PER_HOUR / 3600
+    expected = tokens_usd(call) + call["busy_s"] * ENGINE_USD_PER_HOUR / 3600
     assert body["usage"]["cost"]["specialists_usd"] == pytest.approx(expected, abs=1e-8)
 
 

@@ -40,7 +40,8 @@ def test_one_request_is_one_trace_across_every_deployment(client, service):
     spans = {s["name"]: s for s in trace["spans"]}
     assert trace["trace_id"] == trace_id and {s["trace_id"] for s in trace["spans"]} == {trace_id}
     components = {s["component"] for s in trace["spans"]}
-    assert components == {"gateway", "router", "retriever", f"specialist-{specialist}"}
+    engine = service.config.specialist(specialist).deployment  # its engine group's, if any
+    assert components == {"gateway", "router", "retriever", engine}
     ids = {s["span_id"] for s in trace["spans"]}
     assert [s["name"] for s in trace["spans"] if s["parent_id"] is None] == ["chat auto"]
     assert all(s["parent_id"] in ids for s in trace["spans"] if s["parent_id"] is not None)
@@ -67,6 +68,8 @@ def test_one_request_is_one_trace_across_every_deployment(client, service):
     assert root["mixserve.retrieval.source_ids"] == [s["id"] for s in body["mixserve"]["sources"]]
     generate = spans["mixserve.specialist.generate"]["attributes"]
     assert generate["mixserve.replica"] and generate["mixserve.node"]
+    assert generate["mixserve.specialist"] == generate["gen_ai.request.model"] == specialist
+    assert generate["mixserve.deployment"] == engine
     assert generate["mixserve.queue_wait_s"] >= 0 and generate["mixserve.busy_s"] > 0
     assert generate["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
     call = spans[f"chat {specialist}"]["attributes"]

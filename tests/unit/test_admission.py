@@ -52,8 +52,12 @@ def test_the_default_limit_is_the_fleets_slots_shared_by_the_gateways():
     assert fleet_limit(shipped) == shipped.gateway.admission_limit == 24  # measured, set
     gateway = shipped.gateway.model_copy(update={"admission_limit": None})
     cfg = shipped.model_copy(update={"gateway": gateway})
-    slots = sum(s.max_ongoing_requests + s.max_queued_requests for s in cfg.specialists)
+    engine = cfg.specialists[0]  # the three specialists share one engine: its slots count once
+    slots = engine.max_ongoing_requests + engine.max_queued_requests
+    assert {s.deployment for s in cfg.specialists} == {"engine-gemma"}
     assert fleet_limit(cfg) == slots
+    apart = [s.model_copy(update={"engine_group": None}) for s in cfg.specialists]
+    assert fleet_limit(cfg.model_copy(update={"specialists": apart})) == 3 * slots
     two = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"replicas": 2})})
     assert fleet_limit(two) == -(-slots // 2)
     own = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"admission_limit": 7})})

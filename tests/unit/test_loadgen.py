@@ -102,3 +102,38 @@ def test_loads_stay_on_this_machine_unless_allowed():
     LoadSpec("http://10.0.0.5:8000").check(allow_remote=True)
     with pytest.raises(ValueError, match="rate above 0"):
         LoadSpec("http://127.0.0.1:8000", mode="open").check()
+
+
+def test_the_peer_gets_the_same_engine_settings_as_flags():
+    from loadgen.peer import engine_flags, vllm_command
+
+    flags = engine_flags({"dtype": "bfloat16", "enforce_eager": True, "x_off": False, "y": None})
+    assert flags == ["--dtype", "bfloat16", "--enforce-eager"]
+    cmd = vllm_command("/models/g", "general", 8123, 2048, {"max_num_seqs": 16})
+    assert cmd[1:3] == ["serve", "/models/g"] and cmd[-2:] == ["--max-num-seqs", "16"]
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"  # the peer stays on this machine
+    assert cmd[cmd.index("--served-model-name") + 1] == "general"
+
+
+def test_the_overhead_and_overload_summaries_are_ratios_within_rounds():
+    from orchestrator.cli.bench_suites import _overhead_summary, _overload_summary
+
+    def report(tps, ttft50, ttft99, goodput=1.0, p99=1000.0, refusal=None, n5xx=0):
+        return {"overall": {"output_tokens_per_s": tps, "goodput_rps": goodput,
+                            "ttft_ms": {"p50": ttft50, "p99": ttft99},
+                            "latency_ms": {"p99": p99}, "refusal_ms": {"p99": refusal},
+                            "count_5xx": n5xx, "client_timeouts": 0}}  # fmt: skip
+
+    rounds = {
+        "vllm_serve": [report(100, 200, 400), report(50, 300, 600)],
+        "pinned": [report(90, 210, 420), report(50, 330, 600)],  # 0.9 then 1.0 of the peer
+        "routed": [report(45, 0, 0), report(50, 0, 0)],
+    }
+    summary = _overhead_summary(rounds, {"decision_p50": 7.5})
+    assert summary == {"throughput_ratio": 0.95, "added_ttft_ms": {"p50": 20.0, "p99": 10.0},
+                       "routed_ratio": 0.75, "router_p50_ms": 7.5}  # fmt: skip
+    load = {"peak": [report(0, 0, 0, goodput=2.0, p99=1000)],
+            "overload": [report(0, 0, 0, goodput=1.8, p99=1500, refusal=12.5, n5xx=1)]}  # fmt: skip
+    assert _overload_summary(load) == {"goodput_ratio": 0.9, "admitted_p99_ratio": 1.5,
+                                       "reject_p99_ms": 12.5, "count_5xx": 1,
+                                       "client_timeouts": 0}  # fmt: skip

@@ -27,3 +27,15 @@ def test_every_format_carries_system_question_passages_and_has_stop_strings():
         positions = [prompt.find(t) for t in ("SYSTEM-X", "PASSAGE-Z", "QUESTION-Y")]
         assert -1 not in positions and positions == sorted(positions), (fmt, prompt)
         assert STOP_STRINGS[fmt], fmt  # stop strings end the answer (they apply to output)
+
+
+def test_llama3_puts_instructions_and_passages_in_its_system_header():
+    from specialists.prompts import STOP_STRINGS, Turn, render
+
+    prompt = render("llama3", "Be brief.", [Turn("user", "Hi?")], [("a.md", "Passage.")])
+    assert prompt.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n")
+    system = prompt.split("<|eot_id|>")[0]
+    assert "Be brief." in system and "[1] (a.md) Passage." in system
+    assert "<|start_header_id|>user<|end_header_id|>\n\nHi?<|eot_id|>" in prompt
+    assert prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert STOP_STRINGS["llama3"] == ["<|eot_id|>"]

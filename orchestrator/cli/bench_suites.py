@@ -1,0 +1,362 @@
+"""``mixserve bench overhead`` and ``mixserve bench overload``: the two measurements the
+targets are stated in, each starting what it measures on this machine (a mixserve run of
+its own, and for the overhead the real peer, ``vllm serve`` on the same weights) and
+stopping it after. Variants are measured in alternating rounds; the JSON summary is the
+last line printed with ``--json``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from orchestrator.cli.bench import BUILTIN_MIX, MixOpt, _mix, _show, _write, bench_app
+from orchestrator.cli.common import ConfigOpt, err, fail, load_checked, prepare_models, progress
+from orchestrator.config import MixserveConfig
+from orchestrator.settings import get_settings
+
+CHAT_TEMPLATE = (  # the gemma_base layout mixserve renders, for the peer's chat endpoint
+    "<bos><SYSTEM>"
+    "{% for m in messages %}{% if m.role == 'user' %}Question: {{ m.content }}\n"
+    "{% elif m.role == 'assistant' %}Answer: {{ m.content }}\n\n{% endif %}{% endfor %}"
+    "Answer:"
+)
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the full JSON report.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON, last line.")]
+
+
+def _quiet_config(cfg: MixserveConfig, retrieval: bool) -> MixserveConfig:
+    """The config as measured: no cache (every request reaches an engine), no keys."""
+    updates: dict[str, Any] = {
+        "cache": cfg.cache.model_copy(update={"enabled": False}),
+        "auth": cfg.auth.model_copy(update={"enabled": False}),
+    }
+    if not retrieval:
+        updates["retrieval"] = cfg.retrieval.model_copy(update={"enabled": False})
+    return cfg.model_copy(update=updates)
+
+
+@contextmanager
+def _service(cfg: MixserveConfig, state_dir: Path) -> Iterator[Any]:
+    from orchestrator.runtime import ServiceRun, free_port
+
+    settings = dataclasses.replace(
+        get_settings(), redis_url=None, ray_address=None, state_dir=state_dir
+    )
+    run = ServiceRun(cfg, settings, port=free_port(), state_file=settings.state_file)
+    try:
+        with progress() as bars:
+            task = bars.add_task("starting mixserve", total=None)
+            run.start(step=lambda s: bars.update(task, description=f"mixserve: {s}"))
+        yield run
+    finally:
+        run.stop()
+
+
+def _round(
+    url: str,
+    model: str,
+    clients: int,
+    duration: float,
+    max_tokens: int,
+    mix: Any,
+    slo: float,
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    from loadgen import LoadSpec, run_load, summarize
+
+    spec = LoadSpec(
+        url=url,
+        clients=clients,
+        duration_s=duration,
+        model=model,
+        max_tokens=max_tokens,
+        timeout_s=max(60.0, slo),
+        extra=extra,
+    )
+
+    async def measure() -> dict[str, Any]:
+        report = summarize(await run_load(spec, mix), slo)
+        report["load"] = {"url": url, "model": model, "clients": clients, "duration_s": duration}
+        return report
+
+    return measure
+
+
+def _router_ms(url: str, queries: list[str], count: int) -> dict[str, float | None]:
+    """Routing decisions timed in the trace of each request: the router's own span
+    (``decision``) and the gateway's wait for it (``as_waited``), p50 and p99 in ms."""
+    from loadgen.report import percentile
+
+    own, waited = [], []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i in range(count):
+            body = {
+                "model": "auto",
+                "max_tokens": 1,
+                "temperature": 0.7,
+                "messages": [{"role": "user", "content": f"{queries[i % len(queries)]} ({i})"}],
+            }
+            resp = client.post("/v1/chat/completions", json=body)
+            resp.raise_for_status()
+            rid = resp.json()["mixserve"]["request_id"]
+            spans: dict[str, float] = {}
+            for _ in range(50):  # spans reach the store within the export delay
+                trace = client.get(f"/v1/traces/{rid}")
+                if trace.status_code == 200:
+                    spans = {s["name"]: s["end"] - s["start"] for s in trace.json()["spans"]}
+                    if "mixserve.router.route" in spans and "mixserve.routing" in spans:
+                        break
+                time.sleep(0.1)
+            if "mixserve.router.route" in spans and "mixserve.routing" in spans:
+                own.append(spans["mixserve.router.route"])
+                waited.append(spans["mixserve.routing"])
+
+    def ms(values: list[float], q: float) -> float | None:
+        p = percentile(values, q)
+        return None if p is None else round(p * 1000, 2)
+
+    return {
+        "decision_p50": ms(own, 0.5),
+        "decision_p99": ms(own, 0.99),
+        "as_waited_p50": ms(waited, 0.5),
+        "as_waited_p99": ms(waited, 0.99),
+        "samples": len(own),
+    }
+
+
+def _median(values: list[float]) -> float:
+    from loadgen.compare import median
+
+    return median(values)
+
+
+@bench_app.command("overhead")
+def overhead(
+    config: ConfigOpt = "cpu",
+    clients: Annotated[int, typer.Option(min=1, help="Streaming clients per round.")] = 16,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds per round.")] = 30.0,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of each variant, alternating.")] = 2,
+    max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 64,
+    mix: MixOpt = None,
+    router_samples: Annotated[int, typer.Option(min=1, help="Routed requests timed.")] = 40,
+    out_file: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """mixserve against `vllm serve` on the same weights and cores: the peer, mixserve
+    pinned to one specialist and mixserve routed (`model: auto`), retrieval off, in
+    alternating rounds of streaming clients."""
+    from loadgen import alternate
+    from loadgen.peer import vllm_server
+    from orchestrator.app import OFFLINE_ENV
+    from orchestrator.runtime import free_port
+
+    cfg = _quiet_config(load_checked(config), retrieval=False)
+    spec = cfg.specialists[0]
+    if spec.engine != "vllm":
+        fail(f"specialist {spec.name} runs engine {spec.engine!r}; the peer is vLLM's server")
+    if spec.prompt_format != "gemma_base":
+        fail(f"the peer's chat template here is gemma_base's, not {spec.prompt_format!r}")
+    prepare_models(cfg)
+    queries = _mix(mix, None)
+    from specialists.prompts import STOP_STRINGS
+
+    with tempfile.TemporaryDirectory(prefix="mixserve-bench-") as tmp:
+        template = Path(tmp) / "template.jinja"
+        system = f"{{% raw %}}{spec.system_prompt}\n\n{{% endraw %}}" if spec.system_prompt else ""
+        template.write_text(CHAT_TEMPLATE.replace("<SYSTEM>", system))
+        kwargs = {**spec.engine_kwargs, "chat_template": str(template)}
+        model_dir = spec.model.location(get_settings().cache_dir)
+        with ExitStack() as stack:
+            run = stack.enter_context(_service(cfg, Path(tmp) / "state"))
+            with progress() as bars:
+                bars.add_task("starting vllm serve (the peer)", total=None)
+                peer = stack.enter_context(
+                    vllm_server(
+                        model_dir,
+                        name=spec.name,
+                        port=free_port(),
+                        max_model_len=spec.max_model_len,
+                        engine_kwargs=kwargs,
+                        env={**OFFLINE_ENV, **spec.engine_env},
+                        log_path=Path(tmp) / "vllm-serve.log",
+                    )
+                )
+            stop = {"stop": STOP_STRINGS["gemma_base"]}  # as mixserve adds them
+            variants = {
+                "vllm_serve": _round(
+                    peer, spec.name, clients, duration, max_tokens, queries, 60.0, stop
+                ),
+                "pinned": _round(run.url, spec.name, clients, duration, max_tokens, queries, 60.0),
+                "routed": _round(run.url, "auto", clients, duration, max_tokens, queries, 60.0),
+            }
+            with progress() as bars:
+                bars.add_task(
+                    f"{rounds} rounds x {len(variants)} variants x {duration:g} s", total=None
+                )
+                results = asyncio.run(alternate(variants, rounds))
+                router = _router_ms(run.url, [p.text for p in _prompts(queries)], router_samples)
+    summary = _overhead_summary(results, router)
+    for name, reports in results.items():
+        for i, report in enumerate(reports):
+            _show(report, f"{name}, round {i + 1}")
+    if out_file is not None:
+        _write(
+            out_file,
+            {
+                "summary": summary,
+                "rounds": results,
+                "router_ms": router,
+                "settings": {
+                    "clients": clients,
+                    "duration_s": duration,
+                    "rounds": rounds,
+                    "max_tokens": max_tokens,
+                },
+            },
+        )
+    err.print(json.dumps(summary))
+    if as_json:
+        print(json.dumps(summary))
+
+
+def _prompts(mix: Any) -> list[Any]:
+    import random
+
+    rng = random.Random(1)
+    return [mix.sample(rng) for _ in range(64)]
+
+
+def _overhead_summary(results: dict[str, list[dict[str, Any]]], router: dict[str, Any]) -> Any:
+    def per_round(a: str, b: str, f: Any) -> float:
+        return _median(
+            [f(x["overall"], y["overall"]) for x, y in zip(results[a], results[b], strict=True)]
+        )
+
+    def tput(x: dict[str, Any], y: dict[str, Any]) -> float:
+        return float(x["output_tokens_per_s"]) / max(float(y["output_tokens_per_s"]), 1e-9)
+
+    def ttft(q: str) -> Any:
+        return lambda x, y: float(x["ttft_ms"][q] or 0) - float(y["ttft_ms"][q] or 0)
+
+    return {
+        "throughput_ratio": round(per_round("pinned", "vllm_serve", tput), 3),
+        "added_ttft_ms": {
+            "p50": round(per_round("pinned", "vllm_serve", ttft("p50")), 1),
+            "p99": round(per_round("pinned", "vllm_serve", ttft("p99")), 1),
+        },
+        "routed_ratio": round(per_round("routed", "pinned", tput), 3),
+        "router_p50_ms": router["decision_p50"],
+    }
+
+
+@bench_app.command("overload")
+def overload(
+    config: ConfigOpt = "cpu",
+    peak_clients: Annotated[
+        list[int] | None, typer.Option("--clients", help="Client counts to find the peak in.")
+    ] = None,
+    overload_clients: Annotated[int, typer.Option(min=1, help="Clients far past it.")] = 256,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds per load.")] = 30.0,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds, alternating peak/overload.")] = 1,
+    max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 64,
+    slo: Annotated[float, typer.Option("--slo-s", help="Latency SLO of goodput (s).")] = 30.0,
+    mix: MixOpt = None,
+    out_file: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Goodput and latency at the peak against far past it, on a mixserve run of its own:
+    the peak is the best goodput over --clients; the overload is --overload-clients."""
+    from loadgen import alternate
+
+    cfg = _quiet_config(load_checked(config), retrieval=True)
+    prepare_models(cfg)
+    queries = _mix(mix, None) if mix else _mix(None, None)
+    steps = sorted(set(peak_clients or [8, 16, 32]))
+    with tempfile.TemporaryDirectory(prefix="mixserve-bench-") as tmp:
+        with _service(cfg, Path(tmp) / "state") as run:
+            with progress() as bars:
+                bars.add_task(f"finding the peak over {steps} clients", total=None)
+                found = {
+                    n: asyncio.run(_round(run.url, "auto", n, duration, max_tokens, queries, slo)())
+                    for n in steps
+                }
+            peak = max(steps, key=lambda n: found[n]["overall"]["goodput_rps"])
+            with progress() as bars:
+                bars.add_task(
+                    f"peak ({peak}) and overload ({overload_clients}), {rounds} round(s) each",
+                    total=None,
+                )
+                results = asyncio.run(
+                    alternate(
+                        {
+                            "peak": _round(
+                                run.url, "auto", peak, duration, max_tokens, queries, slo
+                            ),
+                            "overload": _round(
+                                run.url,
+                                "auto",
+                                overload_clients,
+                                duration,
+                                max_tokens,
+                                queries,
+                                slo,
+                            ),
+                        },
+                        rounds,
+                    )
+                )
+    summary = _overload_summary(results)
+    for name, reports in results.items():
+        for i, report in enumerate(reports):
+            _show(report, f"{name}, round {i + 1}")
+    if out_file is not None:
+        settings = {
+            "slo_s": slo,
+            "duration_s": duration,
+            "max_tokens": max_tokens,
+            "overload_clients": overload_clients,
+        }
+        _write(
+            out_file,
+            {
+                "summary": summary,
+                "peak_clients": peak,
+                "search": found,
+                "rounds": results,
+                "settings": settings,
+            },
+        )
+    err.print(json.dumps(summary))
+    if as_json:
+        print(json.dumps(summary))
+
+
+def _overload_summary(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    pairs = list(zip(results["overload"], results["peak"], strict=True))
+
+    def ratio(f: Any) -> float:
+        return round(_median([f(x["overall"], y["overall"]) for x, y in pairs]), 3)
+
+    worst = [x["overall"] for x, _ in pairs]
+    return {
+        "goodput_ratio": ratio(lambda x, y: x["goodput_rps"] / max(y["goodput_rps"], 1e-9)),
+        "admitted_p99_ratio": ratio(
+            lambda x, y: (x["latency_ms"]["p99"] or 0) / max(y["latency_ms"]["p99"] or 0, 1e-9)
+        ),
+        "reject_p99_ms": max((b["refusal_ms"]["p99"] or 0.0) for b in worst),
+        "count_5xx": sum(int(b["count_5xx"]) for b in worst),
+        "client_timeouts": sum(int(b["client_timeouts"]) for b in worst),
+    }
+
+
+__all__ = ["BUILTIN_MIX", "overhead", "overload"]
