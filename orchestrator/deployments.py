@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -182,6 +183,8 @@ class SpecialistServer:
         )
         self.meter = BusyMeter()
         self.stats = {m.name: dict.fromkeys(STAT_NAMES, 0) for m in members}
+        if first.nice:  # before the engine starts: its processes inherit it
+            os.nice(first.nice)
         started = time.monotonic()
         await asyncio.wait_for(self.engine.start(), first.start_timeout_s)
         logger.info(

@@ -155,11 +155,6 @@ def overhead(
     """mixserve against `vllm serve` on the same weights and cores: the peer, mixserve
     pinned to one specialist and mixserve routed (`model: auto`), retrieval off, in
     alternating rounds of streaming clients."""
-    from loadgen import alternate
-    from loadgen.peer import vllm_server
-    from orchestrator.app import OFFLINE_ENV
-    from orchestrator.runtime import free_port
-
     cfg = _quiet_config(load_checked(config), retrieval=False)
     spec = cfg.specialists[0]
     if spec.engine != "vllm":
@@ -168,8 +163,48 @@ def overhead(
         fail(f"the peer's chat template here is gemma_base's, not {spec.prompt_format!r}")
     prepare_models(cfg)
     queries = _mix(mix, None)
+    try:
+        results, router = _overhead_rounds(
+            cfg, queries, clients, duration, rounds, max_tokens, router_samples
+        )
+    except (RuntimeError, TimeoutError, OSError, httpx.HTTPError) as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    summary = _overhead_summary(results, router)
+    for name, reports in results.items():
+        for i, report in enumerate(reports):
+            _show(report, f"{name}, round {i + 1}")
+    if out_file is not None:
+        settings = {
+            "clients": clients,
+            "duration_s": duration,
+            "rounds": rounds,
+            "max_tokens": max_tokens,
+        }
+        _write(
+            out_file,
+            {"summary": summary, "rounds": results, "router_ms": router, "settings": settings},
+        )
+    err.print(json.dumps(summary))
+    if as_json:
+        print(json.dumps(summary))
+
+
+def _overhead_rounds(
+    cfg: MixserveConfig,
+    queries: Any,
+    clients: int,
+    duration: float,
+    rounds: int,
+    max_tokens: int,
+    router_samples: int,
+) -> Any:
+    from loadgen import alternate
+    from loadgen.peer import vllm_server
+    from orchestrator.app import OFFLINE_ENV
+    from orchestrator.runtime import free_port
     from specialists.prompts import STOP_STRINGS
 
+    spec = cfg.specialists[0]
     with tempfile.TemporaryDirectory(prefix="mixserve-bench-") as tmp:
         template = Path(tmp) / "template.jinja"
         system = f"{{% raw %}}{spec.system_prompt}\n\n{{% endraw %}}" if spec.system_prompt else ""
@@ -188,7 +223,7 @@ def overhead(
                         max_model_len=spec.max_model_len,
                         engine_kwargs=kwargs,
                         env={**OFFLINE_ENV, **spec.engine_env},
-                        log_path=Path(tmp) / "vllm-serve.log",
+                        log_path=get_settings().state_dir / "bench" / "vllm-serve.log",
                     )
                 )
             stop = {"stop": STOP_STRINGS["gemma_base"]}  # as mixserve adds them
@@ -205,28 +240,7 @@ def overhead(
                 )
                 results = asyncio.run(alternate(variants, rounds))
                 router = _router_ms(run.url, [p.text for p in _prompts(queries)], router_samples)
-    summary = _overhead_summary(results, router)
-    for name, reports in results.items():
-        for i, report in enumerate(reports):
-            _show(report, f"{name}, round {i + 1}")
-    if out_file is not None:
-        _write(
-            out_file,
-            {
-                "summary": summary,
-                "rounds": results,
-                "router_ms": router,
-                "settings": {
-                    "clients": clients,
-                    "duration_s": duration,
-                    "rounds": rounds,
-                    "max_tokens": max_tokens,
-                },
-            },
-        )
-    err.print(json.dumps(summary))
-    if as_json:
-        print(json.dumps(summary))
+    return results, router
 
 
 def _prompts(mix: Any) -> list[Any]:
@@ -276,12 +290,54 @@ def overload(
 ) -> None:
     """Goodput and latency at the peak against far past it, on a mixserve run of its own:
     the peak is the best goodput over --clients; the overload is --overload-clients."""
-    from loadgen import alternate
-
     cfg = _quiet_config(load_checked(config), retrieval=True)
     prepare_models(cfg)
-    queries = _mix(mix, None) if mix else _mix(None, None)
+    queries = _mix(mix, None)
     steps = sorted(set(peak_clients or [8, 16, 32]))
+    try:
+        found, peak, results = _overload_rounds(
+            cfg, queries, steps, overload_clients, duration, rounds, max_tokens, slo
+        )
+    except (RuntimeError, TimeoutError, OSError, httpx.HTTPError) as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    summary = _overload_summary(results)
+    for name, reports in results.items():
+        for i, report in enumerate(reports):
+            _show(report, f"{name}, round {i + 1}")
+    if out_file is not None:
+        settings = {
+            "slo_s": slo,
+            "duration_s": duration,
+            "max_tokens": max_tokens,
+            "overload_clients": overload_clients,
+        }
+        _write(
+            out_file,
+            {
+                "summary": summary,
+                "peak_clients": peak,
+                "search": found,
+                "rounds": results,
+                "settings": settings,
+            },
+        )
+    err.print(json.dumps(summary))
+    if as_json:
+        print(json.dumps(summary))
+
+
+def _overload_rounds(
+    cfg: MixserveConfig,
+    queries: Any,
+    steps: list[int],
+    overload_clients: int,
+    duration: float,
+    rounds: int,
+    max_tokens: int,
+    slo: float,
+) -> Any:
+    from loadgen import alternate
+
     with tempfile.TemporaryDirectory(prefix="mixserve-bench-") as tmp:
         with _service(cfg, Path(tmp) / "state") as run:
             with progress() as bars:
@@ -315,30 +371,7 @@ def overload(
                         rounds,
                     )
                 )
-    summary = _overload_summary(results)
-    for name, reports in results.items():
-        for i, report in enumerate(reports):
-            _show(report, f"{name}, round {i + 1}")
-    if out_file is not None:
-        settings = {
-            "slo_s": slo,
-            "duration_s": duration,
-            "max_tokens": max_tokens,
-            "overload_clients": overload_clients,
-        }
-        _write(
-            out_file,
-            {
-                "summary": summary,
-                "peak_clients": peak,
-                "search": found,
-                "rounds": results,
-                "settings": settings,
-            },
-        )
-    err.print(json.dumps(summary))
-    if as_json:
-        print(json.dumps(summary))
+    return found, peak, results
 
 
 def _overload_summary(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -133,6 +133,11 @@ class ServiceRun:
         if self.settings.ray_address:
             context = ray.init(address=self.settings.ray_address, logging_level=logging.WARNING)
         else:
+            # Ray runs its workers (every replica) at nice 15 by default, below its own
+            # daemons and anything else on the machine; a machine that serves gives the
+            # replicas the normal priority (an engine's own `nice` puts it below the
+            # request path). A value set in the environment is kept.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             context = ray.init(
                 include_dashboard=True, dashboard_host="127.0.0.1", logging_level=logging.WARNING
             )

@@ -7,10 +7,16 @@ specialist replica's running and queued slots (``max_ongoing_requests`` +
 ``max_queued_requests``), divided among the gateway replicas. A slot is released when
 its request ends; one whose release was lost (a stream the client left before it began)
 expires after the request deadline, so the count can never drift upward for good.
+
+``Retry-After`` is how long the work in progress takes to turn over at the rate slots
+have been coming back (the last ``RATE_WINDOW_S``), between 1 and ``MAX_RETRY_AFTER_S``
+seconds: a client that honours it (the OpenAI SDKs do) comes back about when a slot is
+likely free, instead of every second, which on a saturated machine only adds refusals.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import time
@@ -19,7 +25,9 @@ from collections.abc import Callable
 from orchestrator.config import MixserveConfig
 from orchestrator.errors import APIError
 
-RETRY_AFTER_S = 1
+RETRY_AFTER_S = 1  # the least, and what is said before any slot came back
+MAX_RETRY_AFTER_S = 30
+RATE_WINDOW_S = 30.0
 
 
 def fleet_limit(config: MixserveConfig) -> int:
@@ -41,6 +49,7 @@ class Admission:
         self.clock = clock
         self._held: dict[int, float] = {}  # slot -> when it expires
         self._ids = itertools.count()
+        self._released: collections.deque[float] = collections.deque(maxlen=4096)
         self.refused = 0
 
     @property
@@ -55,18 +64,30 @@ class Admission:
                 del self._held[slot]
         if len(self._held) >= self.limit:
             self.refused += 1
+            wait = self.retry_after_s(now)
             raise APIError(
                 429,
                 f"the service is at capacity ({self.limit} requests in progress here); "
-                f"retry in {RETRY_AFTER_S} s",
+                f"retry in {wait} s",
                 type="overloaded_error",
                 code="overloaded",
-                retry_after_s=RETRY_AFTER_S,
+                retry_after_s=wait,
             )
         slot = next(self._ids)
         self._held[slot] = now + self.horizon_s
 
         def release() -> None:
-            self._held.pop(slot, None)
+            if self._held.pop(slot, None) is not None:
+                self._released.append(self.clock())
 
         return release
+
+    def retry_after_s(self, now: float) -> int:
+        """Seconds until the requests in progress have likely turned over."""
+        while self._released and self._released[0] < now - RATE_WINDOW_S:
+            self._released.popleft()
+        if not self._released:
+            return RETRY_AFTER_S
+        span = max(now - self._released[0], 1.0)
+        rate = len(self._released) / span  # slots back per second, lately
+        return max(RETRY_AFTER_S, min(MAX_RETRY_AFTER_S, math.ceil(len(self._held) / rate)))

@@ -62,3 +62,32 @@ def test_the_default_limit_is_the_fleets_slots_shared_by_the_gateways():
     assert fleet_limit(two) == -(-slots // 2)
     own = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"admission_limit": 7})})
     assert fleet_limit(own) == 7
+
+
+def test_retry_after_is_the_time_the_work_in_progress_takes_to_turn_over():
+    clock = Clock()
+    gate = Admission(limit=4, horizon_s=10_000, clock=clock)
+    slots = [gate.admit() for _ in range(4)]
+
+    def refusal_wait() -> int:
+        with pytest.raises(APIError) as info:
+            gate.admit()
+        return int(info.value.headers()["Retry-After"])
+
+    assert refusal_wait() == 1  # nothing came back yet: the least
+    for i in range(2):  # one slot back every 5 s
+        clock.now += 5.0
+        slots[i]()
+        slots[i] = gate.admit()
+    # 2 back in 5 s (0.4/s), 4 in progress: 10 s to turn over
+    assert refusal_wait() == 10
+    clock.now += 1000.0  # the window forgets: the least again
+    assert refusal_wait() == 1
+    fast = Admission(limit=1, horizon_s=600, clock=clock)
+    for _ in range(50):  # quick turnover: never below 1 s, never above the cap
+        fast.admit()()
+        clock.now += 0.01
+    fast.admit()
+    with pytest.raises(APIError) as info:
+        fast.admit()
+    assert info.value.headers()["Retry-After"] == "1"
