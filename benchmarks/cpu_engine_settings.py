@@ -52,9 +52,9 @@ def variants(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     return found
 
 
-def one_round(env: dict[str, str], args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    cfg = load_config(profiles.FOLDER / "cpu.yaml")
-    spec = cfg.specialists[0]
+def one_round(
+    env: dict[str, str], args: argparse.Namespace, tmp: Path, spec: Any
+) -> dict[str, Any]:
     template = tmp / "template.jinja"
     system = f"{{% raw %}}{spec.system_prompt}\n\n{{% endraw %}}" if spec.system_prompt else ""
     template.write_text(CHAT_TEMPLATE.replace("<SYSTEM>", system))
@@ -65,7 +65,7 @@ def one_round(env: dict[str, str], args: argparse.Namespace, tmp: Path) -> dict[
         port=free_port(),
         max_model_len=spec.max_model_len,
         engine_kwargs={**spec.engine_kwargs, "chat_template": str(template)},
-        env={"HF_HUB_OFFLINE": "1", **spec.engine_env, **env},
+        env={"HF_HUB_OFFLINE": "1", **spec.engine_env, **env},  # the peer binds as vLLM does
         log_path=tmp / "vllm-serve.log",
     ) as url:
         ready_s = time.monotonic() - started
@@ -89,13 +89,14 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu_engine_settings.json"
     )
     args = parser.parse_args()
+    spec = load_config(profiles.FOLDER / "cpu.yaml").specialists[0]  # read once, at the start
     runs = variants(args)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory(prefix="cpu-settings-") as tmp:
         for r in range(args.rounds):
             for name, env in runs.items():
                 print(f"round {r + 1}: {name} {env}", flush=True)
-                results[name].append(one_round(env, args, Path(tmp)))
+                results[name].append(one_round(env, args, Path(tmp), spec))
                 o = results[name][-1]["overall"]
                 print(f"  {o['output_tokens_per_s']} tok/s, TTFT p50 {o['ttft_ms']['p50']} ms",
                       flush=True)  # fmt: skip

@@ -126,6 +126,12 @@ class SpecialistConfig(_Strict):
         "where engines share CPU cores with the gateway, proxy and router, a few steps keep "
         "the request path (refusals, routing) quick while engines take the rest.",
     )
+    cpu_binding: Literal["auto", "all"] = Field(
+        "auto",
+        description="vLLM's CPU backend only: 'auto' is vLLM's own OpenMP binding (one thread "
+        "per physical core, a core kept for its scheduler); 'all' binds a thread to every "
+        "CPU the replica may run on (measured: benchmarks/cpu_engine_settings.py).",
+    )
     price: Price = Field(default_factory=lambda: Price(), description="List price, for routing.")
     engine_group: Name | None = Field(
         None,
@@ -139,6 +145,15 @@ class SpecialistConfig(_Strict):
         "directory holding adapter_config.json (relative to the config), or an org/name id "
         "the engine resolves on its node. Its rank must fit engine_kwargs.max_lora_rank.",
     )
+
+    @model_validator(mode="after")
+    def _one_binding(self) -> SpecialistConfig:
+        if self.cpu_binding != "auto" and "VLLM_CPU_OMP_THREADS_BIND" in self.engine_env:
+            raise ValueError(
+                "engine_env.VLLM_CPU_OMP_THREADS_BIND and cpu_binding both set the binding: "
+                "give one"
+            )
+        return self
 
     @property
     def deployment(self) -> str:
@@ -159,6 +174,7 @@ ENGINE_FIELDS = (
     "max_queued_requests",
     "start_timeout_s",
     "nice",
+    "cpu_binding",
 )
 
 

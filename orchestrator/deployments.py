@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 STAT_NAMES = ("served", "aborted", "failed", "in_flight")
 
 
+def all_cpus() -> str:
+    """Every CPU this process may run on, as vLLM's OMP binding list ("0,1,2")."""
+    return ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+
+
 class RouterServer:
     """Runs the router LLM; concurrent queries are batched into one forward pass."""
 
@@ -185,6 +190,8 @@ class SpecialistServer:
         self.stats = {m.name: dict.fromkeys(STAT_NAMES, 0) for m in members}
         if first.nice:  # before the engine starts: its processes inherit it
             os.nice(first.nice)
+        if first.cpu_binding == "all":  # read by vLLM's CPU backend when its engine starts
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = all_cpus()
         started = time.monotonic()
         await asyncio.wait_for(self.engine.start(), first.start_timeout_s)
         logger.info(

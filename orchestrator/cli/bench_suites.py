@@ -201,6 +201,7 @@ def _overhead_rounds(
     from loadgen import alternate
     from loadgen.peer import vllm_server
     from orchestrator.app import OFFLINE_ENV
+    from orchestrator.deployments import all_cpus
     from orchestrator.runtime import free_port
     from specialists.prompts import STOP_STRINGS
 
@@ -211,6 +212,8 @@ def _overhead_rounds(
         template.write_text(CHAT_TEMPLATE.replace("<SYSTEM>", system))
         kwargs = {**spec.engine_kwargs, "chat_template": str(template)}
         model_dir = spec.model.location(get_settings().cache_dir)
+        # the peer gets the engine's CPU binding too: the same engine settings on both sides
+        binding = {"VLLM_CPU_OMP_THREADS_BIND": all_cpus()} if spec.cpu_binding == "all" else {}
         with ExitStack() as stack:
             run = stack.enter_context(_service(cfg, Path(tmp) / "state"))
             with progress() as bars:
@@ -222,7 +225,7 @@ def _overhead_rounds(
                         port=free_port(),
                         max_model_len=spec.max_model_len,
                         engine_kwargs=kwargs,
-                        env={**OFFLINE_ENV, **spec.engine_env},
+                        env={**OFFLINE_ENV, **spec.engine_env, **binding},
                         log_path=get_settings().state_dir / "bench" / "vllm-serve.log",
                     )
                 )

@@ -1,6 +1,7 @@
 """The real CPU profile, started the way users start it: `mixserve up` in a subprocess
-(local Ray, embedded Redis, three vLLM engines serving Gemma 3 270M, the real router and
-retriever), stopped with `mixserve down`, after which no process of the run may remain.
+(local Ray, embedded Redis, one vLLM engine serving Gemma 3 270M for the three
+specialists, the real router and retriever), stopped with `mixserve down`, after which
+no process of the run may remain.
 
 The one change to the `cpu` profile is its price list, token prices in place of its
 replica-hour prices (general < math < code), so a cascade has a cheaper specialist to

@@ -138,3 +138,12 @@ def test_the_gpu_profile_shows_lora_adapters_on_one_base_engine():
     assert len(groups) == 1 and groups.pop().startswith("engine-")
     members = cfg.engine_groups()[with_lora[0].deployment]
     assert len(members) >= 2 and all(m.model == members[0].model for m in members)
+
+
+def test_the_cpu_binding_is_set_once():
+    both = fleet(("general", {"cpu_binding": "all",
+                              "engine_env": {"VLLM_CPU_OMP_THREADS_BIND": "0-1"}}))  # fmt: skip
+    [error] = errors_of(both)
+    assert error.startswith("specialists[0]: ") and "give one" in error
+    cfg = parse_config(fleet(("general", {"cpu_binding": "all"})))
+    assert cfg.specialists[0].cpu_binding == "all"
