@@ -7,8 +7,11 @@ data README's task of each file). Measured, per layer, from one forward pass:
 
 - RouterDC task routing: 5-fold cross-validated (stratified by table), the unweighted
   mean over the five tables, the same figure the few-shot head is judged by;
-- the shipped examples, routed by a probe fitted on RouterDC alone (held out entirely);
-- the decision time of one query (embedding at that depth plus the head), p50 of 50.
+- the shipped examples, routed by a probe fitted on RouterDC alone (held out entirely),
+  and leave-one-out: fitted on RouterDC and the other examples (each weighted
+  ``--example-weight`` times), against the few-shot head leave-one-out at that layer.
+
+How long a decision takes at each depth is ``benchmarks/router_latency.py``'s.
 
 With ``--write-artifact DIR --layer N`` it fits the probe on every RouterDC question and
 the shipped examples and writes a router artifact (``router.json`` + ``head.npz``: the
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3, 4, 6, 18])
     parser.add_argument("--l2", type=float, default=1000.0)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--example-weight", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/router_shallow.json")
     parser.add_argument("--write-artifact", type=Path, help="write the probe of --layer here")
     parser.add_argument("--layer", type=int, default=2, help="layer of the written artifact")
@@ -111,27 +115,34 @@ def main() -> None:
         probe = LinearHead(l2=args.l2)
         probe.fit_scores(x[layer], earned, groups)
         held_out = float((probe.predict(xe[layer]).argmax(1) == ye).mean())
+        described = [lm.embed_layers([s.description], [layer])[layer] for s in config.specialists]
         few = NearestCentroidHead(**r.head_params)
-        few.fit_examples(
-            [
-                lm.embed_layers([s.description, *s.examples], [layer])[layer]
-                for s in config.specialists
-            ]
-        )
+        few.fit_examples([np.concatenate([d, xe[layer][ye == n]]) for n, d in enumerate(described)])
         few_dc = accuracy(few.predict(x[layer]).argmax(1), want, groups)
-        timed = []
-        for q in queries[:50]:
-            t0 = time.perf_counter()
-            one = lm.embed_layers([q], [layer])[layer] if layer < top else lm.embed([q])
-            probe.predict(one)
-            timed.append(time.perf_counter() - t0)
+        probe_loo = few_loo = 0
+        for i in range(len(ye)):
+            keep = np.arange(len(ye)) != i
+            w = args.example_weight
+            loo = LinearHead(l2=args.l2)
+            loo.fit_scores(
+                np.concatenate([x[layer], *[xe[layer][keep]] * w]),
+                np.concatenate([earned, *[np.eye(len(NAMES))[ye[keep]]] * w]),
+                np.zeros(len(x[layer]) + w * int(keep.sum()), dtype=int),
+            )
+            probe_loo += int(loo.predict(xe[layer][i : i + 1]).argmax() == ye[i])
+            centroid = NearestCentroidHead(**r.head_params)
+            centroid.fit_examples(
+                [np.concatenate([d, xe[layer][keep & (ye == n)]]) for n, d in enumerate(described)]
+            )
+            few_loo += int(centroid.predict(xe[layer][i : i + 1]).argmax() == ye[i])
         row = {
             "layer": layer,
             "probe_routerdc_cv": round(statistics.mean(cv), 4),
             "probe_routerdc_cv_sd": round(statistics.pstdev(cv), 4),
-            "probe_shipped_examples": round(held_out, 4),
+            "probe_shipped_examples_unseen": round(held_out, 4),
+            "probe_shipped_examples_loo": round(probe_loo / len(ye), 4),
             "few_shot_routerdc": round(few_dc, 4),
-            "decision_ms_p50": round(statistics.median(timed) * 1000, 2),
+            "few_shot_shipped_examples_loo": round(few_loo / len(ye), 4),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -144,8 +155,6 @@ def main() -> None:
         "seeds": args.seeds,
         "rows": rows,
         "seconds": round(time.monotonic() - started, 1),
-        "note": "decision time here is the embedding forward pass to that layer plus the "
-        "probe, one query at a time, full-depth forward for the top layer",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

