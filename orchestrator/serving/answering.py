@@ -20,6 +20,29 @@ from orchestrator.serving.streaming import sse_body
 from orchestrator.telemetry.metrics import ServiceMetrics
 
 
+def spill_target(
+    routing: Mapping[str, Any],
+    tried: list[str],
+    engines: Mapping[str, str],
+    available: Mapping[str, Any],
+    min_score: float,
+) -> str | None:
+    """The best-ranked specialist (by utility, else score) not on an engine already tried
+    (one of an engine group's would meet the same full queue), available, and predicted
+    at least ``min_score``; None when there is none."""
+    ranking = routing.get("utilities") or routing.get("scores") or {}
+    scores = routing.get("scores") or {}
+    full = {engines.get(name, name) for name in tried}
+    candidates = [
+        name
+        for name in sorted(ranking, key=lambda n: (-float(ranking[n]), n))
+        if engines.get(name, name) not in full
+        and name in available
+        and float(scores.get(name, 1.0)) >= min_score
+    ]
+    return candidates[0] if candidates else None
+
+
 class Answering:
     def __init__(
         self,
@@ -128,17 +151,7 @@ class Answering:
             return None
         if len(tried) > spill.max_spills:
             return None
-        ranking = routing.get("utilities") or routing.get("scores") or {}
-        scores = routing.get("scores") or {}
-        full = {self.engines.get(name, name) for name in tried}
-        candidates = [
-            name
-            for name in sorted(ranking, key=lambda n: (-float(ranking[n]), n))
-            if self.engines.get(name, name) not in full
-            and name in self.specialists
-            and float(scores.get(name, 1.0)) >= spill.min_score
-        ]
-        return candidates[0] if candidates else None
+        return spill_target(routing, tried, self.engines, self.specialists, spill.min_score)
 
     # ---- finishing (also called by the SSE body, ``orchestrator.serving.streaming``) ---------
     def first_token(self, plan: Plan) -> None:
