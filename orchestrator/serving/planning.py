@@ -5,6 +5,7 @@ the budget of its maximum cost. The result is a ``Plan`` the answering side carr
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -17,8 +18,12 @@ from orchestrator.errors import APIError, unknown_model
 from orchestrator.serving.cache import ResponseCache, cache_key, digest_of
 from orchestrator.serving.plan import Plan, policy_for, select_passages
 from orchestrator.serving.protocol import MixserveOptions
+from orchestrator.telemetry.log_throttle import Throttled
 from orchestrator.telemetry.metrics import ServiceMetrics
 from orchestrator.telemetry.request_trace import RequestTrace
+
+logger = logging.getLogger(__name__)
+throttled = Throttled(logger)  # a router that is down fails every request alike
 
 
 async def _nothing() -> None:
@@ -184,6 +189,7 @@ class Planner:
                 fallback = self.config.router.fallback or self.names[0]
                 problem = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
                 self.metrics.degraded.inc(1, tags={"part": "router"})
+                throttled.warning("router %s (%s): requests go to %s", problem, exc, fallback)
                 span.set_attribute("mixserve.degraded", f"router {problem}")
                 return {
                     "choice": fallback,
@@ -210,6 +216,7 @@ class Planner:
             except Exception as exc:  # noqa: BLE001 - any retriever failure degrades alike
                 problem = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
                 self.metrics.degraded.inc(1, tags={"part": "retriever"})
+                throttled.warning("retriever %s (%s): answering without passages", problem, exc)
                 span.set_attribute("mixserve.degraded", f"retriever {problem}")
                 return {"hits": [], "busy_s": 0.0, "degraded": f"retriever {problem}"}
             span.set_attribute("mixserve.retrieval.hits", len(found.get("hits", [])))
