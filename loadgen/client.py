@@ -24,6 +24,7 @@ class Outcome:
     specialist: str = ""
     error: str = ""  # the error code of a refusal or failure (in the body or in-band)
     retry_after_s: float = 0.0  # what a refusal asked the client to wait
+    request_id: str = ""  # mixserve's (its trace), from the first chunk; "" from a peer
 
     @property
     def answered(self) -> bool:
@@ -87,6 +88,9 @@ def absorb_event(out: Outcome, line: str, elapsed: float) -> None:
     if "error" in event:  # in-band, after the headers went out
         out.error = str(event["error"].get("code") or "error")
         return
+    meta = event.get("mixserve")
+    if not out.request_id and isinstance(meta, dict) and meta.get("request_id"):
+        out.request_id = str(meta["request_id"])
     choices = event.get("choices") or []
     if out.ttft_s is None and choices and choices[0].get("delta", {}).get("content"):
         out.ttft_s = elapsed

