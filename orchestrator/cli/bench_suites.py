@@ -72,10 +72,13 @@ def _round(
     slo: float,
     extra: dict[str, Any] | None = None,
     stages: bool = False,
+    probe: bool = False,
 ) -> Any:
     """One round's measurement; with ``stages``, its requests' time to first token taken
-    apart from their traces (``ttft_stages``)."""
+    apart from their traces (``ttft_stages``); with ``probe``, one request at a time from
+    a process of its own beside the load (``probe``: how fast it is refused)."""
     from loadgen import LoadSpec, run_load, summarize
+    from loadgen.probe import Probe
     from orchestrator.cli.bench_stages import breakdown
 
     spec = LoadSpec(
@@ -89,8 +92,11 @@ def _round(
     )
 
     async def measure() -> dict[str, Any]:
+        prober = Probe(url, duration, model=model).start() if probe else None
         outcomes = await run_load(spec, mix)
         report = summarize(outcomes, slo)
+        if prober is not None:
+            report["probe"] = await asyncio.to_thread(prober.result)
         report["load"] = {"url": url, "model": model, "clients": clients, "duration_s": duration}
         if stages:
             report["ttft_stages"] = await breakdown(url, outcomes)
@@ -408,6 +414,7 @@ def _overload_rounds(
                                 max_tokens,
                                 queries,
                                 slo,
+                                probe=True,
                             ),
                         },
                         rounds,
@@ -429,6 +436,10 @@ def _overload_summary(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any
             lambda x, y: (x["latency_ms"]["p99"] or 0) / max(y["latency_ms"]["p99"] or 0, 1e-9)
         ),
         "reject_p99_ms": max((b["refusal_ms"]["p99"] or 0.0) for b in worst),
+        # the same, from a probe of its own beside the load (not swamped by 256 streams)
+        "probe_reject_p99_ms": max(
+            ((x.get("probe") or {}).get("refused", {}).get("p99") or 0.0) for x, _ in pairs
+        ),
         "count_5xx": sum(int(b["count_5xx"]) for b in worst),
         "client_timeouts": sum(int(b["client_timeouts"]) for b in worst),
     }

@@ -58,6 +58,18 @@ async def _released_after(
         release()
 
 
+def _on_this_mode(handle: Any) -> Any:
+    """The handle, calling as this cluster's Serve mode does. A handle bound in the driver
+    keeps the driver's default transport (Ray object references), even on a cluster that
+    runs Serve's gRPC data plane (``RAY_SERVE_THROUGHPUT_OPTIMIZED``) when the driver had
+    imported Serve before that was set; the replica's own setting decides here."""
+    if handle is None:
+        return None
+    from ray.serve._private.constants import RAY_SERVE_USE_GRPC_BY_DEFAULT
+
+    return handle.options(_by_reference=not RAY_SERVE_USE_GRPC_BY_DEFAULT)
+
+
 app = FastAPI(title="mixserve", version="0.1.0")
 install_error_handlers(app)
 
@@ -75,6 +87,8 @@ class Gateway:
         tracing: TraceOptions | None = None,
     ) -> None:
         self.config = config
+        router, retriever = _on_this_mode(router), _on_this_mode(retriever)
+        specialists = {name: _on_this_mode(h) for name, h in specialists.items()}
         self.router = router
         self.retriever = retriever
         self.specialists = specialists

@@ -50,3 +50,12 @@ def test_bench_refuses_what_it_cannot_do_in_one_line(service):
     assert both.returncode == 1 and "give --clients" in both.stderr
     skew = run_mixserve("bench", "run", "--url", service.url, "--skew", "nope=0.5")
     assert skew.returncode == 1 and "no group 'nope'" in skew.stderr
+
+
+def test_a_probe_beside_a_load_times_each_of_its_answers(service):
+    from loadgen.probe import Probe
+
+    result = Probe(service.url, 2.0, interval_s=0.1, api_key=service.api_key).start().result()
+    assert result["statuses"] == [200]  # nothing refused: the shared service is not full
+    assert result["refused"]["count"] == 0 and result["refused"]["p99"] is None
+    assert result["other"]["count"] >= 3 and result["other"]["p50"] > 0

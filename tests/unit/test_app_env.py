@@ -39,3 +39,18 @@ def test_the_serve_mode_of_a_local_ray_is_throughput_optimized_behind_haproxy():
     assert len(ports) == 4 and len(set(ports)) == 4  # free ones, not HAProxy's fixed ports
     assert int(env["RAY_SERVE_HAPROXY_TUNE_BUFSIZE"]) == 65_536  # twice the header limit
     assert int(serve_env(max_header_bytes=1024)["RAY_SERVE_HAPROXY_TUNE_BUFSIZE"]) == 16_384
+
+
+def test_the_gateway_calls_its_handles_as_its_own_serve_mode_does():
+    from ray.serve._private.constants import RAY_SERVE_USE_GRPC_BY_DEFAULT
+
+    from orchestrator.serving.gateway import _on_this_mode
+
+    class Handle:
+        def options(self, **kwargs):
+            return kwargs
+
+    # a handle bound in a driver that imported Serve before the mode was set would keep
+    # calling by Ray object reference; the replica's own setting decides
+    assert _on_this_mode(Handle()) == {"_by_reference": not RAY_SERVE_USE_GRPC_BY_DEFAULT}
+    assert _on_this_mode(None) is None

@@ -140,6 +140,7 @@ def test_the_overhead_and_overload_summaries_are_ratios_within_rounds():
                        "routed_ratio": 0.75, "router_p50_ms": 7.5}  # fmt: skip
     load = {"peak": [report(0, 0, 0, goodput=2.0, p99=1000)],
             "overload": [report(0, 0, 0, goodput=1.8, p99=1500, refusal=12.5, n5xx=1)]}  # fmt: skip
+    load["overload"][0]["probe"] = {"refused": {"count": 9, "p50": 3.0, "p99": 8.5}}
     assert _overload_summary(load) == {"goodput_ratio": 0.9, "admitted_p99_ratio": 1.5,
-                                       "reject_p99_ms": 12.5, "count_5xx": 1,
-                                       "client_timeouts": 0}  # fmt: skip
+                                       "reject_p99_ms": 12.5, "probe_reject_p99_ms": 8.5,
+                                       "count_5xx": 1, "client_timeouts": 0}  # fmt: skip
