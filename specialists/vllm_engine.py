@@ -9,6 +9,7 @@ from typing import Any
 
 from specialists.engine import Adapter, Chunk, GenerationRequest, SpecialistEngine
 from specialists.errors import ContextLengthError, EngineUnhealthyError
+from specialists.stops import StopScanner
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,11 @@ class VLLMEngine(SpecialistEngine):
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
+            # vLLM stops at the stop string (exact token counts and log-probabilities) but
+            # sends it, so that it holds no text back; the stop string is cut off here,
+            # holding back only a tail that could begin one (specialists.stops)
             stop=request.stop or None,
+            include_stop_str_in_output=True,
             seed=request.seed,
             # 0 = only the sampled token's log-probability; vLLM sums it into
             # cumulative_logprob. Not asked otherwise: it costs a log-softmax per token.
@@ -91,11 +96,21 @@ class VLLMEngine(SpecialistEngine):
         stream = engine.generate(
             TokensPrompt(prompt_token_ids=ids), params, request.request_id, lora_request=lora
         )
-        async for out in stream:
-            completion = out.outputs[0]
-            produced += len(completion.token_ids)
-            logprob = completion.cumulative_logprob if request.logprobs else None
-            yield Chunk(completion.text, len(ids), produced, completion.finish_reason, logprob)
+        stops = StopScanner(request.stop)
+        try:
+            async for out in stream:
+                completion = out.outputs[0]
+                produced += len(completion.token_ids)
+                logprob = completion.cumulative_logprob if request.logprobs else None
+                text, stopped = stops.feed(completion.text)
+                finish = completion.finish_reason
+                if finish is not None and not stopped:
+                    text += stops.flush()
+                yield Chunk(text, len(ids), produced, "stop" if stopped else finish, logprob)
+                if stopped:  # vLLM ends here too; closing the stream aborts what is left
+                    return
+        finally:
+            await stream.aclose()
 
     async def abort(self, request_id: str) -> None:
         if self._engine is not None:

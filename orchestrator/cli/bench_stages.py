@@ -1,8 +1,10 @@
 """Where a streamed request's time to first token goes, stage by stage, from its trace:
 what the client saw, the gateway before it called the engine, the way to the engine
 replica (handle routing and its queue), the engine's own time to its first chunk
-(tokenizing, vLLM's queue, prefill), the first chunk's way back, and what lies in front
-of the gateway (HAProxy or Serve's proxy, HTTP, the load generator's own scheduling)."""
+(tokenizing, vLLM's queue, prefill), the first chunk's way back, the wait from that
+chunk to the first one with text (text held back while it could begin a stop string),
+and what lies in front of the gateway (HAProxy or Serve's proxy, HTTP, the load
+generator's own scheduling)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ STAGES = (
     "to_engine",
     "engine_ttft",
     "back_to_gateway",
-    "gateway_after_first_chunk",
+    "first_chunk_to_text",
 )
 
 
@@ -47,7 +49,7 @@ def stages_of(spans: Sequence[dict[str, Any]], client_ttft_s: float) -> dict[str
         "to_engine": to_engine,
         "engine_ttft": engine_ttft,
         "back_to_gateway": call_ttft - to_engine - engine_ttft,
-        "gateway_after_first_chunk": gateway_ttft - before_call - call_ttft,
+        "first_chunk_to_text": gateway_ttft - before_call - call_ttft,
     }
 
 

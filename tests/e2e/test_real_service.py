@@ -136,3 +136,23 @@ def test_disconnect_aborts_the_real_engine_generation(live):
         stats = general_stats()
     assert stats["aborted"] == before["aborted"] + 1
     assert stats["engine_unfinished"] == 0 and stats["in_flight"] == 0
+
+
+def test_a_stop_string_ends_a_real_answer_just_before_it(client):
+    """Stop strings are matched as the text streams (specialists.stops), not by vLLM:
+    the answer ends right before the first occurrence, which is never sent."""
+    question = "Describe the city of Paris in a few sentences."
+    full = ask(client, question, model="general", max_tokens=32).json()
+    text = full["choices"][0]["message"]["content"]
+    assert len(text) > 12, text
+    stop = text[len(text) // 2 : len(text) // 2 + 3]
+    body = ask(client, question, model="general", max_tokens=32, stop=[stop]).json()
+    choice = body["choices"][0]
+    assert choice["message"]["content"] == text[: text.index(stop)]
+    assert choice["finish_reason"] == "stop"
+    assert body["usage"]["completion_tokens"] < full["usage"]["completion_tokens"]
+    streamed = ask(client, question, model="general", max_tokens=32, stop=[stop], stream=True)
+    events = [json.loads(ln[6:]) for ln in streamed.text.splitlines()
+              if ln.startswith("data: {")]  # fmt: skip
+    deltas = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+    assert deltas == text[: text.index(stop)]

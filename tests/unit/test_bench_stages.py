@@ -33,7 +33,7 @@ def test_the_stages_add_up_to_what_the_client_saw():
     assert row["to_engine"] == pytest.approx(0.10)
     assert row["engine_ttft"] == pytest.approx(0.30)
     assert row["back_to_gateway"] == pytest.approx(0.05)
-    assert row["gateway_after_first_chunk"] == pytest.approx(0.03)
+    assert row["first_chunk_to_text"] == pytest.approx(0.03)
     parts = sum(v for k, v in row.items() if k != "client_ttft")
     assert parts == pytest.approx(row["client_ttft"])
 
