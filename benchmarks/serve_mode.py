@@ -20,14 +20,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from loadgen import LoadSpec, QueryMix, run_load, summarize
 from loadgen.compare import alternate, median
+from loadgen.peer import wait_until_up
 from orchestrator.cli.bench import BUILTIN_MIX
 from orchestrator.runtime import free_port, serve_env
 
@@ -42,20 +40,6 @@ def start(state: Path, port: int, env: dict[str, str], log: Path) -> subprocess.
         return subprocess.Popen(
             [MIXSERVE, "up", "--port", str(port)], env=full, stdout=out, stderr=out, cwd=ROOT
         )
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mixserve up for {url} exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s")
 
 
 def stop(state: Path, proc: subprocess.Popen[bytes]) -> None:
@@ -100,7 +84,7 @@ def main() -> None:
                 state, port = Path(tmp) / name, free_port()
                 proc = start(state, port, env, Path(tmp) / f"{name}.log")
                 runs[name] = (state, proc, f"http://127.0.0.1:{port}")
-                wait_ready(runs[name][2], proc)
+                wait_until_up(f"{runs[name][2]}/readyz", proc, 600, f"mixserve up ({name})")
                 print(f"{name} ready at {runs[name][2]}", flush=True)
             variants = {name: measure(url, args, mix) for name, (_, _, url) in runs.items()}
             results = asyncio.run(alternate(variants, args.rounds))

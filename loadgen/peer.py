@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -93,18 +94,23 @@ def vllm_server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vllm serve exited with {proc.returncode}: see {log_path}")
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"vllm serve not ready after {ready_timeout_s:.0f} s")
-            time.sleep(1.0)
+        wait_until_up(f"{url}/health", proc, ready_timeout_s, f"vllm serve (log: {log_path})")
         yield url
     finally:
         _stop(proc)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[Any], timeout_s: float, what: str) -> None:
+    """Until ``GET url`` answers 200; ``what`` exiting first, or the timeout, raises."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+        time.sleep(1.0)
