@@ -27,11 +27,12 @@ from loadgen import LoadSpec, QueryMix, run_load, summarize
 from loadgen.compare import alternate, median
 from loadgen.peer import wait_until_up
 from orchestrator.cli.bench import BUILTIN_MIX
-from orchestrator.runtime import free_port, serve_env
+from orchestrator.runtime import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXSERVE = str(Path(sys.executable).with_name("mixserve"))
-DEFAULT_MODE = {name: "0" for name in serve_env(0) if name.endswith(("OPTIMIZED", "HA_PROXY"))}
+# set to 0 in the environment, mixserve leaves Serve at its defaults (runtime.serve_env)
+DEFAULT_MODE = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0"}
 
 
 def start(state: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
