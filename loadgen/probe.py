@@ -6,6 +6,7 @@ cores delay what it measures). Bounded in count and time, and it stops by itself
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import time
 from typing import Any
 
@@ -59,21 +60,21 @@ class Probe:
         return self
 
     def result(self) -> dict[str, Any]:
-        from loadgen.report import percentile
+        from loadgen.report import percentiles_ms
 
         try:
             rows: list[tuple[int, float]] = self._queue.get(timeout=self._timeout)
+        except queue.Empty:
+            raise RuntimeError(
+                f"the refusal probe sent no result (its exit code: {self._proc.exitcode})"
+            ) from None
         finally:
             self._proc.join(timeout=10)
             if self._proc.is_alive():
                 self._proc.kill()
 
         def block(latencies: list[float]) -> dict[str, Any]:
-            def ms(q: float) -> float | None:
-                p = percentile(latencies, q)
-                return None if p is None else round(p * 1000, 1)
-
-            return {"count": len(latencies), "p50": ms(0.5), "p99": ms(0.99)}
+            return {"count": len(latencies), **percentiles_ms(latencies)}
 
         return {
             "refused": block([t for s, t in rows if s == 429]),

@@ -24,7 +24,9 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
-def _ms(values: Sequence[float]) -> dict[str, float | None]:
+def percentiles_ms(values: Sequence[float]) -> dict[str, float | None]:
+    """p50, p95 and p99 of seconds, in ms (None for no values)."""
+
     def scaled(q: float) -> float | None:
         p = percentile(values, q)
         return None if p is None else round(p * 1000, 1)
@@ -56,9 +58,9 @@ def _block(outcomes: Sequence[Outcome], wall_s: float, slo_s: float) -> dict[str
         "output_tokens_per_s": round(tokens / wall_s, 2),
         "goodput_rps": round(len(good) / wall_s, 3),
         "goodput_share": round(len(good) / len(outcomes), 4) if outcomes else None,
-        "ttft_ms": _ms([o.ttft_s for o in answered if o.ttft_s is not None]),
-        "latency_ms": _ms([o.latency_s for o in answered]),
-        "refusal_ms": _ms([o.latency_s for o in refused]),
+        "ttft_ms": percentiles_ms([o.ttft_s for o in answered if o.ttft_s is not None]),
+        "latency_ms": percentiles_ms([o.latency_s for o in answered]),
+        "refusal_ms": percentiles_ms([o.latency_s for o in refused]),
     }
 
 

@@ -54,9 +54,9 @@ def stages_of(spans: Sequence[dict[str, Any]], client_ttft_s: float) -> dict[str
 
 
 async def breakdown(url: str, outcomes: Sequence[Any], count: int = 40) -> dict[str, Any]:
-    """p50 and p99 (ms) of each stage over up to ``count`` answered requests, spread
+    """p50, p95 and p99 (ms) of each stage over up to ``count`` answered requests, spread
     over the load; ``samples`` says how many traces were complete."""
-    from loadgen.report import percentile
+    from loadgen.report import percentiles_ms
 
     answered = [o for o in outcomes if o.answered and o.request_id and o.ttft_s is not None]
     step = max(1, len(answered) // count)
@@ -72,11 +72,7 @@ async def breakdown(url: str, outcomes: Sequence[Any], count: int = 40) -> dict[
                     break
                 await asyncio.sleep(0.25)
 
-    def ms(name: str, q: float) -> float | None:
-        p = percentile([r[name] for r in rows], q)
-        return None if p is None else round(p * 1000, 1)
-
     return {
         "samples": len(rows),
-        **{name: {"p50": ms(name, 0.5), "p99": ms(name, 0.99)} for name in STAGES},
+        **{name: percentiles_ms([r[name] for r in rows]) for name in STAGES},
     }
