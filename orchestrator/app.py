@@ -152,8 +152,9 @@ def build_app(
             num_replicas=g.replicas,
             max_ongoing_requests=g.max_ongoing_requests,
             max_queued_requests=g.max_queued_requests,
-            # past the gateway's own queue the proxy refuses, before any replica sees the
-            # request: a 429 with Retry-After there too, as admission control answers
+            # past the gateway replica's own queue, Serve refuses before our code sees the
+            # request (in the replica's HTTP server under HAProxy, else in Serve's proxy):
+            # a 429 with Retry-After there too, as admission control answers
             backpressure_config=BackpressureConfig(status_code=429, retry_after_s=1),
             ray_actor_options=_actor_options(Resources(num_cpus=0.1), env),
         )
