@@ -71,6 +71,9 @@ def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace:
         for s, cost in zip(config.specialists, relative, strict=True)
     ]
     artifact = str(config.resolve(r.artifact)) if r.artifact else None
+    probe = r.early_exit
+    if probe is not None:
+        probe = probe.model_copy(update={"artifact": str(config.resolve(probe.artifact))})
     return (
         _deployment(RouterServer)
         .options(
@@ -81,7 +84,7 @@ def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace:
             ray_actor_options=_actor_options(r.resources, {**env, **model_env(r.model)}),
         )
         .bind(
-            r.model_copy(update={"artifact": artifact}),
+            r.model_copy(update={"artifact": artifact, "early_exit": probe}),
             r.model.location(cache_dir),
             profiles,
             trace,

@@ -192,6 +192,23 @@ class _CallBounds(_Strict):
     )
 
 
+class EarlyExitConfig(_Strict):
+    """A probe on an early layer decides the queries it is sure of; the rest go on to the
+    full depth (`router.layer`) and its head."""
+
+    layer: int = Field(ge=1, description="Router LLM layer the probe reads (below router.layer).")
+    artifact: str = Field(
+        description="The probe: a router artifact trained at `layer` that scores every "
+        "specialist by name (relative to config)."
+    )
+    min_margin: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A query exits when the probe's best specialist leads the second by this.",
+    )
+
+
 class RouterConfig(_CallBounds):
     model: ModelSource = Field(description="The small router LLM.")
     layer: int = Field(
@@ -233,11 +250,22 @@ class RouterConfig(_CallBounds):
         None, description="Specialist used when confidence is below `min_confidence`."
     )
     min_confidence: float = Field(0.0, ge=0, le=1, description="Confidence floor.")
+    early_exit: EarlyExitConfig | None = Field(
+        None, description="Per-query early exit: decide sure queries at an early layer."
+    )
     replicas: int = Field(1, ge=1, description="Router replicas.")
     usd_per_replica_hour: float = Field(
         0.0, ge=0, le=100_000, description="USD per router replica-hour, by busy-time share."
     )
     resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
+
+    @model_validator(mode="after")
+    def _exit_below_depth(self) -> RouterConfig:
+        if self.early_exit is not None and self.early_exit.layer >= self.layer:
+            raise ValueError(
+                f"early_exit.layer ({self.early_exit.layer}) must be below layer ({self.layer})"
+            )
+        return self
 
 
 class CascadeConfig(_Strict):
@@ -421,6 +449,7 @@ class MixserveConfig(_Strict):
         self._check_policy(names)
         self._check_engine_groups()
         self._check_adapters()
+        self._check_early_exit()
         if self.auth.enabled and not self.ledger.enabled:
             raise ValueError("auth.enabled needs ledger.enabled: key budgets are kept there")
         if self.gateway.default_max_tokens > self.gateway.max_tokens_limit:
@@ -476,6 +505,12 @@ class MixserveConfig(_Strict):
                     raise ValueError(f"{where}: {local} holds no adapter_config.json")
             elif lora.startswith((".", "/", "~")) or lora.count("/") != 1:
                 raise ValueError(f"{where}: no LoRA adapter at {local}")
+
+    def _check_early_exit(self) -> None:
+        probe = self.router.early_exit
+        if probe is not None and not (self.resolve(probe.artifact) / "router.json").is_file():
+            where = "router.early_exit.artifact"
+            raise ValueError(f"{where}: no router artifact at {self.resolve(probe.artifact)}")
 
     def adapter(self, spec: SpecialistConfig) -> str | None:
         """Where ``spec``'s LoRA adapter loads from: its local directory, or its id."""

@@ -55,6 +55,7 @@ class RouterServer:
 
         self.tracing = Tracing(tracing, "router")
         started = time.monotonic()
+        probe = config.early_exit  # its artifact resolved against the config's folder too
         self.router = build_router(
             model_dir,
             profiles,
@@ -70,6 +71,9 @@ class RouterServer:
             tradeoff=config.quality_cost_tradeoff,
             fallback=config.fallback,
             min_confidence=config.min_confidence,
+            exit_artifact=probe.artifact if probe else None,
+            exit_layer=probe.layer if probe else 0,
+            exit_margin=probe.min_margin if probe else 0.0,
         )
         logger.info("router ready in %.1fs", time.monotonic() - started)
 
@@ -95,6 +99,7 @@ class RouterServer:
                     "mixserve.routing.choice": str(result["choice"]),
                     "mixserve.routing.confidence": float(result["confidence"]),
                     "mixserve.router.batch_size": batch,
+                    "mixserve.router.layer": int(result.get("layer", 0)),
                     "mixserve.busy_s": float(result["busy_s"]),
                 }
             )

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from router_model.artifact import ArtifactError, load_artifact
+from router_model.artifact import ArtifactError, RouterArtifact, load_artifact
+from router_model.early_exit import EarlyExit
 from router_model.heads import FewShotHead, build_head, head_names, register_head
 from router_model.router import Router, RoutingDecision, SpecialistProfile, relative_costs
 from router_model.scores import ScoreTableError, read_score_tables
@@ -65,13 +66,18 @@ def build_router(
     tradeoff: float = 0.0,
     fallback: str | None = None,
     min_confidence: float = 0.0,
+    exit_artifact: str | Path | None = None,
+    exit_layer: int = 0,
+    exit_margin: float = 0.0,
 ) -> Router:
     """Load the router LLM (first ``layer`` layers) and its head.
 
     With ``artifact`` the learned head it holds is used (its backbone must match); without,
-    the few-shot ``head`` is fitted on each specialist's description and examples.
+    the few-shot ``head`` is fitted on each specialist's description and examples. With
+    ``exit_artifact`` (a probe trained at ``exit_layer``) queries the probe is sure of by
+    ``exit_margin`` are decided there, the rest at ``layer``.
     """
-    from router_model.backbone import HiddenStateEmbedder
+    from router_model.backbone import BackboneSpec, HiddenStateEmbedder
 
     if threads is not None:
         import torch
@@ -86,7 +92,29 @@ def build_router(
         routing_head, head_name = trained.head, trained.head_name
     else:
         routing_head, head_name = build_head(head, **dict(head_params or {})), head
+    probe: RouterArtifact | None = None
+    if exit_artifact is not None:
+        probe = load_artifact(exit_artifact)
+        spec = embedder.spec
+        probe.check_backbone(BackboneSpec(spec.weights, exit_layer, spec.max_tokens, spec.dtype))
+        missing = [p.name for p in profiles if p.name not in probe.models]
+        if missing:
+            raise ArtifactError(
+                f"the early-exit probe scores {', '.join(probe.models)}, "
+                f"not every specialist by name (missing: {', '.join(missing)})"
+            )
     embedder.load()
+    early_exit = None
+    if probe is not None:
+        embedder.add_stage(exit_layer)
+        early_exit = EarlyExit(
+            lambda queries: embedder.embed_until(queries, exit_layer),
+            probe.head,
+            [probe.models.index(p.name) for p in profiles],
+            exit_layer,
+            exit_margin,
+            probe.head_name,
+        )
     if isinstance(routing_head, FewShotHead):
         routing_head.fit_examples([embedder.embed([p.description, *p.examples]) for p in profiles])
     elif artifact is None:
@@ -100,4 +128,6 @@ def build_router(
         fallback=fallback,
         min_confidence=min_confidence,
         head_name=head_name,
+        layer=layer,
+        early_exit=early_exit,
     )

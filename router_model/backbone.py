@@ -5,6 +5,11 @@ one we pool cannot change it, so dropping them cuts cost in proportion. The firs
 (``<bos>``) is excluded from the mean: decoder LMs park huge activations on it (an
 attention sink) that would otherwise dominate every query's vector.
 
+For a per-query early exit the decoder can also run in two stages (``embed_until`` then
+``embed_rest``): the first ``k`` layers for a whole batch, then the remaining layers only
+for the rows that still need them, continuing from the stage's hidden states. Both stages
+share the loaded weights; the two-stage result equals one full pass.
+
 The backbone runs in bfloat16 by default and, with ``compile=True``, under
 ``torch.compile`` with dynamic shapes; batches are padded to a few lengths (never past
 the token limit) to bound padding. A ``BackboneSpec`` names everything that changes the
@@ -13,10 +18,12 @@ embedding; a router artifact records it and refuses to load under a different on
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +68,28 @@ def weights_identity(model_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A batch after its first ``layer`` layers: pooled rows, and how to run on."""
+
+    pooled: np.ndarray
+    rest: Callable[[list[int]], np.ndarray]  # row indices -> pooled rows at the last layer
+
+
+def _part(decoder: Any, first: int, last: int) -> Any:
+    """A view of ``decoder`` running only its layers ``first..last-1`` (same weights)."""
+    import torch
+
+    part = copy.copy(decoder)
+    part._modules = dict(decoder._modules)  # its own module table; the modules are shared
+    part.layers = torch.nn.ModuleList(list(decoder.layers)[first:last])
+    part.config = copy.copy(decoder.config)
+    part.config.num_hidden_layers = last - first
+    if getattr(decoder.config, "layer_types", None):
+        part.config.layer_types = list(decoder.config.layer_types)[first:last]
+    return part
+
+
 def _bucket(length: int) -> int:
     for size in LENGTH_BUCKETS:
         if length <= size:
@@ -87,6 +116,7 @@ class HiddenStateEmbedder:
         self._model: Any = None
         self._forward: Any = None
         self._tokenizer: Any = None
+        self._stages: dict[int, tuple[Any, Any]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -126,6 +156,16 @@ class HiddenStateEmbedder:
 
     def compile_now(self) -> None:
         """Compile the loaded model (falls back to eager, with a warning, if that fails)."""
+        compiled = self._compiled(self._model)
+        try:
+            self._forward = compiled
+            self.embed(["warm up the compiled router"])
+        except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to eager
+            logger.warning("torch.compile failed (%s); the router runs eagerly", exc)
+            self._forward = self._model
+
+    @staticmethod
+    def _compiled(module: Any) -> Any:
         import torch
         import torch._inductor.config as inductor
 
@@ -133,13 +173,24 @@ class HiddenStateEmbedder:
         # oneDNN: about 10% faster per query on CPU than plain compile here
         inductor.freezing = True
         # dynamic shapes: one graph for every batch size and length (no recompiles)
-        compiled = torch.compile(self._model, dynamic=True)
-        try:
-            self._forward = compiled
-            self.embed(["warm up the compiled router"])
-        except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to eager
-            logger.warning("torch.compile failed (%s); the router runs eagerly", exc)
-            self._forward = self._model
+        return torch.compile(module, dynamic=True)
+
+    def add_stage(self, layer: int) -> None:
+        """Prepare the two-stage pass that stops after ``layer`` layers (compiled too when
+        the embedder is); ``embed_until(texts, layer)`` needs it."""
+        if self._model is None:
+            raise RuntimeError("embedder not loaded")
+        if not 1 <= layer < self.layer:
+            raise ValueError(f"an early exit must lie in 1..{self.layer - 1}, not {layer}")
+        front, back = _part(self._model, 0, layer), _part(self._model, layer, self.layer)
+        self._stages[layer] = (front, back)
+        if self.compile:
+            try:
+                self._stages[layer] = (self._compiled(front), self._compiled(back))
+                self.embed_until(["warm up the compiled router"], layer).rest([0])
+            except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to eager
+                logger.warning("torch.compile failed (%s); the early exit runs eagerly", exc)
+                self._stages[layer] = (front, back)
 
     @property
     def loaded(self) -> bool:
@@ -179,7 +230,29 @@ class HiddenStateEmbedder:
             raise ValueError(f"layers must lie in 1..{self.layer}")
         return self._run(texts, layers)
 
-    def _run(self, texts: list[str], layers: list[int] | None) -> dict[int, np.ndarray]:
+    def embed_until(self, texts: list[str], layer: int) -> Stage:
+        """Pooled states after ``layer`` layers; ``rest(rows)`` runs those rows on through
+        the remaining layers and returns their pooled states at ``self.layer``."""
+        import torch
+
+        if layer not in self._stages:
+            raise RuntimeError(f"no early exit prepared at layer {layer} (add_stage)")
+        front, back = self._stages[layer]
+        input_ids, mask = self._batch(texts)
+        with self._lock, torch.inference_mode():
+            hidden = front(input_ids=input_ids, attention_mask=mask, use_cache=False)
+        hidden = hidden.last_hidden_state
+
+        def rest(rows: list[int]) -> np.ndarray:
+            index = torch.tensor(rows, dtype=torch.long)
+            with self._lock, torch.inference_mode():
+                out = back(inputs_embeds=hidden[index], attention_mask=mask[index], use_cache=False)
+            return self._pool(out.last_hidden_state, mask[index])
+
+        return Stage(self._pool(hidden, mask), rest)
+
+    def _batch(self, texts: list[str]) -> tuple[Any, Any]:
+        """Token ids padded to a bucketed width, and their attention mask."""
         import torch
 
         if self._model is None:
@@ -192,6 +265,23 @@ class HiddenStateEmbedder:
         for i, row in enumerate(ids):
             input_ids[i, : len(row)] = torch.tensor(row)
             mask[i, : len(row)] = 1
+        return input_ids, mask
+
+    def _pool(self, hidden: Any, mask: Any) -> np.ndarray:
+        """Mean over each row's tokens, ``<bos>`` left out, as float32."""
+        import torch
+
+        weights = mask.to(torch.float32)
+        if self.bos:
+            weights[:, 0] = 0.0
+        weights = weights.unsqueeze(-1)
+        count = weights.sum(1).clamp(min=1.0)
+        return ((hidden.float() * weights).sum(1) / count).numpy().astype(np.float32)
+
+    def _run(self, texts: list[str], layers: list[int] | None) -> dict[int, np.ndarray]:
+        import torch
+
+        input_ids, mask = self._batch(texts)
         with self._lock, torch.inference_mode():
             if layers is None:
                 out = self._forward(input_ids=input_ids, attention_mask=mask, use_cache=False)
@@ -204,12 +294,4 @@ class HiddenStateEmbedder:
                     output_hidden_states=True,
                 )
                 states = {n: out.hidden_states[n] for n in layers}
-        weights = mask.to(torch.float32)
-        if self.bos:
-            weights[:, 0] = 0.0
-        weights = weights.unsqueeze(-1)
-        count = weights.sum(1).clamp(min=1.0)
-        return {
-            n: ((h.float() * weights).sum(1) / count).numpy().astype(np.float32)
-            for n, h in states.items()
-        }
+        return {n: self._pool(h, mask) for n, h in states.items()}

@@ -5,6 +5,8 @@ specialist's expected cost per query over the most expensive specialist's (so λ
 "quality I would give up to avoid the most expensive specialist entirely"). λ comes from
 config and may be overridden per request. Confidence is the chosen specialist's predicted
 quality; below ``min_confidence`` the query goes to ``fallback`` when one is configured.
+With an ``EarlyExit`` the queries its probe is sure of are decided at its layer, the rest
+at full depth; each decision says at which layer (``layer``) and by which head.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from router_model.early_exit import EarlyExit
 from router_model.heads import RoutingHead
 
 
@@ -35,6 +38,7 @@ class RoutingDecision:
     tradeoff: float = 0.0
     utilities: dict[str, float] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
+    layer: int = 0  # the router LLM layer the decision was made at
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -46,6 +50,7 @@ class RoutingDecision:
             "head": self.head,
             "quality_cost_tradeoff": self.tradeoff,
             "reason": self.reason,
+            "layer": self.layer,
         }
 
 
@@ -79,6 +84,8 @@ class Router:
         fallback: str | None = None,
         min_confidence: float = 0.0,
         head_name: str = "",
+        layer: int = 0,
+        early_exit: EarlyExit | None = None,
     ) -> None:
         if not profiles:
             raise ValueError("a router needs at least one specialist")
@@ -93,24 +100,36 @@ class Router:
         self.fallback = fallback
         self.min_confidence = min_confidence
         self.head_name = head_name
+        self.layer = layer
+        self.early_exit = early_exit
 
     def predict(self, queries: list[str]) -> np.ndarray:
         """Predicted quality, one row per query, one column per specialist."""
-        return self.head.predict(self.embed(queries))[:, self.columns]
+        return self.predict_exits(queries)[0]
+
+    def predict_exits(self, queries: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted quality, and which queries the early exit decided (none without one)."""
+        if self.early_exit is None:
+            quality = self.head.predict(self.embed(queries))[:, self.columns]
+            return quality, np.zeros(len(queries), dtype=bool)
+        return self.early_exit.predict(queries, lambda x: self.head.predict(x)[:, self.columns])
 
     def route_batch(
         self, queries: list[str], tradeoffs: Sequence[float | None] | None = None
     ) -> list[RoutingDecision]:
         if not queries:
             return []
-        quality = self.predict(queries)
+        quality, exited = self.predict_exits(queries)
         lambdas = [self.tradeoff if t is None else t for t in (tradeoffs or [None] * len(queries))]
-        return [self._decide(row, lam) for row, lam in zip(quality, lambdas, strict=True)]
+        return [
+            self._decide(row, lam, bool(out))
+            for row, lam, out in zip(quality, lambdas, exited, strict=True)
+        ]
 
     def route(self, query: str, tradeoff: float | None = None) -> RoutingDecision:
         return self.route_batch([query], [tradeoff])[0]
 
-    def _decide(self, quality: np.ndarray, tradeoff: float) -> RoutingDecision:
+    def _decide(self, quality: np.ndarray, tradeoff: float, exited: bool) -> RoutingDecision:
         utility = quality - tradeoff * self.costs
         best = int(np.argmax(utility))
         confidence = float(quality[best])
@@ -122,6 +141,9 @@ class Router:
             choice = self.fallback
             reason = f"confidence {confidence:.3f} below {self.min_confidence}: fallback"
         costs = {n: round(float(c), 6) for n, c in zip(self.names, self.costs, strict=True)}
+        head, layer = self.head_name, self.layer
+        if exited and self.early_exit is not None:
+            head, layer = self.early_exit.head_name, self.early_exit.layer
         return RoutingDecision(
-            choice, scores, confidence, reason, self.head_name, tradeoff, utilities, costs
+            choice, scores, confidence, reason, head, tradeoff, utilities, costs, layer
         )

@@ -36,6 +36,7 @@ from orchestrator.cli.common import (
 from orchestrator.cli.costs import costs
 from orchestrator.cli.keys import keys_app
 from orchestrator.cli.router import router_app
+from orchestrator.cli.router_probe import probe
 from orchestrator.config import ConfigError, load_config
 from orchestrator.settings import get_settings
 
@@ -49,6 +50,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Prepare model weights.")
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
+router_app.command("probe")(probe)
 app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
 app.command("costs")(costs)

@@ -111,6 +111,26 @@ def test_every_error_is_reported_with_its_yaml_path():
             "custom resource amounts must be above 0: a100",
         ),
         (lambda d: d.update(tracing={"sample_ratio": 1.5}), "tracing.sample_ratio"),
+        (
+            lambda d: d["router"].update(layer=2, early_exit={"layer": 2, "artifact": "p"}),
+            "router: early_exit.layer (2) must be below layer (2)",
+        ),
+        (
+            lambda d: d["router"].update(early_exit={"layer": 0, "artifact": "p"}),
+            "router.early_exit.layer: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda d: d["router"].update(early_exit={"layer": 2, "artifact": "p", "min_margin": 2}),
+            "router.early_exit.min_margin: Input should be less than or equal to 1",
+        ),
+        (
+            lambda d: d["router"].update(early_exit={"layer": 2}),
+            "router.early_exit.artifact: Field required",
+        ),
+        (
+            lambda d: d["router"].update(early_exit={"layer": 2, "artifact": "/no/such/probe"}),
+            "router.early_exit.artifact: no router artifact at /no/such/probe",
+        ),
     ],
 )
 def test_cross_field_errors(change, message):

@@ -1,0 +1,58 @@
+"""Per-query early exit: a probe on an early layer answers the queries it is sure of; the
+rest run on through the remaining layers to the full-depth head.
+
+The probe predicts, per specialist, how much a query belongs to that specialist's kind
+(scores in [0, 1]). It is sure of a query when its best specialist leads the second by at
+least ``min_margin``; only the other queries pay for the deep layers, continuing from the
+hidden states the probe already computed (nothing is run twice). ``min_margin`` is read off
+the curve of routing accuracy against exit rate (``benchmarks/router_shallow.py``): 0 exits
+every query at the probe, above 1 none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from router_model.backbone import Stage
+from router_model.heads import RoutingHead
+
+Deep = Callable[[np.ndarray], np.ndarray]  # full-depth pooled rows -> quality per specialist
+
+
+def margins(quality: np.ndarray) -> np.ndarray:
+    """Best score minus the second best, per row (infinite with a single specialist)."""
+    if quality.shape[1] < 2:
+        return np.full(len(quality), np.inf)
+    top = np.sort(quality, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def exits(quality: np.ndarray, min_margin: float) -> np.ndarray:
+    """Which rows of probe scores are sure enough to exit."""
+    return margins(np.clip(quality, 0.0, 1.0)) >= min_margin
+
+
+@dataclass(frozen=True)
+class EarlyExit:
+    """``stage(queries)`` runs the first ``layer`` layers; ``probe`` scores their pooled
+    states, its column ``columns[i]`` standing for specialist ``i``."""
+
+    stage: Callable[[list[str]], Stage]
+    probe: RoutingHead
+    columns: Sequence[int]
+    layer: int
+    min_margin: float
+    head_name: str = "linear"
+
+    def predict(self, queries: list[str], deep: Deep) -> tuple[np.ndarray, np.ndarray]:
+        """Quality per query and specialist, and which queries exited at the probe."""
+        stage = self.stage(queries)
+        quality = np.clip(self.probe.predict(stage.pooled)[:, list(self.columns)], 0.0, 1.0)
+        exited = exits(quality, self.min_margin)
+        rest = np.flatnonzero(~exited)
+        if len(rest):
+            quality[rest] = deep(stage.rest(rest.tolist()))
+        return quality, exited
