@@ -20,6 +20,19 @@ def test_code_and_math_questions_land_on_different_specialists(client):
     assert "def " in code.json()["choices"][0]["message"]["content"]
 
 
+def test_the_router_decides_sure_queries_at_its_early_exit(client):
+    # a benchmark-style word problem: the profile's layer-1 probe is sure of it
+    word_problem = (
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
+        "clips in May. How many clips did Natalia sell altogether in April and May?"
+    )
+    early = ask(client, word_problem, max_tokens=4).json()["mixserve"]["routing"]
+    assert (early["choice"], early["layer"], early["head"]) == ("math", 1, "linear")
+    # a query it is unsure of goes on to the few-shot head at full depth
+    deep = ask(client, "Why do cats purr?", max_tokens=4).json()["mixserve"]["routing"]
+    assert (deep["choice"], deep["layer"], deep["head"]) == ("general", 18, "nearest_centroid")
+
+
 def test_a_real_model_answers_a_factual_question(client):
     resp = ask(client, "What is the capital of France?")
     body = resp.json()

@@ -94,10 +94,13 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
     router = cfg.router.model_copy(update={"usd_per_replica_hour": ROUTER_USD_PER_HOUR})
     retrieval = cfg.retrieval.model_copy(update={"usd_per_replica_hour": RETRIEVAL_USD_PER_HOUR})
     if artifact is not None:
+        # the learned head decides every query: the profile's early exit stands in for its
+        # few-shot head (it scores task membership, not a model's quality), so it goes too
         router = router.model_copy(
             update={
                 "artifact": str(artifact),
                 "models": {s.name: f"m-{s.name}" for s in cfg.specialists},
+                "early_exit": None,
             }
         )
     fake = cfg.model_copy(
