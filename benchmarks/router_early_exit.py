@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from router_shallow import DATA, NAMES, task_table
+from router_shallow import DATA, NAMES, layered, task_table
 
 from loadgen.report import percentiles_ms
 from orchestrator import profiles
@@ -41,7 +41,6 @@ from router_model import SpecialistProfile, build_router
 from router_model.artifact import RouterArtifact, save_artifact
 from router_model.backbone import HiddenStateEmbedder
 from router_model.early_exit import exits
-from router_model.embed_cache import cached_embeddings
 from router_model.heads import NearestCentroidHead
 from router_model.probe import fit_probe, group_accuracy, out_of_fold_probe, shot_rows
 from router_model.scores import read_score_tables
@@ -92,16 +91,7 @@ def main() -> None:
     lm = HiddenStateEmbedder(model_dir, r.layer, r.max_query_tokens, dtype=r.dtype)
     lm.load()
     layers = sorted({args.layer, r.layer})
-    key = lm.spec.fingerprint() + "exit:" + ",".join(map(str, layers))
-
-    def embed(texts: list[str]) -> dict[int, np.ndarray]:
-        flat = cached_embeddings(
-            lambda b: np.concatenate([v for _, v in sorted(lm.embed_layers(b, layers).items())], 1),
-            key,
-            texts,
-            cache_dir / "router-embeddings",
-        )
-        return dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
+    embed = layered(lm, layers, "exit:", cache_dir)
 
     started = time.monotonic()
     x, xv = embed(queries), embed([e["query"] for e in every])

@@ -26,6 +26,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,24 @@ def accuracy(choice: np.ndarray, want: np.ndarray, groups: np.ndarray) -> float:
     return float(np.mean([hits[groups == g].mean() for g in np.unique(groups)]))
 
 
+def layered(
+    lm: HiddenStateEmbedder, layers: list[int], tag: str, cache_dir: Path
+) -> Callable[[list[str]], dict[int, np.ndarray]]:
+    """Pooled states of several layers from one pass, cached on disk under ``tag``."""
+    key = lm.spec.fingerprint() + tag + ",".join(map(str, layers))
+
+    def embed(texts: list[str]) -> dict[int, np.ndarray]:
+        flat = cached_embeddings(
+            lambda b: np.concatenate([v for _, v in sorted(lm.embed_layers(b, layers).items())], 1),
+            key,
+            texts,
+            cache_dir / "router-embeddings",
+        )
+        return dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
+
+    return embed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3, 4, 6, 18])
@@ -84,16 +103,7 @@ def main() -> None:
     lm = HiddenStateEmbedder(r.model.location(cache_dir), top, r.max_query_tokens, dtype=r.dtype)
     lm.load()
     layers = sorted(set([*args.layers, args.layer]))
-    width = lm.spec.fingerprint() + "task:" + ",".join(map(str, layers))
-
-    def embed_all(texts: list[str]) -> dict[int, np.ndarray]:
-        flat = cached_embeddings(
-            lambda b: np.concatenate([v for _, v in sorted(lm.embed_layers(b, layers).items())], 1),
-            width,
-            texts,
-            cache_dir / "router-embeddings",
-        )
-        return dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
+    embed_all = layered(lm, layers, "task:", cache_dir)
 
     started = time.monotonic()
     x = embed_all(queries)
