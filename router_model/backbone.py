@@ -5,9 +5,9 @@ one we pool cannot change it, so dropping them cuts cost in proportion. The firs
 (``<bos>``) is excluded from the mean: decoder LMs park huge activations on it (an
 attention sink) that would otherwise dominate every query's vector.
 
-For a per-query early exit the decoder can also run in two stages (``embed_until`` then
-``embed_rest``): the first ``k`` layers for a whole batch, then the remaining layers only
-for the rows that still need them, continuing from the stage's hidden states. Both stages
+For a per-query early exit the decoder can also run in two stages (``embed_until``, then
+its ``Stage.rest``): the first ``k`` layers for a whole batch, then the remaining layers
+only for the rows that still need them, continuing from the stage's hidden states. Both stages
 share the loaded weights; the two-stage result equals one full pass.
 
 The backbone runs in bfloat16 by default and, with ``compile=True``, under

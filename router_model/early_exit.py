@@ -5,7 +5,7 @@ The probe predicts, per specialist, how much a query belongs to that specialist'
 (scores in [0, 1]). It is sure of a query when its best specialist leads the second by at
 least ``min_margin``; only the other queries pay for the deep layers, continuing from the
 hidden states the probe already computed (nothing is run twice). ``min_margin`` is read off
-the curve of routing accuracy against exit rate (``benchmarks/router_shallow.py``): 0 exits
+the curve of routing accuracy against exit rate (``benchmarks/router_early_exit.py``): 0 exits
 every query at the probe, above 1 none.
 """
 
