@@ -9,6 +9,7 @@ import time
 import httpx
 
 from tests.helpers.http import ask
+from tests.helpers.paths import SHARED_DATA
 
 
 def test_code_and_math_questions_land_on_different_specialists(client):
@@ -21,11 +22,12 @@ def test_code_and_math_questions_land_on_different_specialists(client):
 
 
 def test_the_router_decides_sure_queries_at_its_early_exit(client):
-    # a benchmark-style word problem: the profile's layer-1 probe is sure of it
-    word_problem = (
-        "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
-        "clips in May. How many clips did Natalia sell altogether in April and May?"
-    )
+    # a benchmark-style word problem, read from the shared routing data (never copied
+    # here): the profile's layer-1 probe is sure of the first GSM8K question
+    gsm8k = SHARED_DATA / "routerdc" / "gsm8k_train.jsonl"
+    assert gsm8k.is_file(), f"routing data not found at {gsm8k}"
+    with gsm8k.open(encoding="utf-8") as lines:
+        word_problem = json.loads(next(lines))["query"]
     early = ask(client, word_problem, max_tokens=4).json()["mixserve"]["routing"]
     assert (early["choice"], early["layer"], early["head"]) == ("math", 1, "linear")
     # a query it is unsure of goes on to the few-shot head at full depth
