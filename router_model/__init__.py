@@ -83,7 +83,12 @@ def build_router(
         import torch
 
         torch.set_num_threads(threads)  # Ray sets one thread for fractional-CPU actors
-    embedder = HiddenStateEmbedder(model_dir, layer, max_query_tokens, dtype=dtype, compile=compile)
+    # with an early exit every query runs the two stages: compile those, not the one pass
+    # as well (18 layers took ~70 s to compile here; the one pass only fits the head)
+    one_pass = compile and exit_artifact is None
+    embedder = HiddenStateEmbedder(
+        model_dir, layer, max_query_tokens, dtype=dtype, compile=one_pass
+    )
     columns: list[int] | None = None
     if artifact is not None:
         trained = load_artifact(artifact)
@@ -106,7 +111,7 @@ def build_router(
     embedder.load()
     early_exit = None
     if probe is not None:
-        embedder.add_stage(exit_layer)
+        embedder.add_stage(exit_layer, compile=compile)
         early_exit = EarlyExit(
             lambda queries: embedder.embed_until(queries, exit_layer),
             probe.head,

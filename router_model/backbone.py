@@ -175,16 +175,16 @@ class HiddenStateEmbedder:
         # dynamic shapes: one graph for every batch size and length (no recompiles)
         return torch.compile(module, dynamic=True)
 
-    def add_stage(self, layer: int) -> None:
-        """Prepare the two-stage pass that stops after ``layer`` layers (compiled too when
-        the embedder is); ``embed_until(texts, layer)`` needs it."""
+    def add_stage(self, layer: int, compile: bool = False) -> None:
+        """Prepare the two-stage pass that stops after ``layer`` layers (both stages under
+        ``torch.compile`` with ``compile``); ``embed_until(texts, layer)`` needs it."""
         if self._model is None:
             raise RuntimeError("embedder not loaded")
         if not 1 <= layer < self.layer:
             raise ValueError(f"an early exit must lie in 1..{self.layer - 1}, not {layer}")
         front, back = _part(self._model, 0, layer), _part(self._model, layer, self.layer)
         self._stages[layer] = (front, back)
-        if self.compile:
+        if compile:
             try:
                 self._stages[layer] = (self._compiled(front), self._compiled(back))
                 self.embed_until(["warm up the compiled router"], layer).rest([0])

@@ -31,8 +31,8 @@ def margins(quality: np.ndarray) -> np.ndarray:
 
 
 def exits(quality: np.ndarray, min_margin: float) -> np.ndarray:
-    """Which rows of probe scores are sure enough to exit."""
-    return margins(np.clip(quality, 0.0, 1.0)) >= min_margin
+    """Which rows of probe scores (in [0, 1], as every head's) are sure enough to exit."""
+    return margins(quality) >= min_margin
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class EarlyExit:
     def predict(self, queries: list[str], deep: Deep) -> tuple[np.ndarray, np.ndarray]:
         """Quality per query and specialist, and which queries exited at the probe."""
         stage = self.stage(queries)
-        quality = np.clip(self.probe.predict(stage.pooled)[:, list(self.columns)], 0.0, 1.0)
+        quality = self.probe.predict(stage.pooled)[:, list(self.columns)]
         exited = exits(quality, self.min_margin)
         rest = np.flatnonzero(~exited)
         if len(rest):

@@ -66,9 +66,13 @@ def _embedder(label: str, layer: int, max_tokens: int, dtype: str, config: Any =
 
 
 def _embed(embedder: Any, tables: Sequence[Any], what: str) -> np.ndarray:
+    return embed_queries(embedder, [q for t in tables for q in t.queries], what)
+
+
+def embed_queries(embedder: Any, queries: list[str], what: str) -> np.ndarray:
+    """Embeddings of ``queries``, cached on disk, with a progress bar."""
     from router_model.embed_cache import cached_embeddings
 
-    queries = [q for t in tables for q in t.queries]
     cache = get_settings().cache_dir / "router-embeddings"
     with progress() as bars:
         task = bars.add_task(f"embedding {len(queries)} {what} queries", total=len(queries))

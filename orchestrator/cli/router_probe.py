@@ -13,17 +13,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from orchestrator.cli.common import (
-    DEFAULT_CONFIG,
-    ConfigOpt,
-    err,
-    fail,
-    load_checked,
-    out,
-    progress,
-)
-from orchestrator.cli.router import _embedder
-from orchestrator.settings import get_settings
+from orchestrator.cli.common import DEFAULT_CONFIG, ConfigOpt, err, fail, load_checked, out
+from orchestrator.cli.router import _embedder, embed_queries
 
 
 def _tasks(specs: list[str], names: list[str]) -> list[tuple[Path, int]]:
@@ -55,7 +46,6 @@ def probe(
     early layer; writes an artifact for `router.early_exit.artifact`."""
     from loadgen.mix import MixError, read_queries
     from router_model.artifact import RouterArtifact, save_artifact
-    from router_model.embed_cache import cached_embeddings
     from router_model.probe import fit_probe, group_accuracy, out_of_fold_probe, shot_rows
 
     cfg = load_checked(config)
@@ -74,17 +64,7 @@ def probe(
     labels = np.concatenate([np.full(len(f), n) for f, (_, n) in zip(files, tasks, strict=True)])
     groups = np.concatenate([np.full(len(f), i) for i, f in enumerate(files)])
     embedder = _embedder(r.model.label(), layer, r.max_query_tokens, r.dtype, cfg)
-    with progress() as bars:
-        bar = bars.add_task(
-            f"embedding {len(queries)} queries at layer {layer}", total=len(queries)
-        )
-        x = cached_embeddings(
-            embedder.embed,
-            embedder.spec.fingerprint(),
-            queries,
-            get_settings().cache_dir / "router-embeddings",
-            lambda n: bars.advance(bar, n),
-        )
+    x = embed_queries(embedder, queries, f"layer-{layer}")
     shots, shot_labels = shot_rows(
         [embedder.embed([s.description, *s.examples]) for s in cfg.specialists]
     )

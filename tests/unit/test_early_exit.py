@@ -38,13 +38,15 @@ def probe() -> LinearHead:
     return head
 
 
+PROFILES = [SpecialistProfile("code", "c", ["c"]), SpecialistProfile("math", "m", ["m"])]
+
+
 def router(backbone: Backbone, min_margin: float, columns=(0, 1)) -> Router:
-    profiles = [SpecialistProfile("code", "c", ["c"]), SpecialistProfile("math", "m", ["m"])]
     deep = NearestCentroidHead(temperature=0.05)
     deep.fit_examples([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])])
     exit_ = EarlyExit(backbone.stage, probe(), list(columns), 2, min_margin, "linear")
     return Router(
-        backbone.embed, deep, profiles, head_name="nearest_centroid", layer=18, early_exit=exit_
+        backbone.embed, deep, PROFILES, head_name="nearest_centroid", layer=18, early_exit=exit_
     )
 
 
@@ -82,6 +84,9 @@ def test_margins():
 
 def test_a_router_without_early_exit_decides_everything_at_full_depth():
     backbone = Backbone()
-    plain = router(backbone, 0.5)
-    object.__setattr__(plain, "early_exit", None)
-    assert [d.layer for d in plain.route_batch(["sort a list", "sum a list"])] == [18, 18]
+    with_exit = router(backbone, 0.5)
+    plain = Router(backbone.embed, with_exit.head, PROFILES, head_name="nearest_centroid", layer=18)
+    decisions = plain.route_batch(["sort a list", "sum a list"])
+    assert [d.layer for d in decisions] == [18, 18]
+    assert [d.head for d in decisions] == ["nearest_centroid"] * 2
+    assert backbone.deep_rows == []  # the one-pass embedding, no stages
