@@ -207,6 +207,11 @@ class EarlyExitConfig(_Strict):
         le=1,
         description="A query exits when the probe's best specialist leads the second by this.",
     )
+    agree: bool = Field(
+        False,
+        description="A query also exits when the probe and a nearest-centroid head on the "
+        "specialists' descriptions and examples at `layer` pick the same specialist.",
+    )
 
 
 class RouterConfig(_CallBounds):

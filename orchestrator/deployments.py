@@ -98,6 +98,7 @@ class RouterServer:
             exit_artifact=probe.artifact if probe else None,
             exit_layer=probe.layer if probe else 0,
             exit_margin=probe.min_margin if probe else 0.0,
+            exit_agree=probe.agree if probe else False,
         )
         logger.info("router ready in %.1fs", time.monotonic() - started)
 

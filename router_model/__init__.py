@@ -12,7 +12,13 @@ from pathlib import Path
 
 from router_model.artifact import ArtifactError, RouterArtifact, load_artifact
 from router_model.early_exit import EarlyExit
-from router_model.heads import FewShotHead, build_head, head_names, register_head
+from router_model.heads import (
+    FewShotHead,
+    NearestCentroidHead,
+    build_head,
+    head_names,
+    register_head,
+)
 from router_model.router import Router, RoutingDecision, SpecialistProfile, relative_costs
 from router_model.scores import ScoreTableError, read_score_tables
 
@@ -69,13 +75,16 @@ def build_router(
     exit_artifact: str | Path | None = None,
     exit_layer: int = 0,
     exit_margin: float = 0.0,
+    exit_agree: bool = False,
 ) -> Router:
     """Load the router LLM (first ``layer`` layers) and its head.
 
     With ``artifact`` the learned head it holds is used (its backbone must match); without,
     the few-shot ``head`` is fitted on each specialist's description and examples. With
     ``exit_artifact`` (a probe trained at ``exit_layer``) queries the probe is sure of by
-    ``exit_margin`` are decided there, the rest at ``layer``.
+    ``exit_margin`` are decided there, the rest at ``layer``; with ``exit_agree`` also those
+    on which the probe and a nearest-centroid head fitted on the specialists' descriptions
+    and examples at ``exit_layer`` agree.
     """
     from router_model.backbone import BackboneSpec, HiddenStateEmbedder
 
@@ -112,6 +121,15 @@ def build_router(
     early_exit = None
     if probe is not None:
         embedder.add_stage(exit_layer, compile=compile)
+        agree = None
+        if exit_agree:
+            agree = NearestCentroidHead()
+            agree.fit_examples(
+                [
+                    embedder.embed_until([p.description, *p.examples], exit_layer).pooled
+                    for p in profiles
+                ]
+            )
         early_exit = EarlyExit(
             lambda queries: embedder.embed_until(queries, exit_layer),
             probe.head,
@@ -119,6 +137,7 @@ def build_router(
             exit_layer,
             exit_margin,
             probe.head_name,
+            agree,
         )
     if isinstance(routing_head, FewShotHead):
         routing_head.fit_examples([embedder.embed([p.description, *p.examples]) for p in profiles])

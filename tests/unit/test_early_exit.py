@@ -5,12 +5,22 @@ import numpy as np
 
 from router_model import Router, SpecialistProfile
 from router_model.backbone import Stage
-from router_model.early_exit import EarlyExit, margins
+from router_model.early_exit import EarlyExit, exits, margins
 from router_model.heads import LinearHead, NearestCentroidHead
 
 # shallow features: [code-ness, math-ness]; deep features: a clean one-hot per specialist
-SHALLOW = {"sort a list": [1.0, 0.0], "add 2 and 3": [0.0, 1.0], "sum a list": [0.5, 0.5]}
-DEEP = {"sort a list": [1.0, 0.0], "add 2 and 3": [0.0, 1.0], "sum a list": [0.0, 1.0]}
+SHALLOW = {
+    "sort a list": [1.0, 0.0],
+    "add 2 and 3": [0.0, 1.0],
+    "sum a list": [0.5, 0.5],
+    "reverse a list": [0.6, 0.4],
+}
+DEEP = {
+    "sort a list": [1.0, 0.0],
+    "add 2 and 3": [0.0, 1.0],
+    "sum a list": [0.0, 1.0],
+    "reverse a list": [0.0, 1.0],
+}
 
 
 class Backbone:
@@ -41,10 +51,17 @@ def probe() -> LinearHead:
 PROFILES = [SpecialistProfile("code", "c", ["c"]), SpecialistProfile("math", "m", ["m"])]
 
 
-def router(backbone: Backbone, min_margin: float, columns=(0, 1)) -> Router:
-    deep = NearestCentroidHead(temperature=0.05)
-    deep.fit_examples([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])])
-    exit_ = EarlyExit(backbone.stage, probe(), list(columns), 2, min_margin, "linear")
+def centroids(*examples: list[float]) -> NearestCentroidHead:
+    head = NearestCentroidHead(temperature=0.05)
+    head.fit_examples([np.array([e]) for e in examples])
+    return head
+
+
+def router(
+    backbone: Backbone, min_margin: float, columns=(0, 1), agree: NearestCentroidHead | None = None
+) -> Router:
+    deep = centroids([1.0, 0.0], [0.0, 1.0])
+    exit_ = EarlyExit(backbone.stage, probe(), list(columns), 2, min_margin, "linear", agree)
     return Router(
         backbone.embed, deep, PROFILES, head_name="nearest_centroid", layer=18, early_exit=exit_
     )
@@ -74,6 +91,33 @@ def test_probe_columns_map_to_specialists():
     backbone = Backbone()
     decisions = router(backbone, 0.5, columns=(1, 0)).route_batch(["sort a list"])
     assert decisions[0].choice == "math" and decisions[0].layer == 2
+
+
+def test_a_second_opinion_that_agrees_lets_an_unsure_query_exit():
+    # "reverse a list" leads by 0.2 only: alone it runs deep, where it is math
+    backbone = Backbone()
+    alone = router(backbone, 0.5).route_batch(["reverse a list"])
+    assert [(d.choice, d.layer) for d in alone] == [("math", 18)]
+    # a few-shot head on the same shallow states that also says code: it exits as code
+    backbone = Backbone()
+    same = router(backbone, 0.5, agree=centroids([1.0, 0.0], [0.0, 1.0]))
+    decisions = same.route_batch(["reverse a list", "sort a list"])
+    assert [(d.choice, d.layer, d.head) for d in decisions] == [("code", 2, "linear")] * 2
+    assert backbone.deep_rows == []
+    # one that says math instead: no agreement, so it runs deep; a sure query still exits
+    backbone = Backbone()
+    other = router(backbone, 0.5, agree=centroids([0.0, 1.0], [1.0, 0.0]))
+    decisions = other.route_batch(["reverse a list", "sort a list"])
+    assert [(d.choice, d.layer) for d in decisions] == [("math", 18), ("code", 2)]
+    assert backbone.deep_rows == ["reverse a list"]
+
+
+def test_exits_by_margin_or_agreement():
+    quality = np.array([[0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
+    second = np.array([[0.0, 1.0], [0.7, 0.3], [0.9, 0.1]])
+    assert exits(quality, 0.5).tolist() == [True, False, False]
+    assert exits(quality, 0.5, second).tolist() == [True, True, False]
+    assert exits(quality, 1.0 + 1e-6, second).tolist() == [False, True, False]
 
 
 def test_margins():
