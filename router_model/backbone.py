@@ -118,6 +118,7 @@ class HiddenStateEmbedder:
         self._tokenizer: Any = None
         self._stages: dict[int, tuple[Any, Any]] = {}
         self._lock = threading.Lock()
+        self._pooling: Any = None  # kernels.MaskedMeanPool, for the states' device, at first use
 
     @property
     def layer(self) -> int:
@@ -269,14 +270,14 @@ class HiddenStateEmbedder:
 
     def _pool(self, hidden: Any, mask: Any) -> np.ndarray:
         """Mean over each row's tokens, ``<bos>`` left out, as float32."""
-        import torch
+        if self._pooling is None:
+            from kernels import MaskedMeanPool
 
-        weights = mask.to(torch.float32)
+            self._pooling = MaskedMeanPool(device=str(hidden.device))
         if self.bos:
-            weights[:, 0] = 0.0
-        weights = weights.unsqueeze(-1)
-        count = weights.sum(1).clamp(min=1.0)
-        return ((hidden.float() * weights).sum(1) / count).numpy().astype(np.float32)
+            mask = mask.clone()
+            mask[:, 0] = 0
+        return np.asarray(self._pooling(hidden, mask).numpy(), dtype=np.float32)
 
     def _run(self, texts: list[str], layers: list[int] | None) -> dict[int, np.ndarray]:
         import torch

@@ -3,7 +3,8 @@
 utility(s) = predicted quality(s) − λ · relative cost(s), where relative cost is the
 specialist's expected cost per query over the most expensive specialist's (so λ reads as
 "quality I would give up to avoid the most expensive specialist entirely"). λ comes from
-config and may be overridden per request. Confidence is the chosen specialist's predicted
+config and may be overridden per request; a batch's utilities and choices are one
+``kernels.Gating`` call, each query with its own λ. Confidence is the chosen specialist's predicted
 quality; below ``min_confidence`` the query goes to ``fallback`` when one is configured.
 With an ``EarlyExit`` the queries its probe is sure of are decided at its layer, the rest
 at full depth; each decision says at which layer (``layer``) and by which head.
@@ -102,6 +103,9 @@ class Router:
         self.head_name = head_name
         self.layer = layer
         self.early_exit = early_exit
+        from kernels import Gating
+
+        self.gating = Gating(device="cpu")  # quality rows arrive as numpy, on the CPU
 
     def predict(self, queries: list[str]) -> np.ndarray:
         """Predicted quality, one row per query, one column per specialist."""
@@ -119,19 +123,29 @@ class Router:
     ) -> list[RoutingDecision]:
         if not queries:
             return []
+        import torch
+
         quality, exited = self.predict_exits(queries)
         lambdas = [self.tradeoff if t is None else t for t in (tradeoffs or [None] * len(queries))]
+        gate = self.gating(
+            torch.from_numpy(np.ascontiguousarray(quality, dtype=np.float32)),
+            torch.from_numpy(self.costs.astype(np.float32)),
+            tradeoff=torch.tensor(lambdas, dtype=torch.float32),
+        )
+        best = gate.top_index[:, 0].tolist()
         return [
-            self._decide(row, lam, bool(out))
-            for row, lam, out in zip(quality, lambdas, exited, strict=True)
+            self._decide(row, utility, choice, lam, bool(out))
+            for row, utility, choice, lam, out in zip(
+                quality, gate.utility.numpy(), best, lambdas, exited, strict=True
+            )
         ]
 
     def route(self, query: str, tradeoff: float | None = None) -> RoutingDecision:
         return self.route_batch([query], [tradeoff])[0]
 
-    def _decide(self, quality: np.ndarray, tradeoff: float, exited: bool) -> RoutingDecision:
-        utility = quality - tradeoff * self.costs
-        best = int(np.argmax(utility))
+    def _decide(
+        self, quality: np.ndarray, utility: np.ndarray, best: int, tradeoff: float, exited: bool
+    ) -> RoutingDecision:
         confidence = float(quality[best])
         scores = {n: round(float(s), 6) for n, s in zip(self.names, quality, strict=True)}
         utilities = {n: round(float(u), 6) for n, u in zip(self.names, utility, strict=True)}

@@ -18,6 +18,7 @@ from tests.helpers.cli import require_prepared_models, run_mixserve
 from tests.helpers.paths import ROOT
 
 ROUTERDC = ROOT.parent / "shared" / "data" / "routerdc"
+TUNE = ROOT / "benchmarks" / "data" / "everyday_tune.jsonl"  # 48 written for the benchmark
 QUERIES = [
     "What is the capital of Australia?",
     "Write a Python function that merges two sorted lists into one sorted list.",
@@ -81,6 +82,25 @@ def test_the_shipped_probe_decides_sure_queries_early_and_the_rest_at_full_depth
     assert [d.layer for d in deep] == [r.layer] * len(QUERIES)
     assert [d.scores for d in deep] == [d.scores for d in alone]
     assert [d.choice for d in deep] == ["general", "code", "math"]
+
+
+def test_agreement_decides_everyday_questions_at_the_exit_layer(cfg, model_dir):
+    r = cfg.router
+    assert r.early_exit is not None and r.early_exit.agree, "the cpu profile agrees"
+    common = {"layer": r.layer, "max_query_tokens": r.max_query_tokens, "head": r.head,
+              "head_params": r.head_params, "exit_artifact": cfg.resolve(r.early_exit.artifact),
+              "exit_layer": r.early_exit.layer, "exit_margin": r.early_exit.min_margin}  # fmt: skip
+    rows = [json.loads(line) for line in TUNE.read_text().splitlines() if line.strip()]
+    texts = [row["query"] for row in rows]
+    margin_only = build_router(model_dir, fleet(cfg), **common).route_batch(texts)
+    agreeing = build_router(model_dir, fleet(cfg), exit_agree=True, **common).route_batch(texts)
+    # short everyday questions: the probe alone is sure of few, the two heads agree on most
+    early = [d.layer == r.early_exit.layer for d in agreeing]
+    assert sum(d.layer == r.early_exit.layer for d in margin_only) <= len(texts) // 2
+    assert sum(early) >= len(texts) * 0.6, agreeing
+    right = sum(d.choice == row["specialist"] for d, row in zip(agreeing, rows, strict=True))
+    assert right >= len(texts) * 0.95, agreeing
+    assert all(d.head == "linear" for d, e in zip(agreeing, early, strict=True) if e)
 
 
 def test_a_probe_that_does_not_fit_the_router_is_refused(cfg, model_dir):
