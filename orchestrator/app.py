@@ -18,9 +18,9 @@ from typing import Any, cast
 from ray import serve
 from ray.serve import Application
 from ray.serve import Deployment as ServeDeployment
-from ray.serve.config import BackpressureConfig
+from ray.serve.config import BackpressureConfig, RequestRouterConfig
 
-from orchestrator.config import MixserveConfig, ModelSource, Resources
+from orchestrator.config import MixserveConfig, ModelSource, Resources, SpecialistConfig
 from orchestrator.deployments import RetrieverServer, RouterServer, SpecialistServer
 from orchestrator.serving import Gateway
 from orchestrator.settings import RUN_MARKER_VAR
@@ -42,6 +42,17 @@ def model_env(source: ModelSource) -> dict[str, str]:
 
 def _deployment(cls: type) -> ServeDeployment:
     return cast(ServeDeployment, serve.deployment(cls))
+
+
+def _request_router(s: SpecialistConfig) -> RequestRouterConfig:
+    """The engine deployment's replica router and how often replicas report their load."""
+    settings: dict[str, Any] = {  # (a dict: mypy's pydantic plugin misreads Ray's model)
+        "request_router_class": s.routing.router_class,
+        "request_router_kwargs": s.routing.router_kwargs,
+        "request_routing_stats_period_s": s.routing.stats_period_s,
+        "request_routing_stats_timeout_s": max(5.0, 2 * s.routing.stats_period_s),
+    }
+    return RequestRouterConfig(**settings)
 
 
 def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
@@ -142,6 +153,7 @@ def build_app(
                 ray_actor_options=_actor_options(
                     s.resources, {**env, **model_env(s.model), **s.engine_env}
                 ),
+                request_router_config=_request_router(s),
             )
             .bind(members, s.model.location(cache_dir), adapters, trace)
         )

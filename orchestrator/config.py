@@ -6,9 +6,11 @@ YAML path, not a silently ignored setting.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -88,6 +90,76 @@ class Price(_Strict):
     )
 
 
+# replica routers by name (`routing`): Serve request router classes by import path
+REPLICA_ROUTERS = {
+    "engine_load": "orchestrator.serving.replica_router:EngineLoadRouter",
+    "power_of_two": "ray.serve._private.request_router:PowerOfTwoChoicesRequestRouter",
+    "prefix_cache_affinity": "ray.serve.llm.request_router:PrefixCacheAffinityRouter",
+}
+
+
+class ReplicaRouting(_Strict):
+    """Which replica of the engine deployment takes a request (Serve's request router)."""
+
+    policy: str = Field(
+        "engine_load",
+        description="engine_load (ours: power of two choices over the engine's running and "
+        "waiting sequences and KV-cache use, with prefix affinity), power_of_two (Ray's "
+        "default), prefix_cache_affinity (Ray Serve LLM's; needs pyarrow), or a "
+        "module:Class of your own RequestRouter.",
+    )
+    imbalance_threshold: float = Field(
+        4.0,
+        ge=0,
+        description="engine_load: load (requests) by which the replica holding a prompt's "
+        "prefix may exceed the lighter one and still get it.",
+    )
+    kv_weight: float = Field(
+        4.0, ge=0, description="engine_load: requests a full KV cache counts as."
+    )
+    prefix_capacity: int = Field(
+        10_000, ge=1, description="engine_load: prefixes remembered per gateway replica."
+    )
+    stats_period_s: float = Field(
+        1.0, gt=0, le=60, description="How often replicas report their engine's load."
+    )
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        path = REPLICA_ROUTERS.get(value, value)
+        if value not in REPLICA_ROUTERS and ":" not in value:
+            raise ValueError(
+                f"unknown replica router {value!r}: use one of {', '.join(REPLICA_ROUTERS)} "
+                "or module:Class"
+            )
+        if value == "prefix_cache_affinity" and importlib.util.find_spec("pyarrow") is None:
+            raise ValueError("prefix_cache_affinity (Ray Serve LLM's router) needs pyarrow")
+        if value not in REPLICA_ROUTERS:
+            module, _, name = path.partition(":")
+            try:
+                found = getattr(importlib.import_module(module), name, None)
+            except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
+                raise ValueError(f"replica router {value!r} does not import: {exc}") from None
+            if not isinstance(found, type):
+                raise ValueError(f"replica router {value!r}: no class {name!r} in {module}")
+        return value
+
+    @property
+    def router_class(self) -> str:
+        return REPLICA_ROUTERS.get(self.policy, self.policy)
+
+    @property
+    def router_kwargs(self) -> dict[str, Any]:
+        if self.policy != "engine_load":
+            return {}
+        return {
+            "imbalance_threshold": self.imbalance_threshold,
+            "kv_weight": self.kv_weight,
+            "prefix_capacity": self.prefix_capacity,
+        }
+
+
 class SpecialistConfig(_Strict):
     name: Name = Field(description="Specialist name; also the `model` clients may pin.")
     description: str = Field(min_length=1, description="What this specialist is best at.")
@@ -133,6 +205,10 @@ class SpecialistConfig(_Strict):
         "CPU the replica may run on (measured: benchmarks/cpu_engine_settings.py).",
     )
     price: Price = Field(default_factory=lambda: Price(), description="List price, for routing.")
+    routing: ReplicaRouting = Field(
+        default_factory=lambda: ReplicaRouting(),
+        description="How a request picks one of the engine deployment's replicas.",
+    )
     engine_group: Name | None = Field(
         None,
         description="Specialists naming the same group share one engine deployment "
@@ -175,6 +251,7 @@ ENGINE_FIELDS = (
     "start_timeout_s",
     "nice",
     "cpu_binding",
+    "routing",
 )
 
 

@@ -342,6 +342,13 @@ class SpecialistServer:
         unfinished = self.engine.num_unfinished()
         return {**totals, "engine_unfinished": unfinished, "by_specialist": by_specialist}
 
+    def record_routing_stats(self) -> dict[str, Any]:
+        """Serve polls this for the specialists' request router (``replica_router``): the
+        engine's running and waiting sequences, KV-cache use and prefix-cache counts, and
+        the requests this replica holds."""
+        in_flight = sum(s["in_flight"] for s in self.stats.values())
+        return {**self.engine.load().as_dict(), "in_flight": in_flight}
+
     async def ready(self) -> bool:
         await self.engine.check_health()
         return True

@@ -1,11 +1,11 @@
 """Specialist engines: the engine contract, its vLLM and fake implementations, prompts.
 
 Public API: ``SpecialistEngine``, ``GenerationRequest``, ``Adapter`` (LoRA), ``Chunk``,
-``build_engine``, ``register_engine``, and the engine errors. (Model preparation is the
-``weights`` package.)
+``EngineLoad``, ``build_engine``, ``register_engine``, and the engine errors. (Model
+preparation is the ``weights`` package.)
 """
 
-from specialists.engine import Adapter, Chunk, GenerationRequest, SpecialistEngine
+from specialists.engine import Adapter, Chunk, EngineLoad, GenerationRequest, SpecialistEngine
 from specialists.errors import ContextLengthError, EngineOverloadedError, EngineUnhealthyError
 from specialists.registry import build_engine, register_engine
 
@@ -13,6 +13,7 @@ __all__ = [
     "Adapter",
     "Chunk",
     "ContextLengthError",
+    "EngineLoad",
     "EngineOverloadedError",
     "EngineUnhealthyError",
     "GenerationRequest",

@@ -5,8 +5,9 @@ model (under a deadline set by the caller); ``generate()`` streams ``Chunk``s wh
 ``text`` is the new text since the previous chunk and whose token counts (and, when the
 request asks for ``logprobs``, the sum of the sampled tokens' log-probabilities) are cumulative;
 closing or cancelling a ``generate()`` stream aborts its request inside the engine (a
-client that went away), and ``abort()`` stops one explicitly; ``check_health()`` raises when
-the engine cannot serve; ``shutdown()`` releases processes and memory and is idempotent.
+client that went away), and ``abort()`` stops one explicitly; ``load()`` tells how busy
+it is (for replica routing); ``check_health()`` raises when the engine cannot serve;
+``shutdown()`` releases processes and memory and is idempotent.
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ class Chunk:
     cumulative_logprob: float | None = None  # sum over the completion so far, when requested
 
 
+@dataclass(frozen=True)
+class EngineLoad:
+    """How busy an engine is, as its scheduler last saw it."""
+
+    running: int = 0  # sequences being generated
+    waiting: int = 0  # admitted, not yet scheduled
+    kv_cache_usage: float = 0.0  # share of the KV cache in use, 0..1
+    prefix_queries: int = 0  # prompt tokens looked up in the prefix cache, since start
+    prefix_hits: int = 0  # of those, found there
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "running": self.running,
+            "waiting": self.waiting,
+            "kv_cache_usage": self.kv_cache_usage,
+            "prefix_queries": self.prefix_queries,
+            "prefix_hits": self.prefix_hits,
+        }
+
+
 class SpecialistEngine(abc.ABC):
     """One model engine serving one specialist replica."""
 
@@ -67,6 +88,11 @@ class SpecialistEngine(abc.ABC):
     @abc.abstractmethod
     def num_unfinished(self) -> int:
         """Requests the engine is still working on (running or waiting)."""
+
+    def load(self) -> EngineLoad:
+        """Running and waiting sequences, KV-cache use and prefix-cache counts; an engine
+        that knows only its unfinished requests reports them as running."""
+        return EngineLoad(running=self.num_unfinished())
 
     @abc.abstractmethod
     async def check_health(self) -> None: ...

@@ -7,7 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from specialists.engine import Adapter, Chunk, GenerationRequest, SpecialistEngine
+from specialists.engine import (
+    Adapter,
+    Chunk,
+    EngineLoad,
+    GenerationRequest,
+    SpecialistEngine,
+)
 from specialists.errors import ContextLengthError, EngineUnhealthyError
 from specialists.stops import StopScanner
 
@@ -31,6 +37,7 @@ class VLLMEngine(SpecialistEngine):
             self.engine_kwargs.setdefault("max_loras", len(self.adapters))
         self._engine: Any = None
         self._tokenizer: Any = None
+        self._load = EngineLoad()
 
     async def start(self) -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -41,7 +48,9 @@ class VLLMEngine(SpecialistEngine):
         )
         # Building the engine loads weights and warms up for tens of seconds: keep it off
         # the event loop so the replica still answers health checks meanwhile.
-        self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        self._engine = await asyncio.to_thread(
+            AsyncLLM.from_engine_args, args, stat_loggers=[self._load_recorder()]
+        )
         self._tokenizer = self._engine.tokenizer
         logger.info("vLLM engine ready: %s", self.model)
 
@@ -118,6 +127,43 @@ class VLLMEngine(SpecialistEngine):
 
     def num_unfinished(self) -> int:
         return 0 if self._engine is None else int(self._engine.get_num_unfinished_requests())
+
+    def load(self) -> EngineLoad:
+        return self._load
+
+    def _load_recorder(self) -> Any:
+        """A vLLM stat logger that keeps the scheduler's latest load (vLLM calls it after
+        each engine step, in this process)."""
+        from vllm.v1.metrics.loggers import StatLoggerBase
+
+        engine = self
+
+        class LoadRecorder(StatLoggerBase):
+            def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+                pass
+
+            def record(
+                self,
+                scheduler_stats: Any,
+                iteration_stats: Any,
+                mm_cache_stats: Any = None,
+                engine_idx: int = 0,
+            ) -> None:
+                if scheduler_stats is None:
+                    return
+                prefix, before = scheduler_stats.prefix_cache_stats, engine._load
+                engine._load = EngineLoad(
+                    running=int(scheduler_stats.num_running_reqs),
+                    waiting=int(scheduler_stats.num_waiting_reqs),
+                    kv_cache_usage=float(scheduler_stats.kv_cache_usage),
+                    prefix_queries=before.prefix_queries + int(prefix.queries),
+                    prefix_hits=before.prefix_hits + int(prefix.hits),
+                )
+
+            def log_engine_initialized(self) -> None:
+                pass
+
+        return LoadRecorder
 
     async def check_health(self) -> None:
         engine = self._require()

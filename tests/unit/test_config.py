@@ -131,6 +131,35 @@ def test_every_error_is_reported_with_its_yaml_path():
             lambda d: d["router"].update(early_exit={"layer": 2, "artifact": "/no/such/probe"}),
             "router.early_exit.artifact: no router artifact at /no/such/probe",
         ),
+        (
+            lambda d: d["router"].update(early_exit={"layer": 2, "artifact": "p", "agree": "x"}),
+            "router.early_exit.agree: Input should be a valid boolean",
+        ),
+        (
+            lambda d: d["specialists"][0].update(routing={"policy": "round_robin"}),
+            "specialists[0].routing.policy: unknown replica router 'round_robin'",
+        ),
+        (
+            lambda d: d["specialists"][0].update(routing={"policy": "no_such_module:Router"}),
+            "specialists[0].routing.policy: replica router 'no_such_module:Router' "
+            "does not import: No module named 'no_such_module'",
+        ),
+        (
+            lambda d: d["specialists"][0].update(routing={"policy": "collections:NoRouter"}),
+            "no class 'NoRouter' in collections",
+        ),
+        (
+            lambda d: d["specialists"][0].update(routing={"imbalance_threshold": -1}),
+            "specialists[0].routing.imbalance_threshold: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda d: d["specialists"][0].update(routing={"prefix_capacity": 0}),
+            "specialists[0].routing.prefix_capacity: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda d: d["specialists"][0].update(routing={"stats_period_s": 0}),
+            "specialists[0].routing.stats_period_s: Input should be greater than 0",
+        ),
     ],
 )
 def test_cross_field_errors(change, message):

@@ -56,6 +56,7 @@ def test_members_of_a_group_share_one_deployment_and_its_slots_count_once():
         ("max_ongoing_requests", 8),
         ("resources", {"num_cpus": 2}),
         ("price", {"usd_per_replica_hour": 1.0}),
+        ("routing", {"policy": "power_of_two"}),
     ],
 )
 def test_a_member_that_disagrees_on_the_engine_is_refused_with_its_path(field, value):
