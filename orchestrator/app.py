@@ -44,6 +44,14 @@ def _deployment(cls: type) -> ServeDeployment:
     return cast(ServeDeployment, serve.deployment(cls))
 
 
+def _replicas(s: SpecialistConfig) -> dict[str, Any]:
+    """A fixed number of replicas, or Serve's autoscaling starting from ``replicas``."""
+    if s.autoscaling is None:
+        return {"num_replicas": s.replicas}
+    scaling = {**s.autoscaling.serve_config(), "initial_replicas": s.replicas}
+    return {"num_replicas": "auto", "autoscaling_config": scaling}
+
+
 def _request_router(s: SpecialistConfig) -> RequestRouterConfig:
     """The engine deployment's replica router and how often replicas report their load."""
     settings: dict[str, Any] = {  # (a dict: mypy's pydantic plugin misreads Ray's model)
@@ -144,7 +152,7 @@ def build_app(
             _deployment(SpecialistServer)
             .options(
                 name=deployment,
-                num_replicas=s.replicas,
+                **_replicas(s),
                 max_ongoing_requests=s.max_ongoing_requests,
                 max_queued_requests=s.max_queued_requests,
                 graceful_shutdown_timeout_s=30,

@@ -160,6 +160,39 @@ class ReplicaRouting(_Strict):
         }
 
 
+class Autoscaling(_Strict):
+    """Serve's autoscaling for one engine deployment: replicas follow ongoing requests."""
+
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas (0 scales to zero).")
+    max_replicas: int = Field(ge=1, le=256, description="Most replicas.")
+    target_ongoing_requests: float = Field(
+        description="Ongoing requests per replica Serve aims for (set it explicitly: Ray "
+        "Serve LLM's default of 1e9 never scales).",
+        gt=0,
+    )
+    upscale_delay_s: float = Field(30.0, ge=0, description="Load held this long adds replicas.")
+    downscale_delay_s: float = Field(
+        600.0, ge=0, description="Quiet held this long removes replicas."
+    )
+    look_back_period_s: float = Field(
+        30.0, gt=0, description="Window ongoing requests are averaged over."
+    )
+    metrics_interval_s: float = Field(
+        10.0, gt=0, description="How often replicas report ongoing requests."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})"
+            )
+        return self
+
+    def serve_config(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
 class SpecialistConfig(_Strict):
     name: Name = Field(description="Specialist name; also the `model` clients may pin.")
     description: str = Field(min_length=1, description="What this specialist is best at.")
@@ -209,6 +242,11 @@ class SpecialistConfig(_Strict):
         default_factory=lambda: ReplicaRouting(),
         description="How a request picks one of the engine deployment's replicas.",
     )
+    autoscaling: Autoscaling | None = Field(
+        None,
+        description="Replicas that follow load (Serve's autoscaling); `replicas` is then the "
+        "number to start with, within its bounds. Off: always `replicas`.",
+    )
     engine_group: Name | None = Field(
         None,
         description="Specialists naming the same group share one engine deployment "
@@ -221,6 +259,16 @@ class SpecialistConfig(_Strict):
         "directory holding adapter_config.json (relative to the config), or an org/name id "
         "the engine resolves on its node. Its rank must fit engine_kwargs.max_lora_rank.",
     )
+
+    @model_validator(mode="after")
+    def _replicas_within_autoscaling(self) -> SpecialistConfig:
+        a = self.autoscaling
+        if a is not None and not a.min_replicas <= self.replicas <= a.max_replicas:
+            raise ValueError(
+                f"replicas ({self.replicas}) must lie within autoscaling's min_replicas "
+                f"({a.min_replicas}) and max_replicas ({a.max_replicas})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_binding(self) -> SpecialistConfig:
@@ -252,6 +300,7 @@ ENGINE_FIELDS = (
     "nice",
     "cpu_binding",
     "routing",
+    "autoscaling",
 )
 
 

@@ -1,3 +1,4 @@
+from orchestrator import profiles
 from orchestrator.app import OFFLINE_ENV, model_env
 from orchestrator.config import ModelSource
 
@@ -8,7 +9,6 @@ def test_packaged_weights_run_offline_and_named_models_may_use_a_hub():
 
 
 def test_every_deployment_gets_its_bounds_and_an_engine_group_is_one_deployment(tmp_path):
-    from orchestrator import profiles
     from orchestrator.app import build_app
     from orchestrator.config import load_config
 
@@ -54,3 +54,37 @@ def test_the_gateway_calls_its_handles_as_its_own_serve_mode_does():
     # calling by Ray object reference; the replica's own setting decides
     assert _on_this_mode(Handle()) == {"_by_reference": not RAY_SERVE_USE_GRPC_BY_DEFAULT}
     assert _on_this_mode(None) is None
+
+
+def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
+    from orchestrator.app import build_app
+    from orchestrator.config import Autoscaling, MixserveConfig, ReplicaRouting, load_config
+
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    specialists = [
+        s.model_copy(
+            update={
+                "routing": ReplicaRouting(imbalance_threshold=2.5, stats_period_s=0.5),
+                "autoscaling": Autoscaling(
+                    min_replicas=1, max_replicas=3, target_ongoing_requests=4, upscale_delay_s=5
+                ),
+            }
+        )
+        for s in cfg.specialists
+    ]
+    cfg = MixserveConfig.model_validate(
+        cfg.model_copy(update={"specialists": specialists}).model_dump()
+    )
+    app = build_app(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")
+    engine = app._bound_deployment.init_args[3]["general"]._bound_deployment._deployment_config
+    router = engine.request_router_config
+    assert router.request_router_class == "orchestrator.serving.replica_router:EngineLoadRouter"
+    assert router.request_router_kwargs["imbalance_threshold"] == 2.5
+    assert router.request_routing_stats_period_s == 0.5
+    scaling = engine.autoscaling_config
+    assert (scaling.min_replicas, scaling.max_replicas, scaling.initial_replicas) == (1, 3, 1)
+    assert scaling.target_ongoing_requests == 4 and scaling.upscale_delay_s == 5
+    shipped = build_app(load_config(profiles.FOLDER / "cpu.yaml"), cache_dir=tmp_path,
+                        redis_url=None, run_id="r2")  # fmt: skip
+    fixed = shipped._bound_deployment.init_args[3]["general"]._bound_deployment._deployment_config
+    assert fixed.autoscaling_config is None and fixed.num_replicas == 1

@@ -157,6 +157,22 @@ def test_every_error_is_reported_with_its_yaml_path():
             "specialists[0].routing.prefix_capacity: Input should be greater than or equal to 1",
         ),
         (
+            lambda d: d["specialists"][0].update(
+                autoscaling={"min_replicas": 3, "max_replicas": 2, "target_ongoing_requests": 2}
+            ),
+            "specialists[0].autoscaling: min_replicas (3) exceeds max_replicas (2)",
+        ),
+        (
+            lambda d: d["specialists"][0].update(autoscaling={"max_replicas": 2}),
+            "specialists[0].autoscaling.target_ongoing_requests: Field required",
+        ),
+        (
+            lambda d: d["specialists"][0].update(
+                replicas=4, autoscaling={"max_replicas": 2, "target_ongoing_requests": 2}
+            ),
+            "replicas (4) must lie within autoscaling's min_replicas (1) and max_replicas (2)",
+        ),
+        (
             lambda d: d["specialists"][0].update(routing={"stats_period_s": 0}),
             "specialists[0].routing.stats_period_s: Input should be greater than 0",
         ),
