@@ -138,6 +138,20 @@ def gateway_changed(**update: Any) -> Callable[[MixserveConfig], MixserveConfig]
     return adjust
 
 
+def specialist_changed(name: str, **update: Any) -> Callable[[MixserveConfig], MixserveConfig]:
+    """An ``adjust`` for ``fake_fleet``: specialist ``name`` with these settings, the
+    config validated again (its cross-checks hold for the change too)."""
+
+    def adjust(config: MixserveConfig) -> MixserveConfig:
+        specialists = [
+            s.model_copy(update=update) if s.name == name else s for s in config.specialists
+        ]
+        changed = config.model_copy(update={"specialists": specialists})
+        return MixserveConfig.model_validate(changed.model_dump())
+
+    return adjust
+
+
 @contextmanager
 def fake_fleet(
     state_dir: Path,

@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from orchestrator.config import Autoscaling, MixserveConfig, Resources
-from tests.helpers.fleet import fake_fleet
+from orchestrator.config import Autoscaling, Resources
+from tests.helpers.fleet import fake_fleet, specialist_changed
 from tests.helpers.http import auth, chat
 
-
-def scaling_code(config: MixserveConfig) -> MixserveConfig:
-    scaling = Autoscaling(
+SCALING_CODE = specialist_changed(
+    "code",
+    autoscaling=Autoscaling(
         min_replicas=1,
         max_replicas=2,
         target_ongoing_requests=1,
@@ -24,29 +24,17 @@ def scaling_code(config: MixserveConfig) -> MixserveConfig:
         downscale_delay_s=600,
         look_back_period_s=2,
         metrics_interval_s=0.5,
-    )
-    specialists = [
-        s.model_copy(
-            update={
-                "autoscaling": scaling,
-                "max_ongoing_requests": 4,
-                "max_queued_requests": 8,
-                "resources": Resources(num_cpus=0.1),
-            }
-        )
-        if s.name == "code"
-        else s
-        for s in config.specialists
-    ]
-    return MixserveConfig.model_validate(
-        config.model_copy(update={"specialists": specialists}).model_dump()
-    )
+    ),
+    max_ongoing_requests=4,
+    max_queued_requests=8,
+    resources=Resources(num_cpus=0.1),
+)
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     with fake_fleet(
-        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), scaling_code
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), SCALING_CODE
     ) as run:
         yield run
 

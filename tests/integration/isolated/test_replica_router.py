@@ -12,38 +12,28 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from orchestrator.config import MixserveConfig, ReplicaRouting, Resources
-from tests.helpers.fleet import fake_fleet
+from orchestrator.config import ReplicaRouting, Resources
+from tests.helpers.fleet import fake_fleet, specialist_changed
 from tests.helpers.http import auth
 from tests.helpers.waits import wait_trace
 
 GENERATE = "mixserve.specialist.generate"
 
 
-def two_code_replicas(config: MixserveConfig) -> MixserveConfig:
-    specialists = [
-        s.model_copy(
-            update={
-                "replicas": 2,
-                "max_ongoing_requests": 4,
-                "max_queued_requests": 4,
-                "resources": Resources(num_cpus=0.1),
-                "routing": ReplicaRouting(imbalance_threshold=1.0, stats_period_s=0.5),
-            }
-        )
-        if s.name == "code"
-        else s
-        for s in config.specialists
-    ]
-    return MixserveConfig.model_validate(
-        config.model_copy(update={"specialists": specialists}).model_dump()
-    )
+TWO_CODE_REPLICAS = specialist_changed(
+    "code",
+    replicas=2,
+    max_ongoing_requests=4,
+    max_queued_requests=4,
+    resources=Resources(num_cpus=0.1),
+    routing=ReplicaRouting(imbalance_threshold=1.0, stats_period_s=0.5),
+)
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     with fake_fleet(
-        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), two_code_replicas
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), TWO_CODE_REPLICAS
     ) as run:
         yield run
 
