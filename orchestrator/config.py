@@ -425,6 +425,13 @@ class SpillConfig(_Strict):
     min_score: float = Field(
         0.0, ge=0, le=1, description="Never spill to a specialist predicted below this quality."
     )
+    max_utility_loss: float | None = Field(
+        None,
+        ge=0,
+        description="Spill only to a specialist whose predicted utility is within this of "
+        "the router's first choice (None: any, down to min_score); past it the request "
+        "gets the first choice's 503.",
+    )
 
 
 class PolicyConfig(_Strict):

@@ -26,19 +26,25 @@ def spill_target(
     engines: Mapping[str, str],
     available: Mapping[str, Any],
     min_score: float,
+    max_utility_loss: float | None = None,
 ) -> str | None:
     """The best-ranked specialist (by utility, else score) not on an engine already tried
-    (one of an engine group's would meet the same full queue), available, and predicted
-    at least ``min_score``; None when there is none."""
+    (one of an engine group's would meet the same full queue), available, predicted at
+    least ``min_score`` and, with ``max_utility_loss``, ranked within that of the first
+    one tried; None when there is none."""
     ranking = routing.get("utilities") or routing.get("scores") or {}
     scores = routing.get("scores") or {}
     full = {engines.get(name, name) for name in tried}
+    floor = -float("inf")
+    if max_utility_loss is not None and tried and tried[0] in ranking:
+        floor = float(ranking[tried[0]]) - max_utility_loss
     candidates = [
         name
         for name in sorted(ranking, key=lambda n: (-float(ranking[n]), n))
         if engines.get(name, name) not in full
         and name in available
         and float(scores.get(name, 1.0)) >= min_score
+        and float(ranking[name]) >= floor
     ]
     return candidates[0] if candidates else None
 
@@ -151,7 +157,9 @@ class Answering:
             return None
         if len(tried) > spill.max_spills:
             return None
-        return spill_target(routing, tried, self.engines, self.specialists, spill.min_score)
+        return spill_target(
+            routing, tried, self.engines, self.specialists, spill.min_score, spill.max_utility_loss
+        )
 
     # ---- finishing (also called by the SSE body, ``orchestrator.serving.streaming``) ---------
     def first_token(self, plan: Plan) -> None:

@@ -173,6 +173,10 @@ def test_every_error_is_reported_with_its_yaml_path():
             "replicas (4) must lie within autoscaling's min_replicas (1) and max_replicas (2)",
         ),
         (
+            lambda d: d.update(policy={"spill": {"max_utility_loss": -0.1}}),
+            "policy.spill.max_utility_loss: Input should be greater than or equal to 0",
+        ),
+        (
             lambda d: d["specialists"][0].update(routing={"stats_period_s": 0}),
             "specialists[0].routing.stats_period_s: Input should be greater than 0",
         ),

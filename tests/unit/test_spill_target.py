@@ -24,3 +24,13 @@ def test_too_low_a_prediction_or_a_missing_specialist_is_never_the_target():
     assert spill_target(ROUTING, ["code"], {}, ALL, 0.85) is None
     assert spill_target(ROUTING, ["code"], {}, {"code": 1, "general": 1}, 0.0) == "general"
     assert spill_target({"scores": {"a": 0.2, "b": 0.7}}, ["a"], {}, {"a": 1, "b": 1}, 0.0) == "b"
+
+
+def test_a_utility_margin_bounds_how_much_worse_the_target_may_be():
+    apart = {}
+    assert spill_target(ROUTING, ["code"], apart, ALL, 0.0, 0.1) == "math"  # 0.8: within 0.1
+    assert spill_target(ROUTING, ["code"], apart, ALL, 0.0, 0.05) is None  # 0.8 is 0.1 below
+    # measured from the first choice, not from the last one tried
+    assert spill_target(ROUTING, ["code", "math"], apart, ALL, 0.0, 0.3) is None
+    assert spill_target(ROUTING, ["code", "math"], apart, ALL, 0.0, 0.4) == "general"
+    assert spill_target(ROUTING, ["code"], apart, ALL, 0.0, None) == "math"  # no margin: any
