@@ -48,7 +48,7 @@ def _replicas(s: SpecialistConfig) -> dict[str, Any]:
     """A fixed number of replicas, or Serve's autoscaling starting from ``replicas``."""
     if s.autoscaling is None:
         return {"num_replicas": s.replicas}
-    scaling = {**s.autoscaling.serve_config(), "initial_replicas": s.replicas}
+    scaling = {**s.autoscaling.model_dump(), "initial_replicas": s.replicas}
     return {"num_replicas": "auto", "autoscaling_config": scaling}
 
 

@@ -189,9 +189,6 @@ class Autoscaling(_Strict):
             )
         return self
 
-    def serve_config(self) -> dict[str, Any]:
-        return self.model_dump()
-
 
 class SpecialistConfig(_Strict):
     name: Name = Field(description="Specialist name; also the `model` clients may pin.")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kernels import Gating
 from router_model.early_exit import EarlyExit
 from router_model.heads import RoutingHead
 
@@ -103,8 +104,6 @@ class Router:
         self.head_name = head_name
         self.layer = layer
         self.early_exit = early_exit
-        from kernels import Gating
-
         self.gating = Gating(device="cpu")  # quality rows arrive as numpy, on the CPU
 
     def predict(self, queries: list[str]) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,7 @@ class EngineLoad:
     prefix_hits: int = 0  # of those, found there
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            "running": self.running,
-            "waiting": self.waiting,
-            "kv_cache_usage": self.kv_cache_usage,
-            "prefix_queries": self.prefix_queries,
-            "prefix_hits": self.prefix_hits,
-        }
+        return asdict(self)
 
 
 class SpecialistEngine(abc.ABC):
