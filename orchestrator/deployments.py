@@ -335,12 +335,18 @@ class SpecialistServer:
         return attrs
 
     async def get_stats(self) -> dict[str, Any]:
-        """Totals over the specialists served here, each one's own, and the engine's count
-        of unfinished requests (running or waiting, whichever specialist asked)."""
+        """Totals over the specialists served here, each one's own, the engine's count of
+        unfinished requests (running or waiting, whichever specialist asked) and its load
+        as the replica router sees it."""
         totals = {k: sum(s[k] for s in self.stats.values()) for k in STAT_NAMES}
         by_specialist = {n: dict(s) for n, s in self.stats.items()}
         unfinished = self.engine.num_unfinished()
-        return {**totals, "engine_unfinished": unfinished, "by_specialist": by_specialist}
+        return {
+            **totals,
+            "engine_unfinished": unfinished,
+            "engine_load": self.engine.load().as_dict(),
+            "by_specialist": by_specialist,
+        }
 
     def record_routing_stats(self) -> dict[str, Any]:
         """Serve polls this for the specialists' request router (``replica_router``): the

@@ -257,7 +257,7 @@ class Gateway:
     @app.get("/v1/specialists")
     async def specialists_info(self, request: Request) -> dict[str, Any]:
         """Each specialist with the counters of one of its replicas (served, aborted,
-        failed, in flight, and requests unfinished inside the engine)."""
+        failed, in flight, requests unfinished inside the engine) and its engine's load."""
         await self._authorize(request)
         engines = {s.deployment: self.specialists[s.name] for s in self.config.specialists}
         stats = await replica_stats(engines)
@@ -269,6 +269,7 @@ class Gateway:
                 own = {
                     **engine["by_specialist"][s.name],
                     "engine_unfinished": engine["engine_unfinished"],
+                    "engine_load": engine["engine_load"],
                 }
             data.append(
                 {

@@ -119,6 +119,33 @@ def test_health_endpoints(live):
     assert httpx.get(f"{live['url']}/healthz").json() == {"status": "ok"}
 
 
+def test_the_real_engine_reports_its_load_and_prefix_cache_hits(live):
+    """vLLM's scheduler figures reach `/v1/specialists` (as they reach the replica
+    router): a prompt of a few hundred tokens sent twice hits the engine's prefix cache,
+    whose blocks are 128 tokens on the CPU backend."""
+
+    def engine_load():
+        data = httpx.get(f"{live['url']}/v1/specialists", timeout=30).json()["data"]
+        return next(s["stats"]["engine_load"] for s in data if s["name"] == "general")
+
+    before = engine_load()
+    notes = " ".join(f"note{i}" for i in range(300))  # ~600 tokens, several whole blocks
+    body = {
+        "model": "general",
+        "max_tokens": 1,
+        "temperature": 0.5,  # not served from the response cache (temperature 0 only)
+        "messages": [{"role": "user", "content": f"{notes}. Summarise these notes."}],
+    }
+    with httpx.Client(base_url=live["url"], timeout=120) as c:
+        for _ in range(2):
+            assert c.post("/v1/chat/completions", json=body).status_code == 200
+    after = engine_load()
+    assert after["prefix_queries"] - before["prefix_queries"] >= 2 * 300
+    assert after["prefix_hits"] - before["prefix_hits"] >= 256  # the second found the first's
+    # the scheduler's last step's view (no step runs while idle): within its bounds
+    assert after["running"] >= 0 and after["waiting"] >= 0 and 0 <= after["kv_cache_usage"] <= 1
+
+
 def test_disconnect_aborts_the_real_engine_generation(live):
     def general_stats():
         data = httpx.get(f"{live['url']}/v1/specialists", timeout=30).json()["data"]

@@ -315,6 +315,10 @@ def test_specialists_endpoint_reports_replica_counters(client):
     assert math["served"] == before["math"]["served"] + 1  # counted per specialist
     assert by_name["general"]["stats"]["served"] == before["general"]["served"]
     assert math["engine_unfinished"] == 0
+    # the engine's load as the replica router sees it (the fake knows only its unfinished)
+    assert math["engine_load"] == {
+        "running": 0, "waiting": 0, "kv_cache_usage": 0.0, "prefix_queries": 0, "prefix_hits": 0
+    }  # fmt: skip
 
 
 def test_a_stalling_answer_hits_the_gateway_deadline_instead_of_hanging(client):
