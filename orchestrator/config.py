@@ -429,6 +429,21 @@ class SpillConfig(_Strict):
         "the router's first choice (None: any, down to min_score); past it the request "
         "gets the first choice's 503.",
     )
+    max_wait_s: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="With nowhere to spill, wait this long for a slot of the saturated "
+        "specialist (within the request's deadline) before its 503; 0: no waiting.",
+    )
+    max_waiting: int = Field(
+        64, ge=1, le=100000, description="Requests one gateway replica lets wait per engine."
+    )
+    joint_assignment: bool = Field(
+        True,
+        description="Queries routed in one router batch are assigned jointly against the "
+        "specialists' free slots (balanced assignment), within max_utility_loss and min_score.",
+    )
 
 
 class PolicyConfig(_Strict):

@@ -23,6 +23,7 @@ from ray import serve
 
 from orchestrator.billing.pricing import BusyMeter
 from orchestrator.config import RetrievalConfig, RouterConfig, SpecialistConfig
+from orchestrator.serving import assign_jointly
 from orchestrator.telemetry import TraceOptions, Tracing
 from orchestrator.telemetry.tracing import AttributeValue, Carrier, fail, where
 
@@ -100,26 +101,52 @@ class RouterServer:
             exit_margin=probe.min_margin if probe else 0.0,
             exit_agree=probe.agree if probe else False,
         )
+        self.assignment: Any = None  # kernels.BalancedAssignment, made on first need
         logger.info("router ready in %.1fs", time.monotonic() - started)
 
     # no wait for company: a query alone runs at once, and those that arrive while a
     # batch runs form the next one (a 2 ms wait added 2 ms to every routed request)
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
-    async def _route(self, requests: list[tuple[str, float | None]]) -> list[dict[str, Any]]:
-        queries = [q for q, _ in requests]
-        tradeoffs = [t for _, t in requests]
+    async def _route(
+        self, requests: list[tuple[str, float | None, dict[str, Any] | None]]
+    ) -> list[dict[str, Any]]:
+        queries = [q for q, _, _ in requests]
+        tradeoffs = [t for _, t, _ in requests]
+        capacities = [c for _, _, c in requests]
         started = time.monotonic()
-        decisions = await self.compute.run(self.router.route_batch, queries, tradeoffs)
+        decisions = await self.compute.run(self._decide, queries, tradeoffs, capacities)
         # batches run one at a time: each query is charged an equal share of its batch
         share = (time.monotonic() - started) / len(requests)
         size = len(requests)
-        return [{**d.as_dict(), "busy_s": share, "batch_size": size} for d in decisions]
+        return [{**d, "busy_s": share, "batch_size": size} for d in decisions]
+
+    def _decide(
+        self,
+        queries: list[str],
+        tradeoffs: list[float | None],
+        capacities: list[dict[str, Any] | None],
+    ) -> list[dict[str, Any]]:
+        """Each query's decision, the batch then assigned jointly against free slots."""
+        decisions = [d.as_dict() for d in self.router.route_batch(queries, tradeoffs)]
+        if any(c is not None for c in capacities):
+            if self.assignment is None:
+                from kernels import BalancedAssignment
+
+                self.assignment = BalancedAssignment(device="cpu")
+            assign_jointly(decisions, capacities, self.assignment)
+        return decisions
 
     async def route(
-        self, query: str, tradeoff: float | None = None, trace: Carrier | None = None
+        self,
+        query: str,
+        tradeoff: float | None = None,
+        trace: Carrier | None = None,
+        capacity: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """The routing decision; with ``capacity`` (``serving.joint.capacity_of``) the
+        query takes part in its batch's joint assignment against free slots."""
         with self.tracing.span("mixserve.router.route", trace, SpanKind.SERVER, where()) as span:
-            result: dict[str, Any] = await self._route((query, tradeoff))
+            result: dict[str, Any] = await self._route((query, tradeoff, capacity))
             batch = int(result.pop("batch_size", 1))
             span.set_attributes(
                 {
@@ -130,6 +157,8 @@ class RouterServer:
                     "mixserve.busy_s": float(result["busy_s"]),
                 }
             )
+            if "reassigned_from" in result:
+                span.set_attribute("mixserve.routing.reassigned_from", result["reassigned_from"])
             for name, score in result.get("scores", {}).items():
                 span.set_attribute(f"mixserve.routing.score.{name}", float(score))
         return result

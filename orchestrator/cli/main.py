@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from orchestrator.cli import bench_suites  # noqa: F401 - registers bench overhead/overload
+from orchestrator.cli import bench_skew, bench_suites  # noqa: F401 - registers bench commands
 from orchestrator.cli.bench import bench_app
 from orchestrator.cli.common import (
     DEFAULT_CONFIG,

@@ -1,17 +1,21 @@
 """The gateway replica's request path: HTTP routes, the OpenAI protocol, planning
 (routing, retrieval, budget) and answering (cache, policies, calls, streaming).
 
-Public API: ``Gateway`` (the Serve ingress class; importing it pulls in FastAPI).
+Public API: ``Gateway`` (the Serve ingress class; importing it pulls in FastAPI) and
+``assign_jointly`` (the router batch's joint assignment against free slots, which the
+router deployment runs).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.serving.joint import assign_jointly
+
 if TYPE_CHECKING:
     from orchestrator.serving.gateway import Gateway
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "assign_jointly"]
 
 
 def __getattr__(name: str) -> Any:

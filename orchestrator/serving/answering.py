@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.billing import Accounts
@@ -15,6 +16,7 @@ from orchestrator.errors import APIError, from_exception
 from orchestrator.policies import CallFailed, PolicyRequest, run_policy
 from orchestrator.serving.cache import ResponseCache
 from orchestrator.serving.calls import SpecialistCalls
+from orchestrator.serving.engine_slots import EngineSlots, QueueFull
 from orchestrator.serving.plan import Answer, Plan, outcome_of, replay, settle_calls
 from orchestrator.serving.streaming import sse_body
 from orchestrator.telemetry.metrics import ServiceMetrics
@@ -49,6 +51,25 @@ def spill_target(
     return candidates[0] if candidates else None
 
 
+class Waiting:
+    """One request's time spent waiting for slots, against its allowance."""
+
+    def __init__(self, allowance_s: float) -> None:
+        self.allowance_s = allowance_s
+        self.seconds = 0.0
+
+    def left(self) -> float:
+        return self.allowance_s - self.seconds
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds += time.monotonic() - started
+
+
 class Answering:
     def __init__(
         self,
@@ -58,8 +79,10 @@ class Answering:
         metrics: ServiceMetrics,
         spill: SpillConfig | None = None,
         engines: Mapping[str, str] | None = None,
+        slots: EngineSlots | None = None,
     ) -> None:
         self.spill = spill or SpillConfig()
+        self.slots = slots  # this replica's share of every engine's slots, and its waiters
         # specialist -> the engine deployment serving it: spilling to a specialist on the
         # saturated engine would only meet the same full queue
         self.engines = dict(engines or {})
@@ -91,6 +114,7 @@ class Answering:
             policy = hit.get("policy") or {"name": "single", "reason": "", "calls": []}
             self.adopt(plan, hit.get("specialist", plan.specialist), policy)
             return replay(hit)
+        self._hold(plan, plan.specialist)
         calls = SpecialistCalls(
             self.specialists, plan.request_id, plan.deadline, trace, self.accounts.costs.call
         )
@@ -117,15 +141,23 @@ class Answering:
         self, plan: Plan, calls: SpecialistCalls, specialist: str, payload: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream the call; when its specialist is saturated (its queue is full, 503) and
-        the router chose it, spill over to the next best, up to ``spill.max_spills``."""
+        the router chose it, spill over to the next best, up to ``spill.max_spills``;
+        with nowhere to spill, wait for a slot (``spill.max_wait_s``) and try again."""
         tried = [specialist]
+        waiting = Waiting(self.spill.max_wait_s)
         while True:
             try:
-                return await calls.stream(specialist, payload)
+                items = await calls.stream(specialist, payload)
             except APIError as err:
                 target = self._spill_target(plan, tried, err)
                 if target is None:
+                    if await self._wait(plan, specialist, err, waiting):
+                        continue
                     raise
+            else:
+                if waiting.seconds:
+                    self._waited(plan, specialist, waiting, "served")
+                return items
             self.metrics.spilled.inc(1, tags={"specialist": specialist, "to": target})
             policy = plan.meta["policy"]
             for call in policy["calls"]:
@@ -144,16 +176,57 @@ class Answering:
             )
             policy["reason"] += f"; {specialist} was saturated, spilled to {target}"
             self.adopt(plan, target, policy)
+            self._hold(plan, target)
             plan.cache_key = None  # an answer from a stand-in is not cached as the answer
             if plan.trace is not None:
                 plan.trace.root.set_attribute("mixserve.spilled_from", tried)
             tried.append(target)
             specialist = target
 
+    def _hold(self, plan: Plan, specialist: str) -> None:
+        """The plan holds a slot of the engine answering it (moved when it spills)."""
+        if self.slots is None:
+            return
+        if plan.release_slot is not None:
+            plan.release_slot()
+        plan.release_slot = self.slots.hold(self.engines.get(specialist, specialist))
+
+    async def _wait(self, plan: Plan, specialist: str, err: APIError, waiting: Waiting) -> bool:
+        """Wait for a slot of the saturated ``specialist``: True to try it again, False
+        when the request may not wait (or no longer): its 503 stands."""
+        if self.slots is None or err.code != "overloaded" or not plan.balance:
+            return False
+        left = min(waiting.left(), plan.deadline - asyncio.get_running_loop().time())
+        if left <= 0:
+            if waiting.seconds:
+                self._waited(plan, specialist, waiting, "expired")
+            return False
+        engine = self.engines.get(specialist, specialist)
+        try:
+            with waiting.timing():
+                await self.slots.wait(engine, left)
+        except QueueFull:
+            self._waited(plan, specialist, waiting, "full")
+            return False
+        return True
+
+    def _waited(self, plan: Plan, specialist: str, waiting: Waiting, outcome: str) -> None:
+        seconds = round(waiting.seconds, 3)
+        self.metrics.queue_wait.observe(
+            seconds, tags={"specialist": specialist, "outcome": outcome}
+        )
+        plan.meta["policy"]["waited_s"] = seconds
+        if outcome == "served":
+            plan.meta["policy"]["reason"] += f"; waited {seconds:g} s for a slot of {specialist}"
+        if plan.trace is not None:
+            plan.trace.root.set_attribute("mixserve.queue_wait_s", seconds)
+
     def _spill_target(self, plan: Plan, tried: list[str], err: APIError) -> str | None:
         spill = self.spill
         routing = plan.meta["routing"]
         if not spill.enabled or routing.get("pinned") or err.code != "overloaded":
+            return None
+        if not plan.balance:
             return None
         if len(tried) > spill.max_spills:
             return None
@@ -189,6 +262,8 @@ class Answering:
         if plan.closed:
             return
         plan.closed = True
+        if plan.release_slot is not None:
+            plan.release_slot()
         done = plan.settlement()
         self.metrics.answered(done.specialist, done.policy, usage, outcome, done.latency_s)
         if plan.trace is None:

@@ -31,6 +31,7 @@ from orchestrator.serving import protocol
 from orchestrator.serving.admission import Admission, fleet_limit
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.cache import ResponseCache
+from orchestrator.serving.engine_slots import EngineSlots, engine_capacity
 from orchestrator.serving.http import (
     check_headers,
     install_error_handlers,
@@ -105,8 +106,16 @@ class Gateway:
         self.accounts = Accounts(self.config, self.redis, spool, self.metrics)
         self.known_keys: dict[str, KeyRecord] = {}
         self.tracing = Tracing(tracing, "gateway")
+        self.slots = EngineSlots(engine_capacity(config), config.policy.spill.max_waiting)
         self.planner = Planner(
-            self.config, router, retriever, specialists, self.cache, self.accounts, self.metrics
+            self.config,
+            router,
+            retriever,
+            specialists,
+            self.cache,
+            self.accounts,
+            self.metrics,
+            self.slots,
         )
         self.answering = Answering(
             specialists,
@@ -115,6 +124,7 @@ class Gateway:
             self.metrics,
             self.config.policy.spill,
             engines={s.name: s.deployment for s in config.specialists},
+            slots=self.slots,
         )
         self.admission = Admission(fleet_limit(config), config.gateway.request_timeout_s + 30)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,8 @@ class Plan:
     # the ledger's idempotency id: drawn here, since clients choose (and may repeat) ids
     settle_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     trace: RequestTrace | None = None
+    balance: bool = True  # may be reassigned, spilled over or queued (``mixserve.balance``)
+    release_slot: Callable[[], None] | None = None  # the engine slot it holds (EngineSlots)
 
     def settlement(self) -> Settlement:
         """What the ledger records of this request, as it stands now."""

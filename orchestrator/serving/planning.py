@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -16,6 +17,8 @@ from orchestrator.billing import Accounts, Exposure, KeyRecord
 from orchestrator.config import MixserveConfig
 from orchestrator.errors import APIError, unknown_model
 from orchestrator.serving.cache import ResponseCache, cache_key, digest_of
+from orchestrator.serving.engine_slots import EngineSlots
+from orchestrator.serving.joint import capacity_of
 from orchestrator.serving.plan import Plan, policy_for, select_passages
 from orchestrator.serving.protocol import MixserveOptions
 from orchestrator.telemetry.log_throttle import Throttled
@@ -58,8 +61,12 @@ class Planner:
         cache: ResponseCache | None,
         accounts: Accounts,
         metrics: ServiceMetrics,
+        slots: EngineSlots | None = None,
     ) -> None:
         self.config = config
+        self.slots = slots
+        self.gateway_id = uuid.uuid4().hex[:12]  # this replica, in the router's batches
+        self.engines = {s.name: s.deployment for s in config.specialists}
         self.router = router
         self.retriever = retriever
         self.specialists = specialists
@@ -109,8 +116,9 @@ class Planner:
         tradeoff = options.quality_cost_tradeoff if options else None
         retrieval = self.config.retrieval
         want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
+        balance = options.balance if options else True
         decision, found = await asyncio.gather(
-            self._route(trace, query, tradeoff) if model == "auto" else _nothing(),
+            self._route(trace, query, tradeoff, balance) if model == "auto" else _nothing(),
             self._retrieve(trace, query) if want_passages else _nothing(),
         )
         hits: list[dict[str, Any]] = (found or {}).get("hits", [])
@@ -127,6 +135,10 @@ class Planner:
             specialist = decision["choice"]
             routing = {**decision, "pinned": False}
             self.metrics.routed.inc(1, tags={"specialist": specialist})
+            if "reassigned_from" in routing:
+                moved = {"specialist": routing["reassigned_from"], "to": specialist}
+                self.metrics.reassigned.inc(1, tags=moved)
+                trace.root.set_attribute("mixserve.reassigned_from", routing["reassigned_from"])
         if found and found.get("degraded"):
             routing["retrieval"] = found["degraded"]  # answered without passages: say so
         passages, sources = select_passages(hits, retrieval.max_context_chars)
@@ -166,6 +178,7 @@ class Planner:
             retrieval_busy_s=float((found or {}).get("busy_s", 0.0)),
             key=key,
             trace=trace,
+            balance=balance,
         )
         if key is not None and key.budget_usd is not None:
             with trace.child("mixserve.budget.reserve", attributes={"mixserve.key_id": key.key_id}):
@@ -173,16 +186,27 @@ class Planner:
                 await self.accounts.reserve(key, plan.settle_id, exposure(plan, self.config))
         return plan
 
+    def _capacity(self, balance: bool) -> dict[str, Any] | None:
+        """What this replica sees free, for the router batch's joint assignment."""
+        spill = self.config.policy.spill
+        if not (balance and spill.enabled and spill.joint_assignment and self.slots):
+            return None
+        free = self.slots.free()
+        return capacity_of(
+            self.gateway_id, free, self.engines, spill.max_utility_loss, spill.min_score
+        )
+
     async def _route(
-        self, trace: RequestTrace, query: str, tradeoff: float | None
+        self, trace: RequestTrace, query: str, tradeoff: float | None, balance: bool = True
     ) -> dict[str, Any]:
         """The router's decision, waited for at most ``router.timeout_s``; a router that
         is slow, saturated or failing sends the request to the fallback specialist
         instead (marked ``degraded`` in the routing it reports), never fails it."""
         with trace.child("mixserve.routing", SpanKind.CLIENT) as span:
             try:
+                capacity = self._capacity(balance)
                 decision: dict[str, Any] = await asyncio.wait_for(
-                    self.router.route.remote(query, tradeoff, trace.carrier(span)),
+                    self.router.route.remote(query, tradeoff, trace.carrier(span), capacity),
                     self.config.router.timeout_s,
                 )
             except Exception as exc:  # noqa: BLE001 - any router failure degrades alike

@@ -156,6 +156,11 @@ class MixserveOptions(BaseModel):
     policy: str | None = Field(None, description="Answer policy: single, cascade or ensemble.")
     cascade: CascadeOptions | None = None
     ensemble: EnsembleOptions | None = None
+    balance: StrictBool = Field(
+        True,
+        description="false: the router's first choice answers or the request is refused "
+        "(no joint reassignment, no spill-over, no wait for a slot).",
+    )
 
     @field_validator("policy")
     @classmethod

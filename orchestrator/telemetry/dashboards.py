@@ -78,12 +78,27 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         [("sum(rate(ray_mixserve_rejections_total[5m])) by (reason)", "{{reason}}")],
     ),
     (
-        "Spill-overs from saturated specialists",
+        "Spill-overs and reassignments away from saturated specialists",
         "reqps",
         [
             (
                 "sum(rate(ray_mixserve_spillovers_total[5m])) by (specialist, to)",
-                "{{specialist}} → {{to}}",
+                "spilled {{specialist}} → {{to}}",
+            ),
+            (
+                "sum(rate(ray_mixserve_reassignments_total[5m])) by (specialist, to)",
+                "reassigned {{specialist}} → {{to}}",
+            ),
+        ],
+    ),
+    (
+        "Wait for a slot of a saturated specialist: p99",
+        "s",
+        [
+            (
+                "histogram_quantile(0.99, sum(rate(ray_mixserve_queue_wait_s_bucket[5m])) "
+                "by (le, specialist, outcome))",
+                "{{specialist}} {{outcome}}",
             )
         ],
     ),

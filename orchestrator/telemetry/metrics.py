@@ -73,6 +73,19 @@ class ServiceMetrics:
             description="Calls spilled over from a saturated specialist, by it and the target.",
             tag_keys=_tags("specialist", "to"),
         )
+        self.reassigned = metrics.Counter(
+            "mixserve_reassignments",
+            description="Routed queries the joint assignment moved off a specialist with no "
+            "free slot, by their first choice and where they went.",
+            tag_keys=_tags("specialist", "to"),
+        )
+        self.queue_wait = metrics.Histogram(
+            "mixserve_queue_wait_s",
+            description="Seconds a request waited for a slot of its saturated specialist, "
+            "by specialist and outcome (served, expired, full).",
+            boundaries=LATENCY_BUCKETS_S,
+            tag_keys=_tags("specialist", "outcome"),
+        )
         self.degraded = metrics.Counter(
             "mixserve_degraded",
             description="Requests answered without a part that failed or timed out "

@@ -138,6 +138,30 @@ def gateway_changed(**update: Any) -> Callable[[MixserveConfig], MixserveConfig]
     return adjust
 
 
+def spill_changed(**update: Any) -> Callable[[MixserveConfig], MixserveConfig]:
+    """An ``adjust`` for ``fake_fleet``: the config with these ``policy.spill`` settings."""
+
+    def adjust(config: MixserveConfig) -> MixserveConfig:
+        spill = config.policy.spill.model_copy(update=update)
+        policy = config.policy.model_copy(update={"spill": spill})
+        return config.model_copy(update={"policy": policy})
+
+    return adjust
+
+
+def both(
+    *adjusts: Callable[[MixserveConfig], MixserveConfig],
+) -> Callable[[MixserveConfig], MixserveConfig]:
+    """Several ``adjust``s, applied in order."""
+
+    def adjust(config: MixserveConfig) -> MixserveConfig:
+        for change in adjusts:
+            config = change(config)
+        return config
+
+    return adjust
+
+
 def specialist_changed(name: str, **update: Any) -> Callable[[MixserveConfig], MixserveConfig]:
     """An ``adjust`` for ``fake_fleet``: specialist ``name`` with these settings, the
     config validated again (its cross-checks hold for the change too)."""

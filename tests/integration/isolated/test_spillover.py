@@ -1,5 +1,8 @@
 """Spill-over: a routed request whose specialist is saturated (its queue is full) is
-answered by the next best; a request that pinned the specialist gets 503 instead."""
+answered by the next best; a request that pinned the specialist gets 503 instead.
+
+Spill-over alone: no joint assignment (it would move the routed request before its call
+is refused) and no waiting for a slot (``test_balancing.py`` has both)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.helpers.fleet import fake_fleet, gateway_changed
+from tests.helpers.fleet import both, fake_fleet, gateway_changed, spill_changed
 from tests.helpers.http import auth, chat
 
 CODE_QUESTION = "Write a Python function that reverses a list"
@@ -18,7 +21,10 @@ DEADLINE_S = 30.0  # the queued fillers end after ~6 s: twice the fleet's usual 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    patient = gateway_changed(request_timeout_s=DEADLINE_S)
+    patient = both(
+        gateway_changed(request_timeout_s=DEADLINE_S),
+        spill_changed(joint_assignment=False, max_wait_s=0),
+    )
     with fake_fleet(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), patient) as run:
         yield run
 
