@@ -3,14 +3,14 @@
 arrivals, streamed requests timed to the first token, and reports of throughput,
 goodput, latency percentiles, errors and refusals, per group and overall.
 
-Public API: ``QueryMix``, ``LoadSpec``, ``run_load``, ``summarize``, ``alternate``,
+Public API: ``QueryMix``, ``ContextMix``, ``LoadSpec``, ``run_load``, ``summarize``, ``alternate``,
 ``plot_sweep``.
 """
 
 from loadgen.compare import alternate
-from loadgen.mix import QueryMix
+from loadgen.mix import ContextMix, QueryMix
 from loadgen.plots import plot_sweep
 from loadgen.report import summarize
 from loadgen.run import LoadSpec, run_load
 
-__all__ = ["LoadSpec", "QueryMix", "alternate", "plot_sweep", "run_load", "summarize"]
+__all__ = ["ContextMix", "LoadSpec", "QueryMix", "alternate", "plot_sweep", "run_load", "summarize"]

@@ -25,6 +25,9 @@ class Outcome:
     error: str = ""  # the error code of a refusal or failure (in the body or in-band)
     retry_after_s: float = 0.0  # what a refusal asked the client to wait
     request_id: str = ""  # mixserve's (its trace), from the first chunk; "" from a peer
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens: prefix-cache hits
+    moved: str = ""  # mixserve's balancing: "reassigned", "spilled" or "waited" ("" if none)
 
     @property
     def answered(self) -> bool:
@@ -52,7 +55,7 @@ async def stream_chat(
         "stream": True,
         "max_tokens": max_tokens,
         "temperature": temperature,
-        "messages": [{"role": "user", "content": prompt.text}],
+        "messages": prompt.messages(),
         "stream_options": {"include_usage": True},
     }
     begin = clock()
@@ -91,14 +94,30 @@ def absorb_event(out: Outcome, line: str, elapsed: float) -> None:
     meta = event.get("mixserve")
     if not out.request_id and isinstance(meta, dict) and meta.get("request_id"):
         out.request_id = str(meta["request_id"])
+        out.moved = moved(meta)
     choices = event.get("choices") or []
     if out.ttft_s is None and choices and choices[0].get("delta", {}).get("content"):
         out.ttft_s = elapsed
     usage = event.get("usage")
     if usage:
         out.output_tokens = int(usage.get("completion_tokens", 0))
+        out.prompt_tokens = int(usage.get("prompt_tokens", 0))
+        details = usage.get("prompt_tokens_details") or {}
+        out.cached_tokens = int(details.get("cached_tokens") or 0)
     if not out.specialist and event.get("model"):
         out.specialist = str(event["model"])
+
+
+def moved(meta: dict[str, Any]) -> str:
+    """How mixserve's balancing moved the request, from its ``mixserve`` object."""
+    policy = meta.get("policy") or {}
+    if (meta.get("routing") or {}).get("reassigned_from"):
+        return "reassigned"
+    if any(c.get("role") == "spill" for c in policy.get("calls") or []):
+        return "spilled"
+    if policy.get("waited_s"):
+        return "waited"
+    return ""
 
 
 def _seconds(value: str | None) -> float:

@@ -14,10 +14,23 @@ class MixError(ValueError):
     """A mix that cannot be built (a message fit for one line of the CLI)."""
 
 
+ACK = "Noted."  # the assistant's turn after a context document
+
+
 @dataclass(frozen=True)
 class Prompt:
     group: str
     text: str
+    context: str = ""  # a document sent as an earlier turn (a prefix prompts share)
+
+    def messages(self) -> list[dict[str, str]]:
+        turns = [{"role": "user", "content": self.text}]
+        if self.context:
+            turns[:0] = [
+                {"role": "user", "content": self.context},
+                {"role": "assistant", "content": ACK},
+            ]
+        return turns
 
 
 def _group_name(path: Path) -> str:
@@ -98,3 +111,21 @@ class QueryMix:
         names = list(self.weights)
         group = rng.choices(names, weights=[self.weights[n] for n in names])[0]
         return Prompt(group, rng.choice(self.groups[group]))
+
+
+class ContextMix:
+    """Questions about shared documents: each prompt is one of ``documents`` (an earlier
+    turn, so prompts about the same document share a long prefix) and one of
+    ``questions``, drawn uniformly."""
+
+    def __init__(
+        self, documents: Sequence[str], questions: Sequence[str], group: str = "documents"
+    ) -> None:
+        if not documents or not questions:
+            raise MixError("a context mix needs at least one document and one question")
+        self.documents = list(documents)
+        self.questions = list(questions)
+        self.group = group
+
+    def sample(self, rng: random.Random) -> Prompt:
+        return Prompt(self.group, rng.choice(self.questions), rng.choice(self.documents))

@@ -5,7 +5,7 @@ and latency percentiles, refusals and errors by kind."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -61,6 +61,11 @@ def _block(outcomes: Sequence[Outcome], wall_s: float, slo_s: float) -> dict[str
         "ttft_ms": percentiles_ms([o.ttft_s for o in answered if o.ttft_s is not None]),
         "latency_ms": percentiles_ms([o.latency_s for o in answered]),
         "refusal_ms": percentiles_ms([o.latency_s for o in refused]),
+        # the engines' prefix-cache hits over the answered requests' prompt tokens
+        "prefix_hit_rate": round(sum(o.cached_tokens for o in answered) / prompt, 4)
+        if (prompt := sum(o.prompt_tokens for o in answered))
+        else None,
+        "moved": dict(sorted(Counter(o.moved for o in answered if o.moved).items())),
     }
 
 

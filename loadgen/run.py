@@ -16,7 +16,7 @@ import httpx
 
 from loadgen.arrivals import poisson_times
 from loadgen.client import Outcome, stream_chat
-from loadgen.mix import QueryMix
+from loadgen.mix import ContextMix, QueryMix
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_OPEN = 4096  # requests in flight at once in an open-loop load, at the most
@@ -50,7 +50,9 @@ class LoadSpec:
             raise ValueError("an open-loop load needs a rate above 0")
 
 
-async def run_load(spec: LoadSpec, mix: QueryMix, allow_remote: bool = False) -> list[Outcome]:
+async def run_load(
+    spec: LoadSpec, mix: QueryMix | ContextMix, allow_remote: bool = False
+) -> list[Outcome]:
     """Every request's outcome, in the order they were sent."""
     spec.check(allow_remote)
     rng = random.Random(spec.seed)

@@ -314,6 +314,7 @@ class SpecialistServer:
                     "completion_tokens": chunk.completion_tokens,
                     "finish_reason": chunk.finish_reason,
                     "cumulative_logprob": chunk.cumulative_logprob,
+                    "cached_tokens": chunk.cached_tokens,
                 }
                 yield last
             # a closing item with no text: this request's share of the replica's busy time

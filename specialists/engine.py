@@ -47,6 +47,7 @@ class Chunk:
     completion_tokens: int
     finish_reason: str | None = None
     cumulative_logprob: float | None = None  # sum over the completion so far, when requested
+    cached_tokens: int = 0  # of the prompt's tokens, those found in the engine's prefix cache
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,9 @@ class VLLMEngine(SpecialistEngine):
                 finish = completion.finish_reason
                 if finish is not None and not stopped:
                     text += stops.flush()
-                yield Chunk(text, len(ids), produced, "stop" if stopped else finish, logprob)
+                cached = int(out.num_cached_tokens or 0)
+                ended = "stop" if stopped else finish
+                yield Chunk(text, len(ids), produced, ended, logprob, cached)
                 if stopped:  # vLLM ends here too; closing the stream aborts what is left
                     return
         finally:

@@ -12,11 +12,16 @@ in alternating rounds:
 - ``skew_off``: the same skewed mix with ``mixserve.balance: false`` on every request
   (each answered by the router's first choice, queueing there).
 
+Then the replica part (``orchestrator.cli.bench_replicas``): the hot specialist on two
+replicas, prompts sharing long prefixes, our request router against Ray's default and
+Ray Serve LLM's prefix-affinity router.
+
 The summary (last line with ``--json``): ``p99_ratio_vs_uniform`` (skew's p99 latency
 over uniform's), ``p99_gain_vs_no_balancing`` (skew_off's over skew's), each the median
-over rounds of the ratio within a round. ``prefix_hit_rate``, ``vs_ray_default`` and
-``vs_ray_prefix`` (the replica router against Ray's) are not measured by this command
-yet: they are null.
+over rounds of the ratio within a round; ``prefix_hit_rate`` (our replica router's
+engines' prefix-cache hit rate) and ``vs_ray_default`` / ``vs_ray_prefix`` (p99 TTFT and
+throughput ratios, ours over theirs, and their hit rate). ``--parts`` runs only some;
+the others are null.
 """
 
 from __future__ import annotations
@@ -42,11 +47,21 @@ from orchestrator.cli.common import ConfigOpt, err, fail, load_checked, prepare_
 from orchestrator.config import MixserveConfig
 
 SHARED_ENGINE = "rest"
+SUMMARY_KEYS = (
+    "p99_ratio_vs_uniform",
+    "p99_gain_vs_no_balancing",
+    "prefix_hit_rate",
+    "vs_ray_default",
+    "vs_ray_prefix",
+)
 
 
 def skew_config(cfg: MixserveConfig, hot: str, slots: int, queue: int) -> MixserveConfig:
     """``hot`` on an engine of its own, every other specialist on one shared engine, one
-    replica each with ``slots`` running and ``queue`` queued; spill-over to any."""
+    replica each with ``slots`` running and ``queue`` queued; spill-over to any. Each
+    engine computes on a core of its own (CPU 0 and CPU 1), as each expert would have a
+    GPU of its own: two engines whose OpenMP threads both spin on both cores slow each
+    other down several times (measured here: 11 output tokens/s in all)."""
     specialists = [
         s.model_copy(
             update={
@@ -55,6 +70,11 @@ def skew_config(cfg: MixserveConfig, hot: str, slots: int, queue: int) -> Mixser
                 "autoscaling": None,
                 "max_ongoing_requests": slots,
                 "max_queued_requests": queue,
+                "cpu_binding": "auto",
+                "engine_env": {
+                    **s.engine_env,
+                    "VLLM_CPU_OMP_THREADS_BIND": "0" if s.name == hot else "1",
+                },
             }
         )
         for s in cfg.specialists
@@ -91,13 +111,30 @@ def skew(
     rate: Annotated[
         float | None, typer.Option(help="Offered rate (requests/s); default: --load x peak.")
     ] = None,
-    duration: Annotated[float, typer.Option(min=1, help="Seconds per round.")] = 40.0,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds per round.")] = 60.0,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds of each variant, alternating.")] = 2,
-    max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 64,
+    max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 32,
+    parts: Annotated[str, typer.Option(help="Which parts: skew, replicas or both.")] = (
+        "skew,replicas"
+    ),
+    clients: Annotated[int, typer.Option(min=1, help="Replica part: closed-loop clients.")] = 8,
+    document_count: Annotated[
+        int, typer.Option("--documents", min=1, help="Replica part: documents per round.")
+    ] = 24,
+    document_words: Annotated[
+        int, typer.Option(min=10, max=1200, help="Replica part: words per document.")
+    ] = 450,
+    replica_tokens: Annotated[
+        int, typer.Option(min=1, help="Replica part: `max_tokens` of every request.")
+    ] = 16,
     out_file: OutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Uniform mix against a skewed one, balancing on and off, at one offered rate."""
+    """Uniform mix against a skewed one, balancing on and off, at one offered rate; then
+    our replica router against Ray's on prompts sharing prefixes."""
+    chosen = {p.strip() for p in parts.split(",") if p.strip()}
+    if not chosen or chosen - {"skew", "replicas"}:
+        fail(f"--parts takes skew, replicas or both (comma-separated), not {parts!r}")
     base = load_checked(config)
     names = [s.name for s in base.specialists]
     for name in (hot, cold):
@@ -107,12 +144,28 @@ def skew(
         fail("--hot and --cold must be two different specialists")
     if rate is not None and rate <= 0:
         fail(f"--rate must be above 0, not {rate}")
-    cfg = skew_config(_quiet_config(base, retrieval=False), hot, slots, queue)
+    quiet = _quiet_config(base, retrieval=False)
+    cfg = skew_config(quiet, hot, slots, queue)
     prepare_models(cfg)
-    mix = skew_mix(cfg, hot, cold)
-    peak, offered, results = _or_fail(
-        _skew_rounds, cfg, mix, hot, share, slots, load, rate, duration, rounds, max_tokens
-    )
+    summary: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
+    results: dict[str, list[dict[str, Any]]] = {}
+    peak: dict[str, Any] = {}
+    offered = None
+    if "skew" in chosen:
+        mix = skew_mix(cfg, hot, cold)
+        peak, offered, results = _or_fail(
+            _skew_rounds, cfg, mix, hot, share, slots, load, rate, duration, rounds, max_tokens
+        )
+        summary.update(_skew_summary(results))
+    if "replicas" in chosen:
+        from orchestrator.cli.bench_replicas import replica_rounds, replica_summary
+
+        by_router = _or_fail(
+            replica_rounds, quiet, hot, clients, duration, rounds, replica_tokens,
+            document_count, document_words,
+        )  # fmt: skip
+        results.update({f"replicas_{name}": reports for name, reports in by_router.items()})
+        summary.update(replica_summary(by_router))
     settings = {
         "hot": hot,
         "cold": cold,
@@ -123,9 +176,14 @@ def skew(
         "rounds": rounds,
         "max_tokens": max_tokens,
         "offered_rps": offered,
+        "parts": sorted(chosen),
+        "replica_clients": clients,
+        "documents": document_count,
+        "document_words": document_words,
+        "replica_max_tokens": replica_tokens,
     }
     _report(
-        _skew_summary(results),
+        summary,
         results,
         out_file,
         as_json,
@@ -221,9 +279,6 @@ def _skew_summary(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {
         "p99_ratio_vs_uniform": p99_ratio("skew", "uniform"),
         "p99_gain_vs_no_balancing": p99_ratio("skew_off", "skew"),
-        "prefix_hit_rate": None,
-        "vs_ray_default": None,
-        "vs_ray_prefix": None,
         "refused_or_failed": failed,
     }
 

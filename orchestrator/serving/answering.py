@@ -172,6 +172,7 @@ class Answering:
                     "mean_logprob": None,
                     "outcome": "streamed",
                     "busy_s": 0.0,
+                    "cached_tokens": 0,
                 }
             )
             policy["reason"] += f"; {specialist} was saturated, spilled to {target}"

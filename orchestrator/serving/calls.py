@@ -12,6 +12,7 @@ from opentelemetry.trace import Span, SpanKind
 from orchestrator.errors import APIError, from_exception, http_status
 from orchestrator.policies import CallFailed
 from orchestrator.serving.plan import Answer
+from orchestrator.serving.replica_router import EngineRequest
 from orchestrator.telemetry import attributes as semconv
 from orchestrator.telemetry.tracing import carrier, fail
 
@@ -109,6 +110,7 @@ class SpecialistCalls:
         span = self._span(specialist, payload)
         if span is not None:  # the replica's span goes under this call's
             payload = {**payload, "trace": carrier(span), "sent_at": time.time()}
+        payload = EngineRequest(payload)  # its prompt readable by Ray's request routers
         started = time.monotonic()
         gen: Any = None
         try:  # a full queue (back-pressure) may refuse the call at once or on first read

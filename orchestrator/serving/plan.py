@@ -65,6 +65,7 @@ class Answer:
     completion_tokens: int = 0
     finish_reason: str = "stop"
     busy_s: float = 0.0  # the specialist replica's busy time charged to this answer
+    cached_tokens: int = 0  # prompt tokens the engine found in its prefix cache
 
     def absorb(self, item: dict[str, Any]) -> str:
         self.parts.append(item["text"])
@@ -72,6 +73,7 @@ class Answer:
         self.completion_tokens = int(item["completion_tokens"])
         self.finish_reason = item["finish_reason"] or self.finish_reason
         self.busy_s = float(item.get("busy_s") or self.busy_s)
+        self.cached_tokens = max(self.cached_tokens, int(item.get("cached_tokens") or 0))
         return str(item["text"])
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +83,7 @@ class Answer:
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
             "busy_s": self.busy_s,
+            "cached_tokens": self.cached_tokens,
         }
 
 
@@ -91,11 +94,13 @@ def settle_calls(calls: list[dict[str, Any]], answer: Answer, cached: bool) -> d
             call["prompt_tokens"] = answer.prompt_tokens
             call["completion_tokens"] = answer.completion_tokens
             call["busy_s"] = answer.busy_s
+            call["cached_tokens"] = answer.cached_tokens
     if not calls:  # a cache entry from before policies
         return protocol.usage(answer.prompt_tokens, answer.completion_tokens)
     return protocol.usage(
         sum(int(c["prompt_tokens"]) for c in calls),
         sum(int(c["completion_tokens"]) for c in calls),
+        sum(int(c.get("cached_tokens", 0)) for c in calls),
     )
 
 

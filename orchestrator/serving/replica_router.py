@@ -57,6 +57,20 @@ def prefix_key(payload: Any) -> str | None:
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
+class EngineRequest(dict[str, Any]):
+    """A specialist call's payload (a plain dict to everything else) that also shows its
+    prompt's text in order as ``messages``: the attribute Ray Serve LLM's request routers
+    read (``PrefixCacheAffinityRouter`` matches prefixes on it), so they can route our
+    deployments too."""
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        parts = [{"role": "system", "content": str(self.get("specialist", ""))}]
+        parts += [{"role": "user", "content": str(t)} for _, t in self.get("passages") or []]
+        parts += [{"role": str(r), "content": str(t)} for r, t in self.get("messages") or []]
+        return parts
+
+
 @dataclass
 class AffinityStats:
     """How the policy decided, since the router started (for tests and the bench)."""

@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from loadgen.arrivals import poisson_times
-from loadgen.client import Outcome, absorb_event
-from loadgen.mix import MixError, QueryMix, read_queries
+from loadgen.client import Outcome, absorb_event, moved
+from loadgen.mix import ContextMix, MixError, Prompt, QueryMix, read_queries
 from loadgen.report import percentile, summarize
 from loadgen.run import LoadSpec
 
@@ -144,3 +144,37 @@ def test_the_overhead_and_overload_summaries_are_ratios_within_rounds():
     assert _overload_summary(load) == {"goodput_ratio": 0.9, "admitted_p99_ratio": 1.5,
                                        "reject_p99_ms": 12.5, "probe_reject_p99_ms": 8.5,
                                        "count_5xx": 1, "client_timeouts": 0}  # fmt: skip
+
+
+def test_prefix_hits_and_balancing_moves_are_read_from_the_stream_and_reported():
+    out = Outcome("a", 200, 0.0, 0.0)
+    first = {
+        "choices": [{"delta": {"content": "x"}}],
+        "mixserve": {"request_id": "r", "routing": {"reassigned_from": "code"}, "policy": {}},
+    }
+    usage = {"choices": [], "usage": {"completion_tokens": 2, "prompt_tokens": 300,
+                                      "prompt_tokens_details": {"cached_tokens": 256}}}  # fmt: skip
+    for event in (first, usage):
+        absorb_event(out, "data: " + json.dumps(event), 0.1)
+    assert (out.prompt_tokens, out.cached_tokens, out.moved) == (300, 256, "reassigned")
+    spilled = {"calls": [{"role": "answer"}, {"role": "spill"}]}
+    assert moved({"policy": spilled}) == "spilled"
+    assert moved({"policy": {"waited_s": 0.4}}) == "waited" and moved({}) == ""
+    other = Outcome("a", 200, 0.0, 1.0, prompt_tokens=100, cached_tokens=0, moved="waited")
+    refused = Outcome("a", 503, 0.0, 0.1, error="overloaded", prompt_tokens=999)
+    o = summarize([out, other, refused], slo_s=5.0)["overall"]
+    assert o["prefix_hit_rate"] == 0.64  # 256 of 400 answered prompt tokens
+    assert o["moved"] == {"reassigned": 1, "waited": 1}
+    assert summarize([refused], slo_s=5.0)["overall"]["prefix_hit_rate"] is None
+
+
+def test_a_context_mix_sends_its_document_as_an_earlier_turn():
+    mix = ContextMix(["doc one", "doc two"], ["q?"], group="docs")
+    prompts = {mix.sample(random.Random(s)).context for s in range(20)}
+    assert prompts == {"doc one", "doc two"}
+    prompt = mix.sample(random.Random(0))
+    assert [m["role"] for m in prompt.messages()] == ["user", "assistant", "user"]
+    assert prompt.messages()[-1]["content"] == "q?" and prompt.group == "docs"
+    assert Prompt("g", "alone").messages() == [{"role": "user", "content": "alone"}]
+    with pytest.raises(MixError):
+        ContextMix([], ["q"])

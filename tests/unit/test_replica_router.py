@@ -81,3 +81,22 @@ def test_policy_refuses_bad_settings():
         EnginePolicy(prefix_capacity=0)
     with pytest.raises(ValueError, match="must be >= 0"):
         EnginePolicy(imbalance_threshold=-1)
+
+
+def test_the_engine_payload_shows_its_prompt_to_rays_request_routers():
+    import pickle
+
+    from orchestrator.serving.replica_router import EngineRequest
+
+    payload = EngineRequest(
+        specialist="code",
+        passages=[("a.md", "passage")],
+        messages=[("user", "document"), ("assistant", "Noted."), ("user", "question")],
+    )
+    assert [m["content"] for m in payload.messages] == [
+        "code", "passage", "document", "Noted.", "question",
+    ]  # fmt: skip
+    assert payload["messages"][-1] == ("user", "question")  # a dict to everything else
+    copy = pickle.loads(pickle.dumps(payload))
+    assert type(copy) is EngineRequest and copy == payload
+    assert prefix_key(payload) == prefix_key(dict(payload)) is not None
