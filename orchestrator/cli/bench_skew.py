@@ -20,8 +20,9 @@ The summary (last line with ``--json``): ``p99_ratio_vs_uniform`` (skew's p99 la
 over uniform's), ``p99_gain_vs_no_balancing`` (skew_off's over skew's), each the median
 over rounds of the ratio within a round; ``prefix_hit_rate`` (our replica router's
 engines' prefix-cache hit rate) and ``vs_ray_default`` / ``vs_ray_prefix`` (p99 TTFT and
-throughput ratios, ours over theirs, and their hit rate). ``--parts`` runs only some;
-the others are null.
+throughput ratios, ours over theirs, and their hit rate); ``autoscaling`` (the step's
+p99 with autoscaling on and off, when the second replica came up:
+``orchestrator.cli.bench_autoscale``). ``--parts`` runs only some; the others are null.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from orchestrator.cli.common import ConfigOpt, err, fail, load_checked, prepare_
 from orchestrator.config import MixserveConfig
 
 SHARED_ENGINE = "rest"
+PARTS = ("skew", "replicas", "autoscale")
 SUMMARY_KEYS = (
     "p99_ratio_vs_uniform",
     "p99_gain_vs_no_balancing",
@@ -107,16 +109,16 @@ def skew(
     queue: Annotated[int, typer.Option(min=1, help="Queued slots per engine.")] = 64,
     load: Annotated[
         float, typer.Option(min=0.05, max=2.0, help="Offered rate, times the measured peak.")
-    ] = 0.8,
+    ] = 0.9,
     rate: Annotated[
         float | None, typer.Option(help="Offered rate (requests/s); default: --load x peak.")
     ] = None,
     duration: Annotated[float, typer.Option(min=1, help="Seconds per round.")] = 60.0,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds of each variant, alternating.")] = 2,
     max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 32,
-    parts: Annotated[str, typer.Option(help="Which parts: skew, replicas or both.")] = (
-        "skew,replicas"
-    ),
+    parts: Annotated[
+        str, typer.Option(help="Which parts, comma-separated: skew, replicas, autoscale.")
+    ] = "skew,replicas,autoscale",
     clients: Annotated[int, typer.Option(min=1, help="Replica part: closed-loop clients.")] = 8,
     document_count: Annotated[
         int, typer.Option("--documents", min=1, help="Replica part: documents per round.")
@@ -127,14 +129,19 @@ def skew(
     replica_tokens: Annotated[
         int, typer.Option(min=1, help="Replica part: `max_tokens` of every request.")
     ] = 16,
+    low: Annotated[int, typer.Option(min=1, help="Autoscale part: clients before.")] = 2,
+    high: Annotated[int, typer.Option(min=1, help="Autoscale part: clients in the step.")] = 12,
+    step_s: Annotated[float, typer.Option(min=1, help="Autoscale part: the step (s).")] = 120.0,
+    plot: Annotated[Path | None, typer.Option(help="PNG of every part's figures.")] = None,
     out_file: OutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Uniform mix against a skewed one, balancing on and off, at one offered rate; then
-    our replica router against Ray's on prompts sharing prefixes."""
+    our replica router against Ray's on prompts sharing prefixes; then a step in load
+    with autoscaling on and off."""
     chosen = {p.strip() for p in parts.split(",") if p.strip()}
-    if not chosen or chosen - {"skew", "replicas"}:
-        fail(f"--parts takes skew, replicas or both (comma-separated), not {parts!r}")
+    if not chosen or chosen - set(PARTS):
+        fail(f"--parts takes {', '.join(PARTS)} (comma-separated), not {parts!r}")
     base = load_checked(config)
     names = [s.name for s in base.specialists]
     for name in (hot, cold):
@@ -166,6 +173,14 @@ def skew(
         )  # fmt: skip
         results.update({f"replicas_{name}": reports for name, reports in by_router.items()})
         summary.update(replica_summary(by_router))
+    if "autoscale" in chosen:
+        from orchestrator.cli.bench_autoscale import autoscale_rounds, autoscale_summary
+
+        steps = _or_fail(
+            autoscale_rounds, quiet, hot, slots, low, high, duration / 3, step_s, max_tokens
+        )
+        results.update({name: [report] for name, report in steps.items()})
+        summary["autoscaling"] = autoscale_summary(steps)
     settings = {
         "hot": hot,
         "cold": cold,
@@ -181,7 +196,14 @@ def skew(
         "documents": document_count,
         "document_words": document_words,
         "replica_max_tokens": replica_tokens,
+        "autoscale_clients": [low, high],
+        "autoscale_step_s": step_s,
     }
+    if plot is not None:
+        from loadgen.plots import plot_balance
+
+        plot_balance(results, plot, f"mixserve bench skew: {', '.join(sorted(chosen))}")
+        err.print(f"wrote {plot}")
     _report(
         summary,
         results,

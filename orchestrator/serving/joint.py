@@ -11,7 +11,8 @@ first choice's utility and predicted at least ``min_score``; one with no such ro
 its first choice (it waits there, or spills, as any saturated call does).
 
 Specialists sharing an engine share its slots: each of them is offered the engine's free
-slots, and a final pass keeps every engine's total within them.
+slots, and a final pass keeps every engine's total within them; a query never moves to
+another specialist of its first choice's engine (it would only meet the same full one).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def assign_jointly(
             floor = float(utilities[first]) - float(loss)
         for c, name in enumerate(names):
             allowed = name == first or (
-                float(utilities[name]) >= floor
+                engines[name] != engines.get(first)  # its engine's other members: no room
+                and float(utilities[name]) >= floor
                 and float(scores.get(name, 1.0)) >= float(cap["min_score"] if cap else 0.0)
             )
             if allowed:

@@ -137,11 +137,14 @@ def test_the_real_engine_reports_its_load_and_prefix_cache_hits(live):
         "messages": [{"role": "user", "content": f"{notes}. Summarise these notes."}],
     }
     with httpx.Client(base_url=live["url"], timeout=120) as c:
-        for _ in range(2):
-            assert c.post("/v1/chat/completions", json=body).status_code == 200
+        answers = [c.post("/v1/chat/completions", json=body) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
     after = engine_load()
     assert after["prefix_queries"] - before["prefix_queries"] >= 2 * 300
     assert after["prefix_hits"] - before["prefix_hits"] >= 256  # the second found the first's
+    # and the second answer says so, as OpenAI's usage does
+    cached = answers[1].json()["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert 256 <= cached < answers[1].json()["usage"]["prompt_tokens"]
     # the scheduler's last step's view (no step runs while idle): within its bounds
     assert after["running"] >= 0 and after["waiting"] >= 0 and 0 <= after["kv_cache_usage"] <= 1
 

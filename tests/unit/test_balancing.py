@@ -169,3 +169,11 @@ def test_free_slots_add_up_over_gateways_and_queries_without_capacity_stay_out()
     caps = [cap(one, gateway="g1"), cap(one, gateway="g1"), cap(other, gateway="g2")]
     assert assign_jointly(batch, caps, OP) == 1  # 2 code + 1 math for three
     assert [d["choice"] for d in batch].count("math") == 1
+
+
+def test_a_query_never_moves_to_a_specialist_on_its_first_choices_full_engine():
+    shared = {"code": "engine-base", "math": "engine-base", "general": "engine-base"}
+    batch = [decision("code", code=0.9, math=0.89, general=0.1) for _ in range(3)]
+    free = {"engine-base": 1}
+    assert assign_jointly(batch, [cap(free, shared)] * 3, OP) == 0
+    assert [d["choice"] for d in batch] == ["code"] * 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import profiles
+from orchestrator.cli.bench_autoscale import autoscale_config, autoscale_summary
 from orchestrator.cli.bench_replicas import documents, replica_summary, replicas_config
 from orchestrator.cli.bench_skew import _skew_summary, skew_config, skew_mix
 from orchestrator.config import load_config
@@ -75,3 +76,42 @@ def test_the_replica_summary_compares_ours_with_each_of_rays_within_rounds():
     assert summary["vs_ray_prefix"] == {
         "ttft_p99_ratio": 1.0, "throughput_ratio": 2.0, "their_prefix_hit_rate": 0.8,
     }  # fmt: skip
+
+
+def test_the_autoscale_part_scales_one_real_engine_from_one_replica_to_two():
+    base = load_config(profiles.FOLDER / "cpu.yaml")
+    on = autoscale_config(base, "code", slots=4, autoscale=True).specialist("code")
+    off = autoscale_config(base, "code", slots=4, autoscale=False).specialist("code")
+    assert on.autoscaling is not None and off.autoscaling is None
+    assert (on.autoscaling.min_replicas, on.autoscaling.max_replicas) == (1, 2)
+    assert on.autoscaling.target_ongoing_requests == 2.0 and on.replicas == off.replicas == 1
+    assert on.engine == "vllm" and on.engine_env["OMP_NUM_THREADS"] == "1"
+    step = {"overall": {"latency_ms": {"p99": 3000.0}, "output_tokens_per_s": 50.0},
+            "second_replica_after_s": 41.0}  # fmt: skip
+    flat = {"overall": {"latency_ms": {"p99": 6000.0}, "output_tokens_per_s": 30.0},
+            "second_replica_after_s": None}  # fmt: skip
+    summary = autoscale_summary({"autoscaling_on": step, "autoscaling_off": flat})
+    assert summary["step_p99_ratio_on_vs_off"] == 0.5
+    assert summary["second_replica_after_s"] == 41.0
+    assert summary["step_tokens_per_s"] == {"on": 50.0, "off": 30.0}
+
+
+def test_the_plot_draws_a_panel_for_each_part_present(tmp_path):
+    from loadgen.plots import plot_balance
+
+    def full(p99, ttft, hits):
+        return {"overall": {"latency_ms": {"p99": p99}, "ttft_ms": {"p99": ttft},
+                            "prefix_hit_rate": hits}}  # fmt: skip
+
+    rounds = {
+        "uniform": [full(1000, 100, None)] * 2,
+        "skew": [full(1100, 100, None)] * 2,
+        "skew_off": [full(4000, 900, None)] * 2,
+        "replicas_engine_load": [full(900, 300, 0.8)],
+        "replicas_power_of_two": [full(900, 400, 0.5)],
+        "autoscaling_on": [{**full(3000, 0, None), "replicas_seen": [(1.0, 1), (9.0, 2)]}],
+    }
+    path = plot_balance(rounds, tmp_path / "balance.png", "test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    small = plot_balance({"uniform": rounds["uniform"]}, tmp_path / "one.png", "one")
+    assert small.stat().st_size < path.stat().st_size  # one panel, not three

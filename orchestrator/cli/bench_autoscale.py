@@ -1,0 +1,164 @@
+"""The autoscaling part of ``mixserve bench skew``: a step in load on one specialist, with
+Serve's autoscaling on (1 to 2 replicas) and off (1 replica).
+
+The specialist runs its real engine, one OpenMP thread per replica and unbound (a second
+replica then computes on the other core); the other specialists stand on the fake
+engine. Each variant gets a service of its own, started in turn: ``--low`` clients for a
+while (the quiet before), then ``--high`` clients (the step), pinned to the specialist.
+While the step runs, the bench polls Serve for the deployment's running replicas; the
+step's p99 latency and when a second replica came up are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.cli.bench_suites import _service
+from orchestrator.cli.common import progress
+from orchestrator.config import Autoscaling, MixserveConfig
+
+FAKE_REST = "bench-fake"
+POLL_S = 1.0
+
+
+def autoscale_config(
+    cfg: MixserveConfig, specialist: str, slots: int, autoscale: bool
+) -> MixserveConfig:
+    """``specialist`` on its own engine with ``slots`` running slots, autoscaled from one to
+    two replicas (a target of half its slots, quick to add, slow to remove) or fixed at
+    one; every other specialist on one fake engine."""
+    specialists = []
+    for s in cfg.specialists:
+        if s.name == specialist:
+            env = {**s.engine_env, "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
+            scaling = Autoscaling(
+                min_replicas=1,
+                max_replicas=2,
+                target_ongoing_requests=max(1.0, slots / 2),
+                upscale_delay_s=5.0,
+                downscale_delay_s=600.0,
+                look_back_period_s=5.0,
+                metrics_interval_s=1.0,
+            )
+            update: dict[str, Any] = {
+                "engine_group": None,
+                "replicas": 1,
+                "autoscaling": scaling if autoscale else None,
+                "cpu_binding": "auto",
+                "engine_env": env,
+                "max_ongoing_requests": slots,
+            }
+        else:
+            update = {"engine_group": FAKE_REST, "engine": "fake", "engine_kwargs": {},
+                      "engine_env": {}, "replicas": 1, "autoscaling": None}  # fmt: skip
+        specialists.append(s.model_copy(update=update))
+    gateway = cfg.gateway.model_copy(update={"admission_limit": None})
+    changed = cfg.model_copy(update={"specialists": specialists, "gateway": gateway})
+    return MixserveConfig.model_validate(changed.model_dump())
+
+
+def _replicas(app: str, deployment: str) -> int:
+    from ray import serve
+
+    status = serve.status().applications.get(app)
+    if status is None or deployment not in status.deployments:
+        return 0
+    states = status.deployments[deployment].replica_states
+    return sum(n for state, n in states.items() if str(getattr(state, "value", state)) == "RUNNING")
+
+
+class ReplicaWatch:
+    """Polls the deployment's running replicas in a thread of its own while it is open."""
+
+    def __init__(self, app: str, deployment: str) -> None:
+        self.app, self.deployment = app, deployment
+        self.seen: list[tuple[float, int]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        started = time.monotonic()
+        while not self._done.wait(POLL_S):
+            count = _replicas(self.app, self.deployment)
+            self.seen.append((round(time.monotonic() - started, 1), count))
+
+    def __enter__(self) -> ReplicaWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _step(
+    cfg: MixserveConfig, specialist: str, clients: tuple[int, int], times: tuple[float, float],
+    max_tokens: int,
+) -> dict[str, Any]:  # fmt: skip
+    """One service: ``clients[0]`` for ``times[0]`` s, then the step, reported."""
+    from loadgen import LoadSpec, QueryMix, run_load, summarize
+
+    mix = QueryMix({specialist: cfg.specialist(specialist).examples})
+    with tempfile.TemporaryDirectory(prefix="mixserve-bench-") as tmp:
+        with _service(cfg, Path(tmp) / "state") as run:
+            specs = [
+                LoadSpec(
+                    url=run.url,
+                    clients=n,
+                    duration_s=t,
+                    model=specialist,
+                    max_tokens=max_tokens,
+                    timeout_s=120.0,
+                )
+                for n, t in zip(clients, times, strict=True)
+            ]
+            asyncio.run(run_load(specs[0], mix))
+            with ReplicaWatch(cfg.name, cfg.specialist(specialist).deployment) as watch:
+                step = summarize(asyncio.run(run_load(specs[1], mix)), 60.0)
+    step["replicas_seen"] = watch.seen
+    step["second_replica_after_s"] = next((t for t, n in watch.seen if n >= 2), None)
+    return step
+
+
+def autoscale_rounds(
+    base: MixserveConfig,
+    specialist: str,
+    slots: int,
+    low: int,
+    high: int,
+    quiet_s: float,
+    step_s: float,
+    max_tokens: int,
+) -> dict[str, dict[str, Any]]:
+    """Each variant's step report, with the replicas seen over it."""
+    results: dict[str, dict[str, Any]] = {}
+    for variant in ("autoscaling_on", "autoscaling_off"):
+        cfg = autoscale_config(base, specialist, slots, variant == "autoscaling_on")
+        with progress() as bars:
+            bars.add_task(f"{variant}: {low} clients, then {high}", total=None)
+            step = _step(cfg, specialist, (low, high), (quiet_s, step_s), max_tokens)
+        step["load"] = {"variant": variant, "low": low, "high": high, "step_s": step_s}
+        results[variant] = step
+    return results
+
+
+def autoscale_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    on, off = results["autoscaling_on"], results["autoscaling_off"]
+    a, b = on["overall"]["latency_ms"]["p99"], off["overall"]["latency_ms"]["p99"]
+    return {
+        "step_p99_ms": {"on": a, "off": b},
+        "step_p99_ratio_on_vs_off": round(float(a) / float(b), 3) if a and b else None,
+        "second_replica_after_s": on["second_replica_after_s"],
+        "step_tokens_per_s": {
+            "on": on["overall"]["output_tokens_per_s"],
+            "off": off["overall"]["output_tokens_per_s"],
+        },
+    }
+
+
+__all__ = ["autoscale_config", "autoscale_rounds", "autoscale_summary"]
