@@ -89,7 +89,7 @@ def plot_balance(rounds: dict[str, list[dict[str, Any]]], path: Path, title: str
             ax.set_ylabel("running replicas")
             ax.set_title("a step in load")
         ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
