@@ -87,6 +87,8 @@ def plot_balance(rounds: dict[str, list[dict[str, Any]]], path: Path, title: str
                 ax.step([t for t, _ in seen], [n for _, n in seen], where="post", label=label)
             ax.set_xlabel("seconds into the step")
             ax.set_ylabel("running replicas")
+            ax.set_ylim(0, 3)
+            ax.set_yticks([0, 1, 2])
             ax.set_title("a step in load")
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)

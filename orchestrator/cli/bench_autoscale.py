@@ -6,7 +6,8 @@ replica then computes on the other core); the other specialists stand on the fak
 engine. Each variant gets a service of its own, started in turn: ``--low`` clients for a
 while (the quiet before), then ``--high`` clients (the step), pinned to the specialist.
 While the step runs, the bench polls Serve for the deployment's running replicas; the
-step's p99 latency and when a second replica came up are reported.
+step's p99 latency, when Serve asked for a second replica and when it came up (its
+engine started) are reported.
 """
 
 from __future__ import annotations
@@ -62,14 +63,18 @@ def autoscale_config(
     return MixserveConfig.model_validate(changed.model_dump())
 
 
-def _replicas(app: str, deployment: str) -> int:
+def _replicas(app: str, deployment: str) -> tuple[int, int]:
+    """The deployment's replicas: running, and all (starting ones too)."""
     from ray import serve
 
     status = serve.status().applications.get(app)
     if status is None or deployment not in status.deployments:
-        return 0
-    states = status.deployments[deployment].replica_states
-    return sum(n for state, n in states.items() if str(getattr(state, "value", state)) == "RUNNING")
+        return 0, 0
+    states = {
+        str(getattr(s, "value", s)): n
+        for s, n in status.deployments[deployment].replica_states.items()
+    }
+    return states.get("RUNNING", 0), sum(states.values())
 
 
 class ReplicaWatch:
@@ -77,15 +82,18 @@ class ReplicaWatch:
 
     def __init__(self, app: str, deployment: str) -> None:
         self.app, self.deployment = app, deployment
-        self.seen: list[tuple[float, int]] = []
+        self.seen: list[tuple[float, int]] = []  # (seconds, running replicas)
+        self.asked: list[tuple[float, int]] = []  # (seconds, replicas running or starting)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
         started = time.monotonic()
         while not self._done.wait(POLL_S):
-            count = _replicas(self.app, self.deployment)
-            self.seen.append((round(time.monotonic() - started, 1), count))
+            running, total = _replicas(self.app, self.deployment)
+            at = round(time.monotonic() - started, 1)
+            self.seen.append((at, running))
+            self.asked.append((at, total))
 
     def __enter__(self) -> ReplicaWatch:
         self._thread.start()
@@ -121,6 +129,7 @@ def _step(
             with ReplicaWatch(cfg.name, cfg.specialist(specialist).deployment) as watch:
                 step = summarize(asyncio.run(run_load(specs[1], mix)), 60.0)
     step["replicas_seen"] = watch.seen
+    step["second_replica_asked_after_s"] = next((t for t, n in watch.asked if n >= 2), None)
     step["second_replica_after_s"] = next((t for t, n in watch.seen if n >= 2), None)
     return step
 
@@ -153,6 +162,7 @@ def autoscale_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "step_p99_ms": {"on": a, "off": b},
         "step_p99_ratio_on_vs_off": round(float(a) / float(b), 3) if a and b else None,
+        "second_replica_asked_after_s": on.get("second_replica_asked_after_s"),
         "second_replica_after_s": on["second_replica_after_s"],
         "step_tokens_per_s": {
             "on": on["overall"]["output_tokens_per_s"],
