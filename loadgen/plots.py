@@ -32,13 +32,7 @@ def plot_sweep(points: Sequence[tuple[float, dict[str, Any]]], path: Path, title
     right.set_ylabel("requests/s")
     right.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path)
 
 
 def plot_balance(rounds: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Path:
@@ -92,13 +86,7 @@ def plot_balance(rounds: dict[str, list[dict[str, Any]]], path: Path, title: str
             ax.set_title("a step in load")
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path)
 
 
 def _median_of(reports: Sequence[dict[str, Any]], metric: Any) -> float:
@@ -107,3 +95,16 @@ def _median_of(reports: Sequence[dict[str, Any]], metric: Any) -> float:
         return 0.0
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """Write the figure as a PNG atomically (a temporary file renamed over ``path``)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.bench_replicas import one_real_specialist
 from orchestrator.cli.bench_suites import _service
 from orchestrator.cli.common import progress
 from orchestrator.config import Autoscaling, MixserveConfig
 
-FAKE_REST = "bench-fake"
 POLL_S = 1.0
 
 
@@ -33,34 +33,21 @@ def autoscale_config(
     """``specialist`` on its own engine with ``slots`` running slots, autoscaled from one to
     two replicas (a target of half its slots, quick to add, slow to remove) or fixed at
     one; every other specialist on one fake engine."""
-    specialists = []
-    for s in cfg.specialists:
-        if s.name == specialist:
-            env = {**s.engine_env, "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
-            scaling = Autoscaling(
-                min_replicas=1,
-                max_replicas=2,
-                target_ongoing_requests=max(1.0, slots / 2),
-                upscale_delay_s=5.0,
-                downscale_delay_s=600.0,
-                look_back_period_s=5.0,
-                metrics_interval_s=1.0,
-            )
-            update: dict[str, Any] = {
-                "engine_group": None,
-                "replicas": 1,
-                "autoscaling": scaling if autoscale else None,
-                "cpu_binding": "auto",
-                "engine_env": env,
-                "max_ongoing_requests": slots,
-            }
-        else:
-            update = {"engine_group": FAKE_REST, "engine": "fake", "engine_kwargs": {},
-                      "engine_env": {}, "replicas": 1, "autoscaling": None}  # fmt: skip
-        specialists.append(s.model_copy(update=update))
-    gateway = cfg.gateway.model_copy(update={"admission_limit": None})
-    changed = cfg.model_copy(update={"specialists": specialists, "gateway": gateway})
-    return MixserveConfig.model_validate(changed.model_dump())
+    scaling = Autoscaling(
+        min_replicas=1,
+        max_replicas=2,
+        target_ongoing_requests=max(1.0, slots / 2),
+        upscale_delay_s=5.0,
+        downscale_delay_s=600.0,
+        look_back_period_s=5.0,
+        metrics_interval_s=1.0,
+    )
+    update = {
+        "replicas": 1,
+        "autoscaling": scaling if autoscale else None,
+        "max_ongoing_requests": slots,
+    }
+    return one_real_specialist(cfg, specialist, update)
 
 
 def _replicas(app: str, deployment: str) -> tuple[int, int]:

@@ -43,26 +43,33 @@ QUESTIONS = [
 FAKE_REST = "bench-fake"
 
 
-def replicas_config(cfg: MixserveConfig, specialist: str, policy: str) -> MixserveConfig:
-    """``specialist`` on two replicas of its own engine, routed by ``policy``; every other
-    specialist on one fake engine."""
+def one_real_specialist(
+    cfg: MixserveConfig, specialist: str, update: dict[str, Any]
+) -> MixserveConfig:
+    """``specialist`` with ``update``, on its real engine of its own with one unbound
+    OpenMP thread per replica (replicas then share the cores without spinning against
+    each other); every other specialist on one fake engine (unmeasured)."""
     specialists = []
     for s in cfg.specialists:
         if s.name == specialist:
-            routing = s.routing.model_copy(update={"policy": policy})
-            # one OpenMP thread per replica, unbound: the two share the cores without
-            # spinning against each other
             env = {**s.engine_env, "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
-            update: dict[str, Any] = {"engine_group": None, "replicas": 2, "autoscaling": None,
-                                      "routing": routing, "cpu_binding": "auto",
-                                      "engine_env": env}  # fmt: skip
+            own = {"engine_group": None, "autoscaling": None, "cpu_binding": "auto",
+                   "engine_env": env, **update}  # fmt: skip
+            specialists.append(s.model_copy(update=own))
         else:
-            update = {"engine_group": FAKE_REST, "engine": "fake", "engine_kwargs": {},
-                      "engine_env": {}, "replicas": 1, "autoscaling": None}  # fmt: skip
-        specialists.append(s.model_copy(update=update))
+            fake = {"engine_group": FAKE_REST, "engine": "fake", "engine_kwargs": {},
+                    "engine_env": {}, "replicas": 1, "autoscaling": None}  # fmt: skip
+            specialists.append(s.model_copy(update=fake))
     gateway = cfg.gateway.model_copy(update={"admission_limit": None})
     changed = cfg.model_copy(update={"specialists": specialists, "gateway": gateway})
     return MixserveConfig.model_validate(changed.model_dump())
+
+
+def replicas_config(cfg: MixserveConfig, specialist: str, policy: str) -> MixserveConfig:
+    """``specialist`` on two replicas of its own engine, routed by ``policy``; every other
+    specialist on one fake engine."""
+    routing = cfg.specialist(specialist).routing.model_copy(update={"policy": policy})
+    return one_real_specialist(cfg, specialist, {"replicas": 2, "routing": routing})
 
 
 def documents(seed: int, count: int, words: int) -> list[str]:
@@ -147,4 +154,11 @@ def replica_summary(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["ROUTERS", "documents", "replica_rounds", "replica_summary", "replicas_config"]
+__all__ = [
+    "ROUTERS",
+    "documents",
+    "one_real_specialist",
+    "replica_rounds",
+    "replica_summary",
+    "replicas_config",
+]
