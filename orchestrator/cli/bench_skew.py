@@ -131,7 +131,7 @@ def skew(
     ] = 16,
     low: Annotated[int, typer.Option(min=1, help="Autoscale part: clients before.")] = 2,
     high: Annotated[int, typer.Option(min=1, help="Autoscale part: clients in the step.")] = 12,
-    step_s: Annotated[float, typer.Option(min=1, help="Autoscale part: the step (s).")] = 120.0,
+    step_s: Annotated[float, typer.Option(min=1, help="Autoscale part: the step (s).")] = 300.0,
     plot: Annotated[Path | None, typer.Option(help="PNG of every part's figures.")] = None,
     out_file: OutOpt = None,
     as_json: JsonOpt = False,

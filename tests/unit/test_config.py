@@ -180,6 +180,18 @@ def test_every_error_is_reported_with_its_yaml_path():
             lambda d: d["specialists"][0].update(routing={"stats_period_s": 0}),
             "specialists[0].routing.stats_period_s: Input should be greater than 0",
         ),
+        (
+            lambda d: d.update(policy={"spill": {"max_wait_s": -1}}),
+            "policy.spill.max_wait_s: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda d: d.update(policy={"spill": {"max_waiting": 0}}),
+            "policy.spill.max_waiting: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda d: d.update(policy={"spill": {"joint_assignment": "sometimes"}}),
+            "policy.spill.joint_assignment: Input should be a valid boolean",
+        ),
     ],
 )
 def test_cross_field_errors(change, message):
