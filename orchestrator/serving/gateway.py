@@ -123,7 +123,7 @@ class Gateway:
             self.accounts,
             self.metrics,
             self.config.policy.spill,
-            engines={s.name: s.deployment for s in config.specialists},
+            engines=self.planner.engines,  # specialist -> its engine deployment
             slots=self.slots,
         )
         self.admission = Admission(fleet_limit(config), config.gateway.request_timeout_s + 30)

@@ -58,12 +58,13 @@ def assign_jointly(
     """Reassign, in place, the decisions of the batch's queries that came with a capacity
     (``op``: a ``kernels.BalancedAssignment``); returns how many moved. A moved decision
     names its first choice in ``reassigned_from``."""
-    rows = [i for i, c in enumerate(capacities) if c is not None and decisions[i].get("utilities")]
-    if len(rows) < 1:
+    taking = [(i, c) for i, c in enumerate(capacities) if c and decisions[i].get("utilities")]
+    if not taking:
         return 0
-    caps = [capacities[i] for i in rows]
-    free = _free_slots([c for c in caps if c is not None])
-    engines: Mapping[str, str] = caps[-1]["engines"] if caps[-1] else {}
+    rows = [i for i, _ in taking]
+    caps = [c for _, c in taking]
+    free = _free_slots(caps)
+    engines: Mapping[str, str] = caps[-1]["engines"]
     demand = Counter(engines.get(decisions[i]["choice"], "") for i in rows)
     if all(n <= free.get(e, 0) for e, n in demand.items()):
         return 0  # every first choice has a free slot
@@ -80,14 +81,14 @@ def assign_jointly(
         firsts.append(first)
         utilities, scores = d["utilities"], d.get("scores") or {}
         floor = -float("inf")
-        loss = cap["max_utility_loss"] if cap else None
+        loss = cap["max_utility_loss"]
         if loss is not None and first in utilities:
             floor = float(utilities[first]) - float(loss)
         for c, name in enumerate(names):
             allowed = name == first or (
                 engines[name] != engines.get(first)  # its engine's other members: no room
                 and float(utilities[name]) >= floor
-                and float(scores.get(name, 1.0)) >= float(cap["min_score"] if cap else 0.0)
+                and float(scores.get(name, 1.0)) >= float(cap["min_score"])
             )
             if allowed:
                 utility[r, c] = float(utilities[name])
