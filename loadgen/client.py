@@ -28,6 +28,10 @@ class Outcome:
     prompt_tokens: int = 0
     cached_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens: prefix-cache hits
     moved: str = ""  # mixserve's balancing: "reassigned", "spilled" or "waited" ("" if none)
+    retried: int = 0  # calls mixserve sent again after losing a replica (final chunk)
+    resumed: int = 0  # of those, answers continued mid-stream on another replica
+    client_retries: int = 0  # times this client sent the request again (connection lost)
+    done: bool = False  # the stream ended with [DONE] (else it was cut short)
 
     @property
     def answered(self) -> bool:
@@ -75,6 +79,8 @@ async def stream_chat(
             else:
                 async for line in resp.aiter_lines():
                     absorb_event(out, line, clock() - begin)
+                if not out.done and not out.error:  # a stream cut off without a word
+                    out.error = "truncated"
     except (TimeoutError, httpx.TimeoutException):
         out.status, out.error = 0, "client_timeout"
     except httpx.HTTPError as exc:
@@ -85,7 +91,10 @@ async def stream_chat(
 
 def absorb_event(out: Outcome, line: str, elapsed: float) -> None:
     """Take one server-sent events line of a streamed answer into ``out``."""
-    if not line.startswith("data: ") or line == "data: [DONE]":
+    if line == "data: [DONE]":
+        out.done = True
+        return
+    if not line.startswith("data: "):
         return
     event = json.loads(line[6:])
     if "error" in event:  # in-band, after the headers went out
@@ -95,6 +104,9 @@ def absorb_event(out: Outcome, line: str, elapsed: float) -> None:
     if not out.request_id and isinstance(meta, dict) and meta.get("request_id"):
         out.request_id = str(meta["request_id"])
         out.moved = moved(meta)
+    if isinstance(meta, dict) and meta.get("retries"):  # the final chunk's, when any
+        out.retried = len(meta["retries"])
+        out.resumed = sum(1 for r in meta["retries"] if r.get("stage") == "resumed")
     choices = event.get("choices") or []
     if out.ttft_s is None and choices and choices[0].get("delta", {}).get("content"):
         out.ttft_s = elapsed

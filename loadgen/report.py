@@ -89,3 +89,20 @@ def summarize(outcomes: Sequence[Outcome], slo_s: float) -> dict[str, Any]:
             s: _block(os, wall, slo_s) for s, os in _by(outcomes, "specialist").items()
         },
     }
+
+
+def fault_summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """What a fault test reports: requests sent, succeeded, retried (by mixserve, after a
+    lost replica, or by the client, after a lost connection) and failed, with the
+    failures' error codes."""
+    failed = [o for o in outcomes if not o.answered]
+    return {
+        "sent": len(outcomes),
+        "succeeded": len(outcomes) - len(failed),
+        "retried": sum(1 for o in outcomes if o.retried or o.client_retries),
+        "retried_by_service": sum(1 for o in outcomes if o.retried),
+        "resumed_mid_answer": sum(1 for o in outcomes if o.resumed),
+        "retried_by_client": sum(1 for o in outcomes if o.client_retries),
+        "failed": len(failed),
+        "errors": dict(Counter(o.error or str(o.status) for o in failed)),
+    }

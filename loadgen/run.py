@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -37,6 +38,9 @@ class LoadSpec:
     api_key: str | None = None
     honor_retry_after: bool = True  # a closed-loop client waits as a refusal asks, as SDKs do
     extra: dict[str, Any] | None = None  # more request fields (e.g. a peer's stop strings)
+    # times a request is sent again after its connection failed or was cut before the
+    # answer began, as the OpenAI SDKs do (their max_retries); 0: never
+    connect_retries: int = 0
 
     def check(self, allow_remote: bool = False) -> None:
         host = urlparse(self.url).hostname or ""
@@ -50,10 +54,21 @@ class LoadSpec:
             raise ValueError("an open-loop load needs a rate above 0")
 
 
+def connection_lost(outcome: Outcome) -> bool:
+    """The request never reached an answer because its connection failed or was cut
+    before any text came (what an SDK retries), not a refusal or a timeout."""
+    cut = outcome.status == 200 and outcome.error == "truncated" and outcome.ttft_s is None
+    return (outcome.status == 0 and outcome.error.startswith("client_error")) or cut
+
+
 async def run_load(
-    spec: LoadSpec, mix: QueryMix | ContextMix, allow_remote: bool = False
+    spec: LoadSpec,
+    mix: QueryMix | ContextMix,
+    allow_remote: bool = False,
+    observer: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
-    """Every request's outcome, in the order they were sent."""
+    """Every request's outcome, in the order they were sent; ``observer`` sees each as
+    it ends (a fault test acts once the load is under way)."""
     spec.check(allow_remote)
     rng = random.Random(spec.seed)
     headers = {"authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
@@ -66,17 +81,24 @@ async def run_load(
 
         async def one() -> Outcome:
             prompt = mix.sample(rng)
-            outcome = await stream_chat(
-                client,
-                prompt,
-                model=spec.model,
-                max_tokens=spec.max_tokens,
-                temperature=spec.temperature,
-                timeout_s=spec.timeout_s,
-                started=time.perf_counter() - start,
-                extra=spec.extra,
-            )
+            sent = time.perf_counter() - start
+            for attempt in range(spec.connect_retries + 1):
+                outcome = await stream_chat(
+                    client,
+                    prompt,
+                    model=spec.model,
+                    max_tokens=spec.max_tokens,
+                    temperature=spec.temperature,
+                    timeout_s=spec.timeout_s,
+                    started=sent,
+                    extra=spec.extra,
+                )
+                outcome.client_retries = attempt
+                if not connection_lost(outcome):
+                    break
             outcomes.append(outcome)
+            if observer is not None:
+                observer(outcome)
             return outcome
 
         if spec.mode == "closed":

@@ -446,6 +446,29 @@ class SpillConfig(_Strict):
     )
 
 
+class RetryConfig(_Strict):
+    """What a call does when the replica answering it is lost (killed, its node gone,
+    its engine dead): before its first token it is sent again (Serve picks a live
+    replica, or waits for the replacement); mid-answer it is continued on another
+    replica from the text it had, so the client sees one unbroken answer."""
+
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Times one call is sent again after losing its replica."
+    )
+    resume: bool = Field(
+        True,
+        description="Continue an answer cut by a lost replica from the text it had "
+        "(off: the stream ends with a `replica_lost` error event instead).",
+    )
+    backoff_s: float = Field(
+        0.2,
+        ge=0,
+        le=30,
+        description="Pause before the first retry (doubled for each next one), while "
+        "Serve learns the replica is gone.",
+    )
+
+
 class PolicyConfig(_Strict):
     default: str = Field(
         "single",
@@ -460,6 +483,10 @@ class PolicyConfig(_Strict):
     spill: SpillConfig = Field(
         default_factory=SpillConfig,
         description="Spill-over: where a streamed call goes when its specialist is saturated.",
+    )
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig,
+        description="Retries and resumption of calls whose replica was lost.",
     )
 
 

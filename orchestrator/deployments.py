@@ -285,6 +285,7 @@ class SpecialistServer:
             logprobs=bool(payload.get("logprobs", False)),
             specialist=name,
             adapter=self.adapters.get(name),
+            continuation=str(payload.get("continuation") or ""),
         )
         span = self.tracing.start(
             "mixserve.specialist.generate",

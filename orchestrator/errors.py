@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from specialists.errors import ContextLengthError, EngineOverloadedError
+from specialists.errors import ContextLengthError, EngineOverloadedError, EngineUnhealthyError
 
 
 class APIError(Exception):
@@ -94,6 +94,38 @@ def unknown_model(model: str, known: Sequence[str]) -> APIError:
     )
 
 
+class ReplicaLost(Exception):
+    """A call's replica was lost and the call could not go on elsewhere (retries spent,
+    or the answer had begun and resumption is off): ``tokens`` of it had been sent."""
+
+    def __init__(self, specialist: str, tokens: int, attempts: int) -> None:
+        super().__init__(f"{specialist}: replica lost after {tokens} tokens, {attempts} tries")
+        self.specialist = specialist
+        self.tokens = tokens
+        self.attempts = attempts
+
+
+def lost_replica(exc: BaseException) -> bool:
+    """Whether ``exc`` says the replica (or node, or engine) answering a call is gone, so
+    the call may be sent again elsewhere: Ray's actor and worker deaths (also wrapped in a
+    task error, or a Serve error caused by one), the gRPC channel to a dead replica, or
+    the engine inside a live replica reported dead."""
+    from ray import exceptions as rx
+
+    lost = (rx.RayActorError, rx.WorkerCrashedError, rx.NodeDiedError, rx.ObjectLostError)
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, (*lost, EngineUnhealthyError)):
+            return True
+        code = getattr(cur, "code", None)  # grpc.aio.AioRpcError, without importing grpc
+        if callable(code) and type(cur).__name__ == "AioRpcError":
+            return getattr(code(), "name", "") == "UNAVAILABLE"
+        cur = getattr(cur, "cause", None) or cur.__cause__
+    return False
+
+
 def from_exception(exc: BaseException, request_id: str) -> APIError:
     """Map an exception raised anywhere behind the gateway (also across Ray) to an error."""
     cause = getattr(exc, "cause", None) or exc
@@ -119,6 +151,16 @@ def from_exception(exc: BaseException, request_id: str) -> APIError:
             "the service is at capacity; retry shortly",
             type="overloaded_error",
             code="overloaded",
+            retry_after_s=1,
+        )
+    if isinstance(exc, ReplicaLost) or lost_replica(exc):
+        cut = f" after {exc.tokens} tokens of its answer" if isinstance(exc, ReplicaLost) else ""
+        return APIError(
+            503,
+            f"the specialist's replica was lost{cut} and no other could take the request "
+            f"over; retry it (request id {request_id})",
+            type="server_error",
+            code="replica_lost",
             retry_after_s=1,
         )
     if isinstance(exc, TimeoutError):

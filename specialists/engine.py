@@ -38,6 +38,9 @@ class GenerationRequest:
     logprobs: bool = False  # report the sampled tokens' log-probabilities (cascades judge by them)
     specialist: str = ""  # who asks: one engine may serve several specialists
     adapter: Adapter | None = None  # the LoRA adapter this request runs with, if any
+    # the answer's text so far, from a replica that was lost mid-answer: the engine
+    # continues after it (as if it had generated it), and counts only the new tokens
+    continuation: str = ""
 
 
 @dataclass(frozen=True)

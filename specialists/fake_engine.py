@@ -2,7 +2,8 @@
 
 It answers ``[<specialist>] <the last line of the prompt's user text>`` word by word
 (the specialist the request names, else the engine's; ``[<specialist>+<adapter>]`` when
-it runs with a LoRA adapter, which must be one the engine was built with), with a
+it runs with a LoRA adapter, which must be one the engine was built with; after the
+words a lost replica already sent, given as ``continuation``), with a
 configurable delay and log-probability per token (so tests can make a specialist look
 unsure and drive a cascade), counts whitespace tokens, honours ``max_tokens`` and the
 context limit, and records aborted request ids so tests can see that aborts arrive.
@@ -67,7 +68,8 @@ class FakeEngine(SpecialistEngine):
                 f"the prompt is {n_prompt} tokens and max_tokens is {request.max_tokens}, "
                 f"more than the model's context of {self.max_model_len} tokens"
             )
-        words = self._answer_words(request)[: request.max_tokens]
+        done = len(request.continuation.split())  # words a lost replica already sent
+        words = self._answer_words(request)[done:][: request.max_tokens]
         finish = "length" if len(words) == request.max_tokens else "stop"
         self.running.add(request.request_id)
         try:
@@ -76,7 +78,7 @@ class FakeEngine(SpecialistEngine):
                     await asyncio.sleep(self.token_delay_s)
                 last = i == len(words) - 1
                 logprob = (i + 1) * self.token_logprob if request.logprobs else None
-                text = ("" if i == 0 else " ") + word
+                text = ("" if i == 0 and not done else " ") + word
                 yield Chunk(text, n_prompt, i + 1, finish if last else None, logprob)
             if not words:
                 yield Chunk("", n_prompt, 0, "stop", 0.0 if request.logprobs else None)

@@ -71,6 +71,8 @@ class VLLMEngine(SpecialistEngine):
         engine = self._require()
         # Prompts carry their own special tokens (e.g. Gemma's <bos>); never add them twice.
         ids = self._tokenizer.encode(request.prompt, add_special_tokens=False)
+        if request.continuation:  # an answer cut short elsewhere goes on from its text
+            ids += self._tokenizer.encode(request.continuation, add_special_tokens=False)
         if len(ids) + request.max_tokens > self.max_model_len:
             raise ContextLengthError(
                 f"the prompt is {len(ids)} tokens and max_tokens is {request.max_tokens}, "

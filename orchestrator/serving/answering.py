@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.billing import Accounts
-from orchestrator.config import SpillConfig
+from orchestrator.config import RetryConfig, SpillConfig
 from orchestrator.errors import APIError, from_exception
 from orchestrator.policies import CallFailed, PolicyRequest, run_policy
 from orchestrator.serving.cache import ResponseCache
@@ -80,8 +80,10 @@ class Answering:
         spill: SpillConfig | None = None,
         engines: Mapping[str, str] | None = None,
         slots: EngineSlots | None = None,
+        retry: RetryConfig | None = None,
     ) -> None:
         self.spill = spill or SpillConfig()
+        self.retry = retry or RetryConfig()
         self.slots = slots  # this replica's share of every engine's slots, and its waiters
         # specialist -> the engine deployment serving it: spilling to a specialist on the
         # saturated engine would only meet the same full queue
@@ -116,8 +118,15 @@ class Answering:
             return replay(hit)
         self._hold(plan, plan.specialist)
         calls = SpecialistCalls(
-            self.specialists, plan.request_id, plan.deadline, trace, self.accounts.costs.call
+            self.specialists,
+            plan.request_id,
+            plan.deadline,
+            trace,
+            self.accounts.costs.call,
+            self.retry,
+            self._retried,
         )
+        plan.retries = calls.retries
         request = PolicyRequest(plan.meta["routing"], plan.payload, plan.settings, calls.collect)
         try:
             finish = await run_policy(plan.policy, request)
@@ -183,6 +192,9 @@ class Answering:
                 plan.trace.root.set_attribute("mixserve.spilled_from", tried)
             tried.append(target)
             specialist = target
+
+    def _retried(self, specialist: str, stage: str) -> None:
+        self.metrics.retried.inc(1, tags={"specialist": specialist, "stage": stage})
 
     def _hold(self, plan: Plan, specialist: str) -> None:
         """The plan holds a slot of the engine answering it (moved when it spills)."""
@@ -252,6 +264,10 @@ class Answering:
         usage = settle_calls(calls, answer, cached)
         made = [] if cached else calls  # an answer from the cache made no call
         usage["cost"] = self.accounts.price(made, plan.router_busy_s, plan.retrieval_busy_s)
+        if plan.retries:  # calls that lost their replica and went on elsewhere
+            plan.meta["policy"]["retries"] = plan.retries
+            if plan.trace is not None:
+                plan.trace.root.set_attribute("mixserve.retries", len(plan.retries))
         if plan.trace is not None:
             text = "".join(answer.parts)
             plan.trace.answered(plan.specialist, plan.meta, usage, answer.finish_reason, text)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span, SpanKind
 
-from orchestrator.errors import APIError, from_exception, http_status
+from orchestrator.config import RetryConfig
+from orchestrator.errors import APIError, ReplicaLost, from_exception, http_status, lost_replica
 from orchestrator.policies import CallFailed
 from orchestrator.serving.plan import Answer
 from orchestrator.serving.replica_router import EngineRequest
@@ -21,6 +23,62 @@ if TYPE_CHECKING:
 
 # what a call cost: (specialist, prompt tokens, completion tokens, busy seconds) -> USD
 Pricer = Callable[[str, int, int, float], float]
+
+
+@dataclass
+class Carried:
+    """What a resumed call's items build on: the lost call's prompt tokens (the new
+    call's prompt also holds the text it continues from), completion tokens and summed
+    log-probability."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprob: float | None = None
+    logprob_seen: float | None = None  # the latest item's, for the next resumption
+
+    def onto(self, item: dict[str, Any]) -> dict[str, Any]:
+        if not self.completion_tokens:
+            return item
+        logprob = item.get("cumulative_logprob")
+        if logprob is not None and self.logprob is not None:
+            logprob += self.logprob
+        return {
+            **item,
+            "prompt_tokens": self.prompt_tokens or item["prompt_tokens"],
+            "completion_tokens": int(item["completion_tokens"]) + self.completion_tokens,
+            "cumulative_logprob": logprob,
+        }
+
+
+class Tries:
+    """One call's retries after lost replicas, within ``retry.max_retries``, each after a
+    pause that doubles (while Serve learns which replica is gone)."""
+
+    def __init__(self, calls: SpecialistCalls, specialist: str, span: Span | None) -> None:
+        self.calls = calls
+        self.specialist = specialist
+        self.span = span
+        self.count = 0
+
+    async def lost(self, exc: BaseException, tokens: int, stage: str) -> None:
+        retry = self.calls.retry
+        if self.count >= retry.max_retries:
+            self.calls._note(self.specialist, "gave_up", tokens, exc)
+            raise ReplicaLost(self.specialist, tokens, self.count + 1) from exc
+        self.count += 1
+        self.calls._note(self.specialist, stage, tokens, exc)
+        if self.span is not None:
+            self.span.add_event(
+                "mixserve.replica_lost",
+                {
+                    "mixserve.retry.stage": stage,
+                    "mixserve.retry.after_tokens": tokens,
+                    "exception.type": type(exc).__name__,
+                },
+            )
+        pause = retry.backoff_s * 2 ** (self.count - 1)
+        await asyncio.sleep(min(pause, self.calls._remaining()))
+
 
 # Failures another specialist may not share: a cascade escalates past them, an
 # ensemble drops the candidate. Anything else (bad input, the deadline) fails the request.
@@ -47,7 +105,12 @@ class SpecialistCalls:
         deadline: float,
         trace: RequestTrace | None = None,
         pricer: Pricer | None = None,
+        retry: RetryConfig | None = None,
+        on_retry: Callable[[str, str], None] | None = None,
     ) -> None:
+        self.retry = retry or RetryConfig()
+        self.on_retry = on_retry  # (specialist, stage) of each retry, for the metrics
+        self.retries: list[dict[str, Any]] = []  # what was retried, for the response
         self.handles = handles
         self.request_id = request_id
         self.deadline = deadline
@@ -99,28 +162,53 @@ class SpecialistCalls:
             raise TimeoutError("request deadline passed")
         return remaining
 
+    async def _open(
+        self, specialist: str, payload: dict[str, Any], tries: Tries
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """Start the specialist's stream and wait for its first item; a call whose replica
+        is lost before then is sent again (Serve routes it to a live replica, or holds it
+        until the replacement is up), within ``retry.max_retries`` and the deadline."""
+        while True:
+            gen: Any = None
+            try:  # a full queue (back-pressure) may refuse the call at once or on first read
+                handle = self.handles[specialist].options(stream=True)
+                gen = handle.generate.remote(EngineRequest(payload))
+                return gen, await asyncio.wait_for(gen.__anext__(), self._remaining())
+            except StopAsyncIteration:
+                return gen, None
+            except Exception as exc:
+                if gen is not None:
+                    _cancel(gen)
+                if not lost_replica(exc):
+                    raise
+                await tries.lost(exc, 0, "before_first_token")
+            except BaseException:
+                if gen is not None:
+                    _cancel(gen)
+                raise
+
     async def stream(
         self, specialist: str, payload: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         """Start the specialist stream and wait for its first chunk, so that errors (bad
         input the engine found, overload) surface here, before any response is sent.
         Closing the returned iterator (a client that went away) cancels the generation.
-        The call's span (under the request's root) lasts until the stream ends."""
+        The call's span (under the request's root) lasts until the stream ends.
+
+        A replica lost mid-answer (killed, its node gone, its engine dead) is not the
+        client's problem: the call goes on on another replica from the text it had
+        (``continuation``), its token counts carried over, so the answer arrives whole;
+        only when that is off or the retries are spent does the stream end with a
+        ``replica_lost`` error."""
         payload = {**payload, "specialist": specialist}  # its engine may serve several
         span = self._span(specialist, payload)
         if span is not None:  # the replica's span goes under this call's
             payload = {**payload, "trace": carrier(span), "sent_at": time.time()}
-        payload = EngineRequest(payload)  # its prompt readable by Ray's request routers
+        tries = Tries(self, specialist, span)
         started = time.monotonic()
-        gen: Any = None
-        try:  # a full queue (back-pressure) may refuse the call at once or on first read
-            gen = self.handles[specialist].options(stream=True).generate.remote(payload)
-            first = await asyncio.wait_for(gen.__anext__(), self._remaining())
-        except StopAsyncIteration:
-            first = None
+        try:
+            gen, first = await self._open(specialist, payload, tries)
         except BaseException as exc:
-            if gen is not None:
-                _cancel(gen)
             if span is not None:
                 fail(span, exc, http_status(exc))
                 span.end()
@@ -130,19 +218,28 @@ class SpecialistCalls:
         ttft = time.monotonic() - started
 
         async def items() -> AsyncIterator[dict[str, Any]]:
-            seen = Answer()
+            nonlocal gen
+            seen, carried, item, finished = Answer(), Carried(), first, False
             try:
-                if first is None:
-                    return
-                seen.absorb(first)
-                yield first
-                while True:
+                while item is not None:
+                    item = carried.onto(item)
+                    seen.absorb(item)
+                    carried.logprob_seen = item.get("cumulative_logprob")
+                    finished = finished or item.get("finish_reason") is not None
+                    yield item
                     try:
                         item = await asyncio.wait_for(gen.__anext__(), self._remaining())
                     except StopAsyncIteration:
                         return
-                    seen.absorb(item)
-                    yield item
+                    except Exception as exc:
+                        if not lost_replica(exc):
+                            raise
+                        _cancel(gen)
+                        if finished:  # every token had arrived, only the close was lost
+                            return
+                        gen, item, carried = await self._resume(
+                            specialist, payload, seen, carried, exc, tries
+                        )
             except BaseException as exc:
                 if span is not None:
                     fail(span, exc, http_status(exc))
@@ -154,6 +251,39 @@ class SpecialistCalls:
                     span.end()
 
         return items()
+
+    async def _resume(
+        self,
+        specialist: str,
+        payload: dict[str, Any],
+        seen: Answer,
+        carried: Carried,
+        exc: Exception,
+        tries: Tries,
+    ) -> tuple[Any, dict[str, Any] | None, Carried]:
+        """The rest of an answer whose replica was lost after ``seen``: a new call that
+        continues from its text, asked for the tokens still allowed; its items' counts
+        are carried onto what came before."""
+        if not self.retry.resume:
+            self._note(specialist, "gave_up", seen.completion_tokens, exc)
+            raise ReplicaLost(specialist, seen.completion_tokens, tries.count + 1) from exc
+        await tries.lost(exc, seen.completion_tokens, "resumed")
+        left = int(payload["max_tokens"]) - seen.completion_tokens
+        rest = {**payload, "continuation": "".join(seen.parts), "max_tokens": max(1, left)}
+        gen, first = await self._open(specialist, rest, tries)
+        return gen, first, Carried(seen.prompt_tokens, seen.completion_tokens, carried.logprob_seen)
+
+    def _note(self, specialist: str, stage: str, tokens: int, exc: BaseException) -> None:
+        self.retries.append(
+            {
+                "specialist": specialist,
+                "stage": stage,
+                "after_tokens": tokens,
+                "error": type(exc).__name__,
+            }
+        )
+        if self.on_retry is not None:
+            self.on_retry(specialist, stage)
 
     async def collect(self, specialist: str, payload: dict[str, Any]) -> dict[str, Any]:
         """One whole answer (the ``Caller`` of answer policies)."""

@@ -125,6 +125,7 @@ class Gateway:
             self.config.policy.spill,
             engines=self.planner.engines,  # specialist -> its engine deployment
             slots=self.slots,
+            retry=self.config.policy.retry,
         )
         self.admission = Admission(fleet_limit(config), config.gateway.request_timeout_s + 30)
 

@@ -41,6 +41,7 @@ class Plan:
     trace: RequestTrace | None = None
     balance: bool = True  # may be reassigned, spilled over or queued (``mixserve.balance``)
     release_slot: Callable[[], None] | None = None  # the engine slot it holds (EngineSlots)
+    retries: list[dict[str, Any]] = field(default_factory=list)  # calls sent again (lost replica)
 
     def settlement(self) -> Settlement:
         """What the ledger records of this request, as it stands now."""

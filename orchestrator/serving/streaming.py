@@ -65,9 +65,10 @@ async def sse_body(
                 await asyncio.shield(gateway.close(plan, None, "disconnected"))
         usage = gateway.settle(plan, answer)
         await gateway.close(plan, usage, "ok")
-        yield fmt.sse(
-            fmt.chunk(cid, model, created, {}, answer.finish_reason, extra={"usage": usage})
-        )
+        extra: dict[str, Any] = {"usage": usage}
+        if plan.retries:  # the first chunk went out before a replica was lost
+            extra["mixserve"] = {"retries": plan.retries}
+        yield fmt.sse(fmt.chunk(cid, model, created, {}, answer.finish_reason, extra=extra))
         if include_usage:
             final = fmt.chunk(cid, model, created, {}, extra={"usage": usage})
             final["choices"] = []

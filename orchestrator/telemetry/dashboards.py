@@ -92,6 +92,16 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "Calls retried after a lost replica (killed, node gone, engine dead)",
+        "reqps",
+        [
+            (
+                "sum(rate(ray_mixserve_replica_retries_total[5m])) by (specialist, stage)",
+                "{{specialist}} {{stage}}",
+            )
+        ],
+    ),
+    (
         "Wait for a slot of a saturated specialist: p99",
         "s",
         [

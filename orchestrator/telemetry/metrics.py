@@ -79,6 +79,13 @@ class ServiceMetrics:
             "free slot, by their first choice and where they went.",
             tag_keys=_tags("specialist", "to"),
         )
+        self.retried = metrics.Counter(
+            "mixserve_replica_retries",
+            description="Specialist calls sent again after their replica was lost, by "
+            "specialist and stage (before_first_token: sent again; resumed: continued "
+            "mid-answer on another replica; gave_up: retries spent).",
+            tag_keys=_tags("specialist", "stage"),
+        )
         self.queue_wait = metrics.Histogram(
             "mixserve_queue_wait_s",
             description="Seconds a request waited for a slot of its saturated specialist, "
