@@ -524,7 +524,12 @@ class GatewayConfig(_Strict):
     proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
         "EveryNode", description="Where Serve runs HTTP proxies: on every node, or the head."
     )
-    replicas: int = Field(1, ge=1, description="Gateway replicas.")
+    replicas: int = Field(
+        2,
+        ge=1,
+        description="Gateway replicas: two by default, so one lost (killed, its node gone) "
+        "leaves the other serving while Serve replaces it.",
+    )
     max_ongoing_requests: int = Field(256, ge=1, description="Concurrent requests per replica.")
     max_queued_requests: int = Field(512, ge=1, description="Queue bound before 503.")
     admission_limit: int | None = Field(

@@ -49,17 +49,18 @@ def test_a_slot_whose_release_was_lost_expires_after_the_horizon():
 
 def test_the_default_limit_is_the_fleets_slots_shared_by_the_gateways():
     shipped = load_config(profiles.FOLDER / "cpu.yaml")
-    assert fleet_limit(shipped) == shipped.gateway.admission_limit == 24  # measured, set
+    assert fleet_limit(shipped) == shipped.gateway.admission_limit == 12  # measured, set
+    assert shipped.gateway.replicas == 2  # 24 in all
     gateway = shipped.gateway.model_copy(update={"admission_limit": None})
     cfg = shipped.model_copy(update={"gateway": gateway})
     engine = cfg.specialists[0]  # the three specialists share one engine: its slots count once
     slots = engine.max_ongoing_requests + engine.max_queued_requests
     assert {s.deployment for s in cfg.specialists} == {"engine-gemma"}
-    assert fleet_limit(cfg) == slots
     apart = [s.model_copy(update={"engine_group": None}) for s in cfg.specialists]
-    assert fleet_limit(cfg.model_copy(update={"specialists": apart})) == 3 * slots
-    two = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"replicas": 2})})
-    assert fleet_limit(two) == -(-slots // 2)
+    assert fleet_limit(cfg.model_copy(update={"specialists": apart})) == -(-3 * slots // 2)
+    assert fleet_limit(cfg) == -(-slots // 2)  # two gateway replicas share them
+    one = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"replicas": 1})})
+    assert fleet_limit(one) == slots
     own = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"admission_limit": 7})})
     assert fleet_limit(own) == 7
 

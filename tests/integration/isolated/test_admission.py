@@ -18,7 +18,7 @@ LIMIT = 3
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    small_gate = gateway_changed(admission_limit=LIMIT)
+    small_gate = gateway_changed(admission_limit=LIMIT, replicas=1)  # one gate of 3
     with fake_fleet(
         tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), small_gate
     ) as run:

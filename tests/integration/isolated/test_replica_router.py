@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from orchestrator.config import ReplicaRouting, Resources
-from tests.helpers.fleet import fake_fleet, specialist_changed
+from tests.helpers.fleet import both, gateway_changed, fake_fleet, specialist_changed
 from tests.helpers.http import auth
 from tests.helpers.waits import wait_trace
 
@@ -33,7 +33,10 @@ TWO_CODE_REPLICAS = specialist_changed(
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     with fake_fleet(
-        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), TWO_CODE_REPLICAS
+        tmp_path_factory.mktemp("state"),
+        tmp_path_factory.mktemp("r"),
+        # one gateway replica: each remembers the prefixes it routed on its own
+        both(gateway_changed(replicas=1), TWO_CODE_REPLICAS),
     ) as run:
         yield run
 
