@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from orchestrator.config import ReplicaRouting, Resources
-from tests.helpers.fleet import both, gateway_changed, fake_fleet, specialist_changed
+from tests.helpers.fleet import both, fake_fleet, gateway_changed, specialist_changed
 from tests.helpers.http import auth
 from tests.helpers.waits import wait_trace
 
