@@ -1,5 +1,6 @@
-"""Build the Ray Serve application from a config: router, retriever, specialist engines
-(one deployment per engine group, or per specialist outside one), gateway.
+"""Build the Ray Serve applications from a config: one per specialist engine (one
+deployment per engine group, or per specialist outside one), and the main one with the
+gateway, router and retriever.
 
 Each deployment is bound its own typed config object (``RouterConfig``,
 ``RetrievalConfig``, ``SpecialistConfig``, the whole ``MixserveConfig`` for the gateway)
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
+from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application
 from ray.serve import Deployment as ServeDeployment
@@ -22,9 +24,10 @@ from ray.serve.config import BackpressureConfig, RequestRouterConfig
 
 from orchestrator.config import MixserveConfig, ModelSource, Resources, SpecialistConfig
 from orchestrator.deployments import RetrieverServer, RouterServer, SpecialistServer
-from orchestrator.serving import Gateway
+from orchestrator.serving import EngineAddress, Gateway
 from orchestrator.settings import RUN_MARKER_VAR
 from orchestrator.telemetry import TraceOptions
+from orchestrator.versions import specialist_versions
 
 BASE_ENV = {
     "VLLM_CONFIGURE_LOGGING": "0",  # vLLM's dictConfig closes Serve's log handlers
@@ -132,43 +135,66 @@ def _retriever(config: MixserveConfig, cache_dir: Path, env: dict[str, str], tra
     )
 
 
-def build_app(
+def engine_app(config_name: str, deployment: str) -> str:
+    """The Serve application holding one engine deployment: ``<config>-<deployment>``."""
+    return f"{config_name}-{deployment}"
+
+
+def _engine(
+    config: MixserveConfig,
+    members: list[SpecialistConfig],
+    cache_dir: Path,
+    env: dict[str, str],
+    trace: TraceOptions,
+) -> Application:
+    s = members[0]  # the members of an engine group agree on all of these
+    adapters = {m.name: str(config.adapter(m)) for m in members if m.lora is not None}
+    return (
+        _deployment(SpecialistServer)
+        .options(
+            name=s.deployment,
+            **_replicas(s),
+            max_ongoing_requests=s.max_ongoing_requests,
+            max_queued_requests=s.max_queued_requests,
+            graceful_shutdown_timeout_s=30,
+            health_check_period_s=10,
+            health_check_timeout_s=30,
+            # a new version starts beside the old, which serves until it is ready
+            max_surge_percent=s.rollout_surge_percent,
+            ray_actor_options=_actor_options(
+                s.resources, {**env, **model_env(s.model), **s.engine_env}
+            ),
+            request_router_config=_request_router(s),
+        )
+        .bind(members, s.model.location(cache_dir), adapters, trace, specialist_versions(members))
+    )
+
+
+def build_apps(
     config: MixserveConfig,
     *,
     cache_dir: Path,
     redis_url: str | None,
     run_id: str,
     tracing: TraceOptions | None = None,
-) -> Application:
-    """The Serve application. ``tracing`` reaches every deployment through its
-    arguments (replicas on other nodes need not share this process's environment)."""
+) -> dict[str, Application]:
+    """The Serve applications, in the order to deploy them: one per engine deployment
+    (``engine_app``: a changed specialist rolls over only its own engine's replicas, as
+    Serve restarts every deployment of an application whose arguments changed), then
+    the main one (gateway, router, retriever) under ``config.name``, whose gateway finds
+    the engines by name. ``tracing`` reaches every deployment through its arguments
+    (replicas on other nodes need not share this process's environment)."""
     env = {**BASE_ENV, RUN_MARKER_VAR: run_id}
     trace = tracing or TraceOptions(enabled=False)
-    specialists: dict[str, Any] = {}
+    apps: dict[str, Application] = {}
+    addresses: dict[str, EngineAddress] = {}
     for deployment, members in config.engine_groups().items():
-        s = members[0]  # the members of an engine group agree on all of these
-        adapters = {m.name: str(config.adapter(m)) for m in members if m.lora is not None}
-        engine = (
-            _deployment(SpecialistServer)
-            .options(
-                name=deployment,
-                **_replicas(s),
-                max_ongoing_requests=s.max_ongoing_requests,
-                max_queued_requests=s.max_queued_requests,
-                graceful_shutdown_timeout_s=30,
-                health_check_period_s=10,
-                health_check_timeout_s=30,
-                ray_actor_options=_actor_options(
-                    s.resources, {**env, **model_env(s.model), **s.engine_env}
-                ),
-                request_router_config=_request_router(s),
-            )
-            .bind(members, s.model.location(cache_dir), adapters, trace)
-        )
+        name = engine_app(config.name, deployment)
+        apps[name] = _engine(config, members, cache_dir, env, trace)
         for m in members:  # every member's calls go to its group's one engine
-            specialists[m.name] = engine
+            addresses[m.name] = EngineAddress(name, deployment)
     g = config.gateway
-    return (
+    apps[config.name] = (
         _deployment(Gateway)
         .options(
             name="gateway",
@@ -179,13 +205,14 @@ def build_app(
             # request (in the replica's HTTP server under HAProxy, else in Serve's proxy):
             # a 429 with Retry-After there too, as admission control answers
             backpressure_config=BackpressureConfig(status_code=429, retry_after_s=1),
+            max_surge_percent=100,
             ray_actor_options=_actor_options(Resources(num_cpus=0.1), env),
         )
         .bind(
             config,
             _router(config, cache_dir, env, trace),
             _retriever(config, cache_dir, env, trace),
-            specialists,
+            addresses,
             redis_url,
             # settlements made while Redis is down wait here (per node, drained by any
             # gateway of the node once Redis is back)
@@ -193,3 +220,36 @@ def build_app(
             trace,
         )
     )
+    return apps
+
+
+class AppArgs(BaseModel):
+    """What a Serve config's ``args`` carry to ``serve_apps`` on the cluster: the
+    validated config (relative paths resolved against ``base_dir``), where prepared
+    models live, Redis, the run id and the tracing options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] = Field(description="The mixserve config, validated again here.")
+    part: str = Field(description="The application to build: the config's name, or an engine's.")
+    cache_dir: str = Field(description="Where prepared models (and indexes) live on the nodes.")
+    redis_url: str | None = Field(None, description="The Redis every gateway uses.")
+    run_id: str = Field(description="Marks the run's processes.")
+    tracing: dict[str, Any] | None = Field(None, description="TraceOptions, as plain values.")
+
+
+def serve_app(args: dict[str, Any]) -> Application:
+    """Serve's application builder (``import_path: orchestrator.app:serve_app`` in a
+    Serve config from ``mixserve build serve-config``): one of ``build_apps``' apps."""
+    a = AppArgs.model_validate(args)
+    config = MixserveConfig.model_validate(a.config)
+    apps = build_apps(
+        config,
+        cache_dir=Path(a.cache_dir),
+        redis_url=a.redis_url,
+        run_id=a.run_id,
+        tracing=TraceOptions(**a.tracing) if a.tracing is not None else None,
+    )
+    if a.part not in apps:
+        raise ValueError(f"no application {a.part!r} in this config ({', '.join(apps)})")
+    return apps[a.part]

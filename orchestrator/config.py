@@ -33,11 +33,22 @@ class ModelSource(_Strict):
     path: str | None = Field(
         None, description="Local model directory, or a model id the engine can resolve."
     )
+    revision: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="Revision (commit, tag or branch) of a model named by id, pinned so every "
+        "replica loads the same weights; part of the specialist's version. A packaged "
+        "model's revision is its package's version.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ModelSource:
         if (self.package is None) == (self.path is None):
             raise ValueError("give exactly one of 'package' or 'path'")
+        if self.revision is not None and self.package is not None:
+            raise ValueError("revision: a packaged model's revision is its package version")
         return self
 
     def location(self, cache_dir: Path) -> str:
@@ -244,6 +255,14 @@ class SpecialistConfig(_Strict):
         description="Replicas that follow load (Serve's autoscaling); `replicas` is then the "
         "number to start with, within its bounds. Off: always `replicas`.",
     )
+    rollout_surge_percent: int = Field(
+        100,
+        ge=0,
+        le=100,
+        description="Extra replicas (percent of `replicas`) a rolling update may start "
+        "before stopping old ones: at 100 every old replica serves until its replacement "
+        "is ready (needs room for them: GPUs, memory); 0 stops old ones first.",
+    )
     engine_group: Name | None = Field(
         None,
         description="Specialists naming the same group share one engine deployment "
@@ -298,6 +317,7 @@ ENGINE_FIELDS = (
     "cpu_binding",
     "routing",
     "autoscaling",
+    "rollout_surge_percent",
 )
 
 

@@ -229,10 +229,15 @@ class SpecialistServer:
         model_dir: str,
         adapters: dict[str, str],
         tracing: TraceOptions | None = None,
+        versions: dict[str, str] | None = None,
     ) -> None:
         from specialists import Adapter, build_engine
 
         first = members[0]  # config validation made every member agree on the engine
+        self.versions = dict(versions or {})  # specialist -> the version this replica serves
+        engine_kwargs: dict[str, object] = dict(first.engine_kwargs)
+        if first.model.revision is not None:  # every replica loads the same weights
+            engine_kwargs.setdefault("revision", first.model.revision)
         self.tracing = Tracing(tracing, first.deployment)
         self.engine_name = first.engine
         self.members = {m.name: m for m in members}
@@ -245,7 +250,7 @@ class SpecialistServer:
             specialist=first.name if len(members) == 1 else first.deployment,
             model=model_dir,
             max_model_len=first.max_model_len,
-            engine_kwargs=dict(first.engine_kwargs),
+            engine_kwargs=engine_kwargs,
             adapters=list(self.adapters.values()),
         )
         self.meter = BusyMeter()
@@ -377,6 +382,10 @@ class SpecialistServer:
             "engine_unfinished": unfinished,
             "engine_load": self.engine.load().as_dict(),
             "by_specialist": by_specialist,
+            "versions": self.versions,
+            "node": where().get("mixserve.node", ""),
+            "replica": where().get("mixserve.replica", ""),
+            "pid": os.getpid(),
         }
 
     def record_routing_stats(self) -> dict[str, Any]:

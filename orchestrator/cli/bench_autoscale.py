@@ -50,6 +50,12 @@ def autoscale_config(
     return one_real_specialist(cfg, specialist, update)
 
 
+def engine_app(config_name: str, deployment: str) -> str:
+    from orchestrator.app import engine_app as name_of
+
+    return name_of(config_name, deployment)
+
+
 def _replicas(app: str, deployment: str) -> tuple[int, int]:
     """The deployment's replicas: running, and all (starting ones too)."""
     from ray import serve
@@ -113,7 +119,8 @@ def _step(
                 for n, t in zip(clients, times, strict=True)
             ]
             asyncio.run(run_load(specs[0], mix))
-            with ReplicaWatch(cfg.name, cfg.specialist(specialist).deployment) as watch:
+            deployment = cfg.specialist(specialist).deployment
+            with ReplicaWatch(engine_app(cfg.name, deployment), deployment) as watch:
                 step = summarize(asyncio.run(run_load(specs[1], mix)), 60.0)
     step["replicas_seen"] = watch.seen
     step["second_replica_asked_after_s"] = next((t for t, n in watch.asked if n >= 2), None)

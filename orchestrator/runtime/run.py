@@ -127,10 +127,10 @@ class ServiceRun:
             http_options={"host": self.config.gateway.host, "port": self.port},
             proxy_location=self.config.gateway.proxy_location,
         )
-        from orchestrator.app import build_app
+        from orchestrator.app import build_apps
         from orchestrator.telemetry import TraceOptions
 
-        app = build_app(
+        apps = build_apps(
             self.config,
             cache_dir=self.settings.cache_dir,
             redis_url=self.redis_url,
@@ -138,7 +138,9 @@ class ServiceRun:
             tracing=TraceOptions.of(self.config, self.settings, self.redis_url),
         )
         report("deploying specialists, router and retriever")
-        serve.run(app, name=self.config.name, route_prefix="/", blocking=False)
+        for name, app in apps.items():  # the engines first: the gateway finds them by name
+            prefix = "/" if name == self.config.name else None
+            serve.run(app, name=name, route_prefix=prefix, blocking=False)
         report("waiting until ready")
         self.wait_ready(ready_timeout_s)
         self.ready = True

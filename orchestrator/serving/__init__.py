@@ -3,19 +3,20 @@
 
 Public API: ``Gateway`` (the Serve ingress class; importing it pulls in FastAPI) and
 ``assign_jointly`` (the router batch's joint assignment against free slots, which the
-router deployment runs).
+router deployment runs), ``EngineAddress`` (an engine deployment found by name).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.serving.addresses import EngineAddress
 from orchestrator.serving.joint import assign_jointly
 
 if TYPE_CHECKING:
     from orchestrator.serving.gateway import Gateway
 
-__all__ = ["Gateway", "assign_jointly"]
+__all__ = ["EngineAddress", "Gateway", "assign_jointly"]
 
 
 def __getattr__(name: str) -> Any:

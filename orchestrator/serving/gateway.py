@@ -28,6 +28,7 @@ from orchestrator.config import MixserveConfig
 from orchestrator.errors import APIError
 from orchestrator.redis_clients import async_client
 from orchestrator.serving import protocol
+from orchestrator.serving.addresses import handle_of
 from orchestrator.serving.admission import Admission, fleet_limit
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.cache import ResponseCache
@@ -89,7 +90,8 @@ class Gateway:
     ) -> None:
         self.config = config
         router, retriever = _on_this_mode(router), _on_this_mode(retriever)
-        specialists = {name: _on_this_mode(h) for name, h in specialists.items()}
+        # engines are applications of their own, found by name (or handles, bound in)
+        specialists = {name: _on_this_mode(handle_of(h)) for name, h in specialists.items()}
         self.router = router
         self.retriever = retriever
         self.specialists = specialists

@@ -9,19 +9,24 @@ def test_packaged_weights_run_offline_and_named_models_may_use_a_hub():
 
 
 def test_every_deployment_gets_its_bounds_and_an_engine_group_is_one_deployment(tmp_path):
-    from orchestrator.app import build_app
+    from orchestrator.app import build_apps, engine_app
     from orchestrator.config import load_config
+    from orchestrator.serving import EngineAddress
 
     cfg = load_config(profiles.FOLDER / "cpu.yaml")
-    app = build_app(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")
-    gateway = app._bound_deployment  # the ingress, bound to the others
+    apps = build_apps(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")
+    # the engine first (its own application), the main one last
+    assert list(apps) == [engine_app(cfg.name, "engine-gemma"), cfg.name]
+    gateway = apps[cfg.name]._bound_deployment  # the ingress, bound to the others
     assert gateway._deployment_config.backpressure_config.status_code == 429
     assert gateway._deployment_config.backpressure_config.retry_after_s == 1
+    assert gateway._deployment_config.num_replicas == 2  # one lost leaves one serving
     router, retriever, specialists = gateway.init_args[1:4]
-    engines = {id(a) for a in specialists.values()}
-    assert len(engines) == 1  # general, code and math: one engine-gemma
-    engine = specialists["general"]._bound_deployment
+    # general, code and math: one engine-gemma, found by name
+    assert set(specialists.values()) == {EngineAddress("mixserve-engine-gemma", "engine-gemma")}
+    engine = apps["mixserve-engine-gemma"]._bound_deployment
     assert engine.name == "engine-gemma"
+    assert engine._deployment_config.max_surge_percent == 100  # new beside old on updates
     assert engine._deployment_config.max_ongoing_requests == cfg.specialists[0].max_ongoing_requests
     assert engine._deployment_config.max_queued_requests == cfg.specialists[0].max_queued_requests
     for part, bounds in ((router, cfg.router), (retriever, cfg.retrieval)):
@@ -57,7 +62,7 @@ def test_the_gateway_calls_its_handles_as_its_own_serve_mode_does():
 
 
 def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
-    from orchestrator.app import build_app
+    from orchestrator.app import build_apps
     from orchestrator.config import Autoscaling, MixserveConfig, ReplicaRouting, load_config
 
     cfg = load_config(profiles.FOLDER / "cpu.yaml")
@@ -75,8 +80,8 @@ def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
     cfg = MixserveConfig.model_validate(
         cfg.model_copy(update={"specialists": specialists}).model_dump()
     )
-    app = build_app(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")
-    engine = app._bound_deployment.init_args[3]["general"]._bound_deployment._deployment_config
+    apps = build_apps(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")
+    engine = apps["mixserve-engine-gemma"]._bound_deployment._deployment_config
     router = engine.request_router_config
     assert router.request_router_class == "orchestrator.serving.replica_router:EngineLoadRouter"
     assert router.request_router_kwargs["imbalance_threshold"] == 2.5
@@ -84,7 +89,7 @@ def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
     scaling = engine.autoscaling_config
     assert (scaling.min_replicas, scaling.max_replicas, scaling.initial_replicas) == (1, 3, 1)
     assert scaling.target_ongoing_requests == 4 and scaling.upscale_delay_s == 5
-    shipped = build_app(load_config(profiles.FOLDER / "cpu.yaml"), cache_dir=tmp_path,
-                        redis_url=None, run_id="r2")  # fmt: skip
-    fixed = shipped._bound_deployment.init_args[3]["general"]._bound_deployment._deployment_config
+    shipped = build_apps(load_config(profiles.FOLDER / "cpu.yaml"), cache_dir=tmp_path,
+                         redis_url=None, run_id="r2")  # fmt: skip
+    fixed = shipped["mixserve-engine-gemma"]._bound_deployment._deployment_config
     assert fixed.autoscaling_config is None and fixed.num_replicas == 1

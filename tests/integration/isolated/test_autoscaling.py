@@ -42,7 +42,9 @@ def service(tmp_path_factory):
 def running_replicas(deployment: str) -> int:
     from ray import serve
 
-    app = serve.status().applications["mixserve"]
+    from orchestrator.app import engine_app
+
+    app = serve.status().applications[engine_app("mixserve", deployment)]
     return int(app.deployments[deployment].replica_states.get("RUNNING", 0))
 
 

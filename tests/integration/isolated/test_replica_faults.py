@@ -33,8 +33,11 @@ def service(tmp_path_factory):
         yield run
 
 
-def running_replicas(app: str) -> int:
-    status = serve.status().applications[app].deployments[DEPLOYMENT]
+def running_replicas(config_name: str) -> int:
+    from orchestrator.app import engine_app
+
+    app = serve.status().applications[engine_app(config_name, DEPLOYMENT)]
+    status = app.deployments[DEPLOYMENT]
     return int(status.replica_states.get("RUNNING", 0))
 
 
