@@ -13,6 +13,7 @@ engine processes included) can be found and stopped.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
@@ -140,15 +141,38 @@ def engine_app(config_name: str, deployment: str) -> str:
     return f"{config_name}-{deployment}"
 
 
-def _engine(
-    config: MixserveConfig,
-    members: list[SpecialistConfig],
-    cache_dir: Path,
-    env: dict[str, str],
+class EngineArgs(BaseModel):
+    """Everything one engine application is built from, and nothing else: a Serve config
+    restarts every deployment of an application whose arguments changed, so another
+    specialist's change must leave these alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    members: list[SpecialistConfig] = Field(description="The specialists the engine serves.")
+    model_dir: str = Field(description="The prepared model directory, or a model id.")
+    adapters: dict[str, str] = Field(description="Specialist -> its LoRA adapter's location.")
+    run_id: str = Field(description="Marks the run's processes.")
+    tracing: dict[str, Any] = Field(description="TraceOptions, as plain values.")
+
+
+def engine_args(
+    config: MixserveConfig, members: list[SpecialistConfig], cache_dir: Path, run_id: str,
     trace: TraceOptions,
-) -> Application:
-    s = members[0]  # the members of an engine group agree on all of these
+) -> EngineArgs:  # fmt: skip
     adapters = {m.name: str(config.adapter(m)) for m in members if m.lora is not None}
+    return EngineArgs(
+        members=members,
+        model_dir=members[0].model.location(cache_dir),
+        adapters=adapters,
+        run_id=run_id,
+        tracing=asdict(trace),
+    )
+
+
+def _engine(a: EngineArgs) -> Application:
+    s = a.members[0]  # the members of an engine group agree on all of these
+    env = {**BASE_ENV, RUN_MARKER_VAR: a.run_id, **model_env(s.model), **s.engine_env}
+    trace = TraceOptions(**a.tracing)
     return (
         _deployment(SpecialistServer)
         .options(
@@ -161,12 +185,10 @@ def _engine(
             health_check_timeout_s=30,
             # a new version starts beside the old, which serves until it is ready
             max_surge_percent=s.rollout_surge_percent,
-            ray_actor_options=_actor_options(
-                s.resources, {**env, **model_env(s.model), **s.engine_env}
-            ),
+            ray_actor_options=_actor_options(s.resources, env),
             request_router_config=_request_router(s),
         )
-        .bind(members, s.model.location(cache_dir), adapters, trace, specialist_versions(members))
+        .bind(a.members, a.model_dir, a.adapters, trace, specialist_versions(a.members))
     )
 
 
@@ -190,7 +212,7 @@ def build_apps(
     addresses: dict[str, EngineAddress] = {}
     for deployment, members in config.engine_groups().items():
         name = engine_app(config.name, deployment)
-        apps[name] = _engine(config, members, cache_dir, env, trace)
+        apps[name] = _engine(engine_args(config, members, cache_dir, run_id, trace))
         for m in members:  # every member's calls go to its group's one engine
             addresses[m.name] = EngineAddress(name, deployment)
     g = config.gateway
@@ -206,7 +228,7 @@ def build_apps(
             # a 429 with Retry-After there too, as admission control answers
             backpressure_config=BackpressureConfig(status_code=429, retry_after_s=1),
             max_surge_percent=100,
-            ray_actor_options=_actor_options(Resources(num_cpus=0.1), env),
+            ray_actor_options=_actor_options(g.resources, env),
         )
         .bind(
             config,
@@ -223,33 +245,55 @@ def build_apps(
     return apps
 
 
-class AppArgs(BaseModel):
-    """What a Serve config's ``args`` carry to ``serve_apps`` on the cluster: the
-    validated config (relative paths resolved against ``base_dir``), where prepared
-    models live, Redis, the run id and the tracing options."""
+class MainArgs(BaseModel):
+    """What the main application (gateway, router, retriever) is built from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    config: dict[str, Any] = Field(description="The mixserve config, validated again here.")
-    part: str = Field(description="The application to build: the config's name, or an engine's.")
-    cache_dir: str = Field(description="Where prepared models (and indexes) live on the nodes.")
+    config: MixserveConfig = Field(description="The mixserve config (paths absolute).")
+    cache_dir: str = Field(description="Where prepared models and indexes live on the nodes.")
     redis_url: str | None = Field(None, description="The Redis every gateway uses.")
     run_id: str = Field(description="Marks the run's processes.")
-    tracing: dict[str, Any] | None = Field(None, description="TraceOptions, as plain values.")
+    tracing: dict[str, Any] = Field(description="TraceOptions, as plain values.")
+
+
+def serve_args(
+    config: MixserveConfig,
+    *,
+    cache_dir: Path,
+    redis_url: str | None,
+    run_id: str,
+    tracing: TraceOptions | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Application name -> the ``args`` of its entry in a Serve config (``serve_app``
+    builds it from them on the cluster): the engines' first, the main one's last."""
+    trace = tracing or TraceOptions(enabled=False)
+    out: dict[str, dict[str, Any]] = {}
+    for deployment, members in config.engine_groups().items():
+        a = engine_args(config, members, cache_dir, run_id, trace)
+        out[engine_app(config.name, deployment)] = {"engine": a.model_dump(mode="json")}
+    main = MainArgs(
+        config=config, cache_dir=str(cache_dir), redis_url=redis_url, run_id=run_id,
+        tracing=asdict(trace),
+    )  # fmt: skip
+    out[config.name] = {"main": main.model_dump(mode="json")}
+    return out
 
 
 def serve_app(args: dict[str, Any]) -> Application:
     """Serve's application builder (``import_path: orchestrator.app:serve_app`` in a
-    Serve config from ``mixserve build serve-config``): one of ``build_apps``' apps."""
-    a = AppArgs.model_validate(args)
-    config = MixserveConfig.model_validate(a.config)
-    apps = build_apps(
-        config,
-        cache_dir=Path(a.cache_dir),
-        redis_url=a.redis_url,
-        run_id=a.run_id,
-        tracing=TraceOptions(**a.tracing) if a.tracing is not None else None,
-    )
-    if a.part not in apps:
-        raise ValueError(f"no application {a.part!r} in this config ({', '.join(apps)})")
-    return apps[a.part]
+    Serve config from ``mixserve build serve-config``): an engine application from
+    ``{"engine": EngineArgs}``, the main one from ``{"main": MainArgs}``."""
+    if set(args) == {"engine"}:
+        return _engine(EngineArgs.model_validate(args["engine"]))
+    if set(args) == {"main"}:
+        a = MainArgs.model_validate(args["main"])
+        apps = build_apps(
+            a.config,
+            cache_dir=Path(a.cache_dir),
+            redis_url=a.redis_url,
+            run_id=a.run_id,
+            tracing=TraceOptions(**a.tracing),
+        )
+        return apps[a.config.name]
+    raise ValueError(f"args must be {{'engine': ...}} or {{'main': ...}}, not keys {sorted(args)}")

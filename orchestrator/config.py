@@ -550,6 +550,10 @@ class GatewayConfig(_Strict):
         description="Gateway replicas: two by default, so one lost (killed, its node gone) "
         "leaves the other serving while Serve replaces it.",
     )
+    resources: Resources = Field(
+        default_factory=lambda: Resources(num_cpus=0.1),
+        description="Per-replica resources (a custom resource places it on CPU nodes).",
+    )
     max_ongoing_requests: int = Field(256, ge=1, description="Concurrent requests per replica.")
     max_queued_requests: int = Field(512, ge=1, description="Queue bound before 503.")
     admission_limit: int | None = Field(

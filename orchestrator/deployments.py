@@ -38,6 +38,13 @@ logger = logging.getLogger(__name__)
 STAT_NAMES = ("served", "aborted", "failed", "in_flight")
 
 
+HEALTH_TIMEOUT_S = 20.0  # within Serve's health_check_timeout_s (30 s)
+
+
+def _noop() -> None:
+    """Run on a compute thread to see that it still takes work."""
+
+
 def all_cpus() -> str:
     """Every CPU this process may run on, as vLLM's OMP binding list ("0,1,2")."""
     return ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
@@ -163,7 +170,15 @@ class RouterServer:
                 span.set_attribute(f"mixserve.routing.score.{name}", float(score))
         return result
 
+    async def check_health(self) -> None:
+        """Serve calls this every few seconds; raising replaces the replica. Healthy: the
+        router model is loaded and its compute thread answers."""
+        if getattr(self, "router", None) is None:
+            raise RuntimeError("the router model is not loaded")
+        await asyncio.wait_for(self.compute.run(_noop), HEALTH_TIMEOUT_S)
+
     async def ready(self) -> bool:
+        await self.check_health()
         return True
 
 
@@ -181,6 +196,7 @@ class RetrieverServer:
         self.meter = BusyMeter()
         self.compute = ComputeThread("retriever")
         embedder = SentenceEmbedder(config.embedding_package)
+        self.collections = list(collections)
         self.retriever = Retriever(embedder, collections, Path(index_dir))
         self.compute.run_now(self.retriever.start)
         counts = {n: len(i.passages) for n, i in self.retriever.indexes.items()}
@@ -209,7 +225,16 @@ class RetrieverServer:
                 span.set_attribute(semconv.GEN_AI_RETRIEVAL_QUERY_TEXT, query)
         return {"hits": found, "busy_s": busy}
 
+    async def check_health(self) -> None:
+        """Healthy: every configured collection's index is loaded and the compute thread
+        answers (Serve replaces a replica whose check raises)."""
+        missing = [c.name for c in self.collections if c.name not in self.retriever.indexes]
+        if missing:
+            raise RuntimeError(f"indexes not loaded: {', '.join(missing)}")
+        await asyncio.wait_for(self.compute.run(_noop), HEALTH_TIMEOUT_S)
+
     async def ready(self) -> bool:
+        await self.check_health()
         return True
 
 

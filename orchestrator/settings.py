@@ -22,6 +22,9 @@ class Settings:
     otlp_endpoint: str | None = None  # where spans go besides mixserve's own store
     otlp_protocol: str = "http/protobuf"  # or "grpc"
     otlp_headers: str | None = None  # "k1=v1,k2=v2", as OTEL_EXPORTER_OTLP_HEADERS
+    # the Ray dashboard, whose REST API takes Serve configs (as `serve deploy -a` does)
+    dashboard_address: str = "http://127.0.0.1:8265"
+    api_key: str | None = None  # what `mixserve status` sends a gateway with auth on
 
     @property
     def state_file(self) -> Path:
@@ -41,6 +44,8 @@ def get_settings() -> Settings:
         otlp_endpoint=otlp[0],
         otlp_protocol=otlp[1],
         otlp_headers=otlp[2],
+        dashboard_address=os.environ.get("RAY_DASHBOARD_ADDRESS") or "http://127.0.0.1:8265",
+        api_key=os.environ.get("MIXSERVE_API_KEY") or None,
     )
 
 

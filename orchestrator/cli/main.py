@@ -34,6 +34,7 @@ from orchestrator.cli.common import (
     progress,
 )
 from orchestrator.cli.costs import costs
+from orchestrator.cli.deploy import build_app, deploy, rollback
 from orchestrator.cli.keys import keys_app
 from orchestrator.cli.router import router_app
 from orchestrator.cli.router_probe import probe
@@ -54,6 +55,9 @@ router_app.command("probe")(probe)
 app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
 app.command("costs")(costs)
+app.add_typer(build_app, name="build")
+app.command("deploy")(deploy)
+app.command("rollback")(rollback)
 dashboards_app = typer.Typer(help="Grafana dashboards for the Ray dashboard's Prometheus.")
 app.add_typer(dashboards_app, name="dashboards")
 
@@ -198,26 +202,85 @@ def down(
 
 
 @app.command()
-def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show whether mixserve is running and ready, component by component."""
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    app_name: Annotated[
+        str | None,
+        typer.Option("--app", help="A deployed application (default: the running 'up')."),
+    ] = None,
+) -> None:
+    """Readiness of every component; replicas per node, versions and queues."""
+    from orchestrator.cli.deploy import cluster_view, release_url
     from orchestrator.runtime import RunState, run_status
 
-    state = RunState.load(get_settings().state_file)
-    if state is None:
-        fail("mixserve is not running")
-    info = run_status(state)
+    settings = get_settings()
+    state = RunState.load(settings.state_file)
+    if app_name is None and state is None:
+        fail("mixserve is not running (no 'mixserve up'); name a deployed one with --app")
+    if app_name is None and state is not None:
+        info = run_status(state)
+        name, url = state.config, state.url
+    else:
+        name = app_name or "mixserve"
+        url, release = release_url(name, settings)
+        info = {"app": name, "url": url, "release": release, **readiness(url)}
+    info.update(cluster_view(name, url, settings))
     if as_json:
         out.print_json(json.dumps(info))
     else:
-        table = Table(title=f"mixserve {info['url']} (run {info['run_id']}, pid {info['pid']})")
-        table.add_column("component")
-        table.add_column("state")
-        for name, value in info.get("components", {}).items():
-            table.add_row(name, value)
-        out.print(table)
-        out.print("ready" if info["ready"] else f"not ready {info.get('error', '')}")
+        _print_status(info)
     if not info["ready"]:
         raise typer.Exit(1)
+
+
+def readiness(url: str) -> dict[str, Any]:
+    import httpx
+
+    try:
+        resp = httpx.get(f"{url}/readyz", timeout=10)
+        return {"ready": resp.status_code == 200, "components": resp.json().get("components", {})}
+    except (httpx.HTTPError, ValueError) as exc:
+        return {"ready": False, "error": str(exc)}
+
+
+def _print_status(info: dict[str, Any]) -> None:
+    title = f"mixserve {info['url']}"
+    if info.get("run_id"):
+        title += f" (run {info['run_id']}, pid {info['pid']})"
+    elif info.get("release"):
+        title += f" (release {info['release']})"
+    table = Table(title=title)
+    table.add_column("component")
+    table.add_column("state")
+    for name, value in info.get("components", {}).items():
+        table.add_row(name, value)
+    out.print(table)
+    deployments = info.get("deployments")
+    if isinstance(deployments, list):
+        t = Table(title="deployments")
+        for col in ("application", "deployment", "status", "replicas", "by node"):
+            t.add_column(col)
+        for d in deployments:
+            nodes = ", ".join(f"{n}: {c}" for n, c in d["replicas_by_node"].items())
+            running = sum(d["replicas_by_node"].values())
+            t.add_row(d["application"], d["deployment"], d["status"],
+                      f"{running}/{d['target_replicas']}", nodes)  # fmt: skip
+        out.print(t)
+    elif deployments:
+        err.print(f"deployments: {deployments}", highlight=False, markup=False)
+    specialists = info.get("specialists")
+    if isinstance(specialists, list):
+        t = Table(title="specialists")
+        for col in ("specialist", "version", "running", "queue (running/waiting)", "in flight"):
+            t.add_column(col)
+        for sp in specialists:
+            q = sp["queue"]
+            t.add_row(sp["name"], str(sp["version"]), str(sp["running_version"]),
+                      f"{q['running']}/{q['waiting']}", str(sp["in_flight"]))  # fmt: skip
+        out.print(t)
+    elif specialists:
+        err.print(f"specialists: {specialists}", highlight=False, markup=False)
+    out.print("ready" if info["ready"] else f"not ready {info.get('error', '')}")
 
 
 def main() -> None:

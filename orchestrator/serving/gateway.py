@@ -13,7 +13,9 @@ root span made here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -45,8 +47,10 @@ from orchestrator.serving.probes import readiness, replica_stats
 from orchestrator.serving.protocol import ChatCompletionRequest, QueryRequest
 from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, Tracing
 from orchestrator.telemetry.trace_store import stored_trace
+from orchestrator.versions import specialist_version
 
 logger = logging.getLogger(__name__)
+REDIS_PING_S = 2.0
 
 
 async def _released_after(
@@ -283,6 +287,9 @@ class Gateway:
                     **engine["by_specialist"][s.name],
                     "engine_unfinished": engine["engine_unfinished"],
                     "engine_load": engine["engine_load"],
+                    # what the replica asked runs (mid-rollout it may still be the old)
+                    "version": engine.get("versions", {}).get(s.name),
+                    "node": engine.get("node"),
                 }
             data.append(
                 {
@@ -291,6 +298,7 @@ class Gateway:
                     "replicas": s.replicas,
                     "deployment": s.deployment,
                     "lora": s.lora is not None,
+                    "version": specialist_version(s),  # the one this gateway's config names
                     "stats": own,
                 }
             )
@@ -299,6 +307,26 @@ class Gateway:
     @app.get("/healthz")
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
+
+    async def _redis_state(self) -> str:
+        """ "ready" when Redis answers a ping; "spooling" when it does not but settlements
+        can wait on local disk; "not ready" when neither (nothing would record spend)."""
+        if self.redis is None:
+            return "ready" if not self.config.ledger.enabled else "spooling"
+        try:
+            await asyncio.wait_for(self.redis.ping(), REDIS_PING_S)
+            return "ready"
+        except Exception as exc:  # noqa: BLE001 - any failure to answer is unreachable
+            if self.accounts.spool is not None and os.access(self.accounts.spool.folder, os.W_OK):
+                return f"spooling (Redis unreachable: {type(exc).__name__})"
+            return f"not ready: Redis unreachable ({type(exc).__name__}) and no spool"
+
+    async def check_health(self) -> None:
+        """Serve calls this every few seconds; raising replaces the replica. Healthy: Redis
+        answers, or settlements can be spooled on local disk until it does."""
+        state = await self._redis_state()
+        if state.startswith("not ready"):
+            raise RuntimeError(state)
 
     @app.get("/readyz")
     async def readyz(self) -> Response:
@@ -312,7 +340,8 @@ class Gateway:
                 },
             }
         )
-        ok = all(v == "ready" for v in status.values())
+        status["redis"] = await self._redis_state()
+        ok = all(v == "ready" or v.startswith("spooling") for v in status.values())
         return JSONResponse(
             {"status": "ready" if ok else "not ready", "components": status},
             status_code=200 if ok else 503,

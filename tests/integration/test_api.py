@@ -114,7 +114,9 @@ def test_health_and_readiness(client):
         "specialist:general",
         "specialist:code",
         "specialist:math",
+        "redis",
     }
+    assert ready.json()["components"]["redis"] == "ready"
 
 
 def test_temperature_zero_answers_are_cached_in_redis(client):

@@ -59,7 +59,8 @@ def test_capacity_is_replicas_times_running_slots_shared_among_gateways():
             ),
         )
     )
-    assert engine_capacity(scaled) == {"specialist-code": 3 * 16}
+    # two gateway replicas by default share the slots
+    assert engine_capacity(scaled) == {"specialist-code": 3 * 16 // 2}
 
 
 def test_held_slots_are_not_free_and_a_release_counts_once():
