@@ -38,9 +38,10 @@ class LoadSpec:
     api_key: str | None = None
     honor_retry_after: bool = True  # a closed-loop client waits as a refusal asks, as SDKs do
     extra: dict[str, Any] | None = None  # more request fields (e.g. a peer's stop strings)
-    # times a request is sent again after its connection failed or was cut before the
-    # answer began, as the OpenAI SDKs do (their max_retries); 0: never
-    connect_retries: int = 0
+    # times a request is sent again, as the OpenAI SDKs do (their max_retries, default 2):
+    # after a lost connection, or an answer of 408, 409, 429 or 5xx before any text,
+    # waiting as Retry-After asks (else 0.5 s, doubled); 0: never
+    client_retries: int = 0
 
     def check(self, allow_remote: bool = False) -> None:
         host = urlparse(self.url).hostname or ""
@@ -54,11 +55,17 @@ class LoadSpec:
             raise ValueError("an open-loop load needs a rate above 0")
 
 
-def connection_lost(outcome: Outcome) -> bool:
-    """The request never reached an answer because its connection failed or was cut
-    before any text came (what an SDK retries), not a refusal or a timeout."""
-    cut = outcome.status == 200 and outcome.error == "truncated" and outcome.ttft_s is None
-    return (outcome.status == 0 and outcome.error.startswith("client_error")) or cut
+RETRIED_STATUSES = {408, 409, 429}  # and every 5xx: what the OpenAI SDKs retry
+
+
+def retryable(outcome: Outcome) -> bool:
+    """What an OpenAI SDK sends again: a connection that failed or was cut before any
+    text came, or a status it retries; never a client timeout or an answer under way."""
+    if outcome.status == 0:
+        return outcome.error.startswith("client_error")
+    if outcome.status == 200:
+        return outcome.error == "truncated" and outcome.ttft_s is None
+    return outcome.status in RETRIED_STATUSES or outcome.status >= 500
 
 
 async def run_load(
@@ -82,7 +89,7 @@ async def run_load(
         async def one() -> Outcome:
             prompt = mix.sample(rng)
             sent = time.perf_counter() - start
-            for attempt in range(spec.connect_retries + 1):
+            for attempt in range(spec.client_retries + 1):
                 outcome = await stream_chat(
                     client,
                     prompt,
@@ -94,8 +101,9 @@ async def run_load(
                     extra=spec.extra,
                 )
                 outcome.client_retries = attempt
-                if not connection_lost(outcome):
+                if attempt == spec.client_retries or not retryable(outcome):
                     break
+                await asyncio.sleep(min(8.0, outcome.retry_after_s or 0.5 * 2**attempt))
             outcomes.append(outcome)
             if observer is not None:
                 observer(outcome)

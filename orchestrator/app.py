@@ -104,6 +104,7 @@ def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace:
             num_replicas=r.replicas,
             max_ongoing_requests=r.max_ongoing_requests,
             max_queued_requests=r.max_queued_requests,
+            max_surge_percent=100,  # a new version starts beside the old
             ray_actor_options=_actor_options(r.resources, {**env, **model_env(r.model)}),
         )
         .bind(
@@ -130,6 +131,7 @@ def _retriever(config: MixserveConfig, cache_dir: Path, env: dict[str, str], tra
             num_replicas=1,
             max_ongoing_requests=config.retrieval.max_ongoing_requests,
             max_queued_requests=config.retrieval.max_queued_requests,
+            max_surge_percent=100,
             ray_actor_options=_actor_options(config.retrieval.resources, {**env, **OFFLINE_ENV}),
         )
         .bind(config.retrieval, collections, str(cache_dir / "indexes" / config.name), trace)

@@ -25,6 +25,8 @@ class Settings:
     # the Ray dashboard, whose REST API takes Serve configs (as `serve deploy -a` does)
     dashboard_address: str = "http://127.0.0.1:8265"
     api_key: str | None = None  # what `mixserve status` sends a gateway with auth on
+    ray_auth_mode: str | None = None  # RAY_AUTH_MODE, as the user set it (None: Ray's default)
+    ray_auth_token_path: Path | None = None  # RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token
 
     @property
     def state_file(self) -> Path:
@@ -46,6 +48,10 @@ def get_settings() -> Settings:
         otlp_headers=otlp[2],
         dashboard_address=os.environ.get("RAY_DASHBOARD_ADDRESS") or "http://127.0.0.1:8265",
         api_key=os.environ.get("MIXSERVE_API_KEY") or None,
+        ray_auth_mode=os.environ.get("RAY_AUTH_MODE") or None,
+        ray_auth_token_path=Path(
+            os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+        ),
     )
 
 

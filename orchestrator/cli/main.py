@@ -145,7 +145,10 @@ def up(
             )
             bars.update(task, description="ready", total=1, completed=1)
         if deployment.dashboard_url:
-            out.print(f"Ray dashboard: {deployment.dashboard_url}", highlight=False)
+            from orchestrator.runtime.run import dashboard_access
+
+            for line in dashboard_access(deployment.dashboard_url, settings):
+                out.print(line, highlight=False, markup=False)
         out.print(
             f"mixserve is ready at [bold]{deployment.url}/v1[/bold] "
             f"(run {deployment.run_id}); Ctrl-C or 'mixserve down' stops it",
@@ -208,6 +211,10 @@ def status(
         str | None,
         typer.Option("--app", help="A deployed application (default: the running 'up')."),
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Its gateway (default: from its latest 'mixserve deploy')."),
+    ] = None,
 ) -> None:
     """Readiness of every component; replicas per node, versions and queues."""
     from orchestrator.cli.deploy import cluster_view, release_url
@@ -222,7 +229,8 @@ def status(
         name, url = state.config, state.url
     else:
         name = app_name or "mixserve"
-        url, release = release_url(name, settings)
+        deployed_url, release = release_url(name, settings)
+        url = url or deployed_url
         info = {"app": name, "url": url, "release": release, **readiness(url)}
     info.update(cluster_view(name, url, settings))
     if as_json:

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from orchestrator.settings import Settings, get_settings
+
 Step = Callable[[str], None]
 
 
@@ -23,10 +25,24 @@ class DeployError(RuntimeError):
     """The cluster refused the Serve config, or the rollout failed or timed out."""
 
 
+def ray_token(settings: Settings) -> str | None:
+    """The cluster's auth token (``ray get-auth-token``'s file), unless auth is off."""
+    if (settings.ray_auth_mode or "").lower() == "disabled" or not settings.ray_auth_token_path:
+        return None
+    try:
+        return settings.ray_auth_token_path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _client(address: str) -> Any:
+    """Ray's Serve REST client, sending the cluster's token (Ray's own client sends it
+    only in a process that set RAY_AUTH_MODE=token itself)."""
     from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
-    return ServeSubmissionClient(address)
+    token = ray_token(get_settings())
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return ServeSubmissionClient(address, headers=headers)
 
 
 def serve_details(address: str) -> dict[str, Any]:
@@ -61,7 +77,13 @@ def _settled(details: dict[str, Any], names: list[str], since: float) -> tuple[b
             return False, f"{name}: {status.lower()}"
         for dname, d in (app.get("deployments") or {}).items():
             if str(d.get("status")) != "HEALTHY":
-                return False, f"{name}/{dname}: {str(d.get('status')).lower()}"
+                states: dict[str, int] = {}
+                for r in d.get("replicas") or []:
+                    states[str(r.get("state")).lower()] = (
+                        states.get(str(r.get("state")).lower(), 0) + 1
+                    )
+                shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+                return False, f"{name}/{dname}: {str(d.get('status')).lower()} (replicas: {shown})"
             running = [r for r in d.get("replicas") or [] if r.get("state") == "RUNNING"]
             if len(running) < int(d.get("target_num_replicas") or 0):
                 return False, f"{name}/{dname}: {len(running)} replicas running"
@@ -94,23 +116,21 @@ def apply(
         if done:
             return
         time.sleep(poll_s)
-    raise DeployError(f"not settled after {timeout_s:.0f} s: {last}")
+    raise DeployError(
+        f"not settled after {timeout_s:.0f} s: {last}; the old replicas still serve. New "
+        "replicas waiting for resources (pending) need room beside the old ones: add "
+        "nodes, or lower the specialist's rollout_surge_percent"
+    )
 
 
-def wait_ready(url: str, timeout_s: float, poll_s: float = 1.0) -> None:
+def wait_ready(url: str, timeout_s: float) -> None:
     """Until the gateway's ``/readyz`` answers 200 (router, retriever, every engine)."""
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            resp = httpx.get(f"{url}/readyz", timeout=10)
-            if resp.status_code == 200:
-                return
-            last = resp.text[:200]
-        except httpx.HTTPError as exc:
-            last = _first_line(exc)
-        time.sleep(poll_s)
-    raise DeployError(f"{url}/readyz not ready after {timeout_s:.0f} s: {last}")
+    from orchestrator.runtime.run import wait_until_ready
+
+    try:
+        wait_until_ready(url, timeout_s)
+    except TimeoutError as exc:
+        raise DeployError(str(exc)) from None
 
 
 def cluster_status(details: dict[str, Any], app_names: list[str]) -> list[dict[str, Any]]:
@@ -123,7 +143,8 @@ def cluster_status(details: dict[str, Any], app_names: list[str]) -> list[dict[s
             nodes: dict[str, int] = {}
             for r in d.get("replicas") or []:
                 if r.get("state") == "RUNNING":
-                    node = str(r.get("node_ip") or r.get("node_id") or "?")
+                    # by node id (several nodes may share an address, as on one machine)
+                    node = f"{r.get('node_ip') or '?'} ({str(r.get('node_id') or '?')[:8]})"
                     nodes[node] = nodes.get(node, 0) + 1
             rows.append(
                 {

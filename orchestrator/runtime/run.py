@@ -181,20 +181,7 @@ class ServiceRun:
         self.dashboard_url = f"http://{url}" if url and "://" not in url else url
 
     def wait_ready(self, timeout_s: float) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                resp = httpx.get(f"{self.url}/readyz", timeout=15)
-                if resp.status_code == 200:
-                    return
-                last = resp.text
-            except httpx.HTTPError as exc:
-                last = str(exc)
-            time.sleep(1.0)
-        raise TimeoutError(f"service not ready after {timeout_s:.0f}s: {last}")
+        wait_until_ready(self.url, timeout_s)
 
     def _save_state(self) -> None:
         if self.state_file is not None:
@@ -247,6 +234,24 @@ class ServiceRun:
             )
 
 
+def wait_until_ready(url: str, timeout_s: float, poll_s: float = 1.0) -> None:
+    """Until ``url``'s ``/readyz`` answers 200; TimeoutError naming what it last said."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            resp = httpx.get(f"{url}/readyz", timeout=15)
+            if resp.status_code == 200:
+                return
+            last = resp.text[:300]
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        time.sleep(poll_s)
+    raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s: {last}")
+
+
 def run_status(state: RunState) -> dict[str, Any]:
     import httpx
 
@@ -264,3 +269,20 @@ def run_status(state: RunState) -> dict[str, Any]:
         info["ready"] = False
         info["error"] = str(exc)
     return info
+
+
+def dashboard_access(url: str, settings: Settings) -> list[str]:
+    """How to open the Ray dashboard at ``url``: Ray 2.60 turns token authentication on
+    for the clusters it starts, and the dashboard and its API answer 401 without the
+    token; with ``RAY_AUTH_MODE=disabled`` set deliberately, what that gives up."""
+    if (settings.ray_auth_mode or "").lower() == "disabled":
+        return [
+            f"Ray dashboard: {url} (RAY_AUTH_MODE=disabled: no token needed, and none "
+            "guards it: anyone who reaches its port, or the cluster's, can submit jobs and "
+            "run code here)"
+        ]
+    return [
+        f"Ray dashboard: {url} (token authentication is on: paste the token when it asks)",
+        f"  the token: `ray get-auth-token` prints it ({settings.ray_auth_token_path}); "
+        "API clients send it as 'Authorization: Bearer <token>'",
+    ]

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers.cli import require_prepared_models, run_mixserve
 from tests.helpers.paths import ROOT, SHARED_DATA
 
-OFFLINE = {"config", "dashboards", "models", "router"}  # the rest need `mixserve up`
+OFFLINE = {"build", "config", "dashboards", "models", "router"}  # the rest need a service
 
 
 def readme_commands() -> list[list[str]]:

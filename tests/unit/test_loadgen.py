@@ -178,3 +178,18 @@ def test_a_context_mix_sends_its_document_as_an_earlier_turn():
     assert Prompt("g", "alone").messages() == [{"role": "user", "content": "alone"}]
     with pytest.raises(MixError):
         ContextMix([], ["q"])
+
+
+def test_clients_retry_what_the_openai_sdks_retry():
+    from loadgen.client import Outcome
+    from loadgen.run import retryable
+
+    def out(status: int, error: str = "", ttft: float | None = None) -> Outcome:
+        return Outcome("g", status, 0.0, 1.0, ttft_s=ttft, error=error)
+
+    assert retryable(out(0, "client_error: ConnectError"))
+    assert retryable(out(500, "500")) and retryable(out(503, "overloaded"))
+    assert retryable(out(429, "overloaded")) and retryable(out(200, "truncated"))
+    assert not retryable(out(200, "truncated", ttft=0.1))  # text had come: not resent
+    assert not retryable(out(0, "client_timeout")) and not retryable(out(400, "invalid"))
+    assert not retryable(out(200))
