@@ -171,8 +171,13 @@ class ServiceRun:
                 if name not in os.environ:  # a value the user set is kept
                     os.environ[name] = value
                     _SERVE_ENV_SET.add(name)
+            # "local": a new Ray of this run's own, never one a `ray start` left on this
+            # machine (joining one is what RAY_ADDRESS asks for)
             context = ray.init(
-                include_dashboard=True, dashboard_host="127.0.0.1", logging_level=logging.WARNING
+                address="local",
+                include_dashboard=True,
+                dashboard_host="127.0.0.1",
+                logging_level=logging.WARNING,
             )
             self.started_ray = True
         if callable(previous):  # a handler the caller installed (mixserve up's): keep it

@@ -144,10 +144,17 @@ class LocalCluster:
             raise RuntimeError(f"ray start of {node} failed again: {proc.stderr[-2000:]}")
 
     def stop(self) -> list[str]:
-        """Every node's processes, workers first, then the head."""
+        """Every node's processes, workers first, then the head; and the address file
+        `ray start --head` wrote, as `ray stop` removes it (a later `ray.init()` without
+        an address would try to join the stopped cluster)."""
+        from ray._private.utils import get_ray_address_file, read_ray_address
+
         stopped: list[str] = []
         for node in sorted(self.nodes, key=lambda n: n == "head"):
             stopped += self.stop_node(node)
+        current = read_ray_address() or ""
+        if current.endswith(f":{self.head_port}"):
+            Path(get_ray_address_file(None)).unlink(missing_ok=True)
         return stopped
 
     def connect(self) -> None:

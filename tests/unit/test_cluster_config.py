@@ -53,6 +53,10 @@ def test_cluster_yaml_start_commands_are_the_ones_the_cluster_tests_run():
     doc = yaml.safe_load(CLUSTER.read_text())
     assert "~/venv/bin/mixserve models prepare --config gpu" in doc["setup_commands"]
     assert any(".ray/auth_token" in k for k in doc["file_mounts"])  # the token on every node
+    # the setup's model preparation, as a node runs it (the gpu profile's models are
+    # named by id: vLLM fetches them; nothing to convert, and it says so by succeeding)
+    prepared = run_mixserve("models", "prepare", "--config", "gpu")
+    assert prepared.returncode == 0, prepared.stderr
 
 
 def test_the_gpu_profile_fits_cluster_yaml_and_a_foreign_resource_is_named():
