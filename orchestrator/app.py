@@ -24,7 +24,7 @@ from ray.serve import Deployment as ServeDeployment
 from ray.serve.config import BackpressureConfig, RequestRouterConfig
 
 from orchestrator.config import MixserveConfig, ModelSource, Resources, SpecialistConfig
-from orchestrator.deployments import RetrieverServer, RouterServer, SpecialistServer
+from orchestrator.deployments import EngineFront, RetrieverServer, RouterServer, SpecialistServer
 from orchestrator.serving import EngineAddress, Gateway
 from orchestrator.settings import RUN_MARKER_VAR
 from orchestrator.telemetry import TraceOptions
@@ -172,10 +172,11 @@ def engine_args(
 
 
 def _engine(a: EngineArgs) -> Application:
+    """The engine deployment, behind ``EngineFront``, its application's ingress."""
     s = a.members[0]  # the members of an engine group agree on all of these
     env = {**BASE_ENV, RUN_MARKER_VAR: a.run_id, **model_env(s.model), **s.engine_env}
     trace = TraceOptions(**a.tracing)
-    return (
+    engine = (
         _deployment(SpecialistServer)
         .options(
             name=s.deployment,
@@ -191,6 +192,20 @@ def _engine(a: EngineArgs) -> Application:
             request_router_config=_request_router(s),
         )
         .bind(a.members, a.model_dir, a.adapters, trace, specialist_versions(a.members))
+    )
+    return (
+        _deployment(EngineFront)
+        .options(
+            name=f"{s.deployment}-front",
+            num_replicas=1,
+            max_ongoing_requests=16,
+            max_queued_requests=64,
+            max_surge_percent=100,
+            ray_actor_options=_actor_options(
+                Resources(num_cpus=0), {**BASE_ENV, RUN_MARKER_VAR: a.run_id}
+            ),
+        )
+        .bind(engine)
     )
 
 

@@ -437,3 +437,17 @@ class SpecialistServer:
                 engine.shutdown()
             except Exception:
                 logger.exception("engine shutdown failed")
+
+
+class EngineFront:
+    """The ingress of an engine's own Serve application. Serve wants one per application,
+    and under HAProxy an ingress may not have a custom request router, which the engine
+    deployment has; so the engine sits behind this, and every call goes to the engine
+    by name (``serving.EngineAddress``). It holds the engine's handle and answers for
+    its readiness; it takes no traffic."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    async def ready(self) -> bool:
+        return bool(await self.engine.ready.remote())

@@ -243,7 +243,9 @@ def rollback(
         out.print(f"  {name}: {old or '-'} -> {new or '-'}", highlight=False)
 
 
-def cluster_view(app_name: str, url: str, settings: Settings) -> dict[str, Any]:
+def cluster_view(
+    app_name: str, url: str, settings: Settings, dashboard: str | None = None
+) -> dict[str, Any]:
     """The application's deployments (its engines' applications too) with replicas per
     node, from the dashboard, and its specialists with versions and queues, from the
     gateway, for ``mixserve status``."""
@@ -256,7 +258,7 @@ def cluster_view(app_name: str, url: str, settings: Settings) -> dict[str, Any]:
 
     view: dict[str, Any] = {}
     try:
-        details = serve_details(settings.dashboard_address)
+        details = serve_details(dashboard or settings.dashboard_address)
         names = [n for n in details.get("applications") or {} if n.startswith(f"{app_name}-")]
         view["deployments"] = cluster_status(details, [*sorted(names), app_name])
     except DeployError as exc:

@@ -232,7 +232,8 @@ def status(
         deployed_url, release = release_url(name, settings)
         url = url or deployed_url
         info = {"app": name, "url": url, "release": release, **readiness(url)}
-    info.update(cluster_view(name, url, settings))
+    dashboard = state.dashboard_url if state is not None and app_name is None else None
+    info.update(cluster_view(name, url, settings, dashboard))
     if as_json:
         out.print_json(json.dumps(info))
     else:

@@ -37,6 +37,7 @@ class RunState:
     redis_pid: int | None
     ready: bool = False
     started: float = field(default_factory=time.time)
+    dashboard_url: str | None = None  # the Ray dashboard of the run's Ray
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +202,7 @@ class ServiceRun:
             self.redis_url,
             self.redis.pid if self.redis else None,
             self.ready,
+            dashboard_url=self.dashboard_url,
         )
 
     def stop(self) -> None:

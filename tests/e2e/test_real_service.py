@@ -112,7 +112,17 @@ def test_status_command_reports_every_component_ready(live):
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["ready"] is True and info["run_id"] == live["run_id"]
-    assert set(info["components"]) >= {"router", "retriever", "specialist:code"}
+    assert set(info["components"]) >= {"router", "retriever", "specialist:code", "redis"}
+    # the cluster's view, through the dashboard with Ray's token: replicas by node,
+    # and each specialist's version as configured and as its replica runs it
+    assert isinstance(info["deployments"], list), info["deployments"]
+    engine = next(d for d in info["deployments"] if d["deployment"] == "engine-gemma")
+    assert engine["application"] == "mixserve-engine-gemma" and engine["status"] == "HEALTHY"
+    assert sum(engine["replicas_by_node"].values()) == 1
+    gateway = next(d for d in info["deployments"] if d["deployment"] == "gateway")
+    assert sum(gateway["replicas_by_node"].values()) == 2
+    code = next(sp for sp in info["specialists"] if sp["name"] == "code")
+    assert code["version"] and code["running_version"] == code["version"]
 
 
 def test_health_endpoints(live):

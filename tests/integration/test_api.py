@@ -249,7 +249,9 @@ def test_client_disconnect_aborts_the_generation(service):
     from ray import serve
 
     engine = service.config.specialist("general").deployment  # shared with math
-    handle = serve.get_deployment_handle(engine, app_name=service.config.name)
+    from orchestrator.app import engine_app
+
+    handle = serve.get_deployment_handle(engine, app_name=engine_app(service.config.name, engine))
 
     def general() -> dict:
         return handle.get_stats.remote().result()["by_specialist"]["general"]

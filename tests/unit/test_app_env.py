@@ -24,7 +24,12 @@ def test_every_deployment_gets_its_bounds_and_an_engine_group_is_one_deployment(
     router, retriever, specialists = gateway.init_args[1:4]
     # general, code and math: one engine-gemma, found by name
     assert set(specialists.values()) == {EngineAddress("mixserve-engine-gemma", "engine-gemma")}
-    engine = apps["mixserve-engine-gemma"]._bound_deployment
+    front = apps["mixserve-engine-gemma"]._bound_deployment
+    # its application's ingress is a front of no custom router (HAProxy allows none
+    # on an ingress); the engine, behind it, is called by name
+    assert front.name == "engine-gemma-front"
+    assert front._deployment_config.request_router_config.is_default_request_router()
+    engine = front.init_args[0]._bound_deployment
     assert engine.name == "engine-gemma"
     assert engine._deployment_config.max_surge_percent == 100  # new beside old on updates
     assert engine._deployment_config.max_ongoing_requests == cfg.specialists[0].max_ongoing_requests
@@ -81,7 +86,8 @@ def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
         cfg.model_copy(update={"specialists": specialists}).model_dump()
     )
     apps = build_apps(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")
-    engine = apps["mixserve-engine-gemma"]._bound_deployment._deployment_config
+    engine = apps["mixserve-engine-gemma"]._bound_deployment.init_args[0]._bound_deployment
+    engine = engine._deployment_config
     router = engine.request_router_config
     assert router.request_router_class == "orchestrator.serving.replica_router:EngineLoadRouter"
     assert router.request_router_kwargs["imbalance_threshold"] == 2.5
@@ -91,5 +97,6 @@ def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
     assert scaling.target_ongoing_requests == 4 and scaling.upscale_delay_s == 5
     shipped = build_apps(load_config(profiles.FOLDER / "cpu.yaml"), cache_dir=tmp_path,
                          redis_url=None, run_id="r2")  # fmt: skip
-    fixed = shipped["mixserve-engine-gemma"]._bound_deployment._deployment_config
+    fixed = shipped["mixserve-engine-gemma"]._bound_deployment.init_args[0]._bound_deployment
+    fixed = fixed._deployment_config
     assert fixed.autoscaling_config is None and fixed.num_replicas == 1

@@ -204,6 +204,9 @@ def test_the_cli_refuses_before_deploying_in_one_line_per_problem(tmp_path):
     built = run_mixserve(
         "build", "serve-config", "--config", "gpu", "--redis-url", "redis://r:6379",
         "--cluster", str(CLUSTER), "--out", str(out),
+        # as on a cluster running Serve behind HAProxy (which allows no custom request
+        # router on an ingress: the engines' own routers sit behind a plain front)
+        env={"RAY_SERVE_ENABLE_HA_PROXY": "1"},
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     assert yaml.safe_load(out.read_text())["applications"][-1]["name"] == "mixserve"

@@ -118,7 +118,10 @@ def test_affinity_yields_to_load_past_the_imbalance_threshold(service):
 def test_each_replica_reports_its_engine_load(service):
     from ray import serve
 
-    handle = serve.get_deployment_handle("specialist-code", app_name="mixserve")
+    from orchestrator.app import engine_app
+
+    app = engine_app("mixserve", "specialist-code")  # each engine: an application of its own
+    handle = serve.get_deployment_handle("specialist-code", app_name=app)
     stats = handle.record_routing_stats.remote().result(timeout_s=30)
     assert set(stats) >= {"running", "waiting", "kv_cache_usage", "in_flight"}
     assert stats["running"] == stats["in_flight"] == 0  # idle now
