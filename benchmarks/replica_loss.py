@@ -33,7 +33,7 @@ from loadgen.report import fault_summary
 from orchestrator import profiles
 from orchestrator.cli.bench import BUILTIN_MIX
 from orchestrator.runtime import free_port
-from orchestrator.runtime.procs import pids_of_run
+from orchestrator.runtime.procs import replica_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXSERVE = str(Path(sys.executable).with_name("mixserve"))
@@ -49,14 +49,10 @@ def config(folder: Path, retries: int) -> Path:
 
 
 def engine_replica(run_id: str) -> int:
-    for pid in pids_of_run(run_id):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "ServeReplica:" in cmdline and "engine-gemma" in cmdline:
-            return pid
-    raise RuntimeError("no engine replica found")
+    found = replica_pids(run_id, "engine-gemma")
+    if len(found) != 1:
+        raise RuntimeError(f"one engine replica expected, found {found}")
+    return found[0]
 
 
 def ready(url: str) -> bool:

@@ -95,3 +95,17 @@ def stop_run(run_id: str, timeout_s: float = 10.0) -> list[str]:
     described = [describe(p) for p in pids]
     terminate_pids(pids, timeout_s)
     return described
+
+
+def replica_pids(run_id: str, deployment: str) -> list[int]:
+    """The run's Serve replica processes of ``deployment`` (their process title names
+    it: ``ray::ServeReplica:<app>:<deployment>``)."""
+    found = []
+    for pid in pids_of_run(run_id):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "ServeReplica:" in title and title.split("\0")[0].endswith(f":{deployment}"):
+            found.append(pid)
+    return found

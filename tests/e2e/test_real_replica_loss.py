@@ -13,26 +13,18 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import httpx
 
-from orchestrator.runtime.procs import pids_of_run
+from orchestrator.runtime.procs import replica_pids
 
 QUESTION = "Explain in detail how a hash map stores keys and resolves collisions."
 MAX_TOKENS = 96
 
 
 def engine_replica(run_id: str) -> int:
-    """The pid of the engine deployment's Serve replica (its process title names it)."""
-    found = []
-    for pid in pids_of_run(run_id):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "ServeReplica:" in cmdline and "engine-gemma" in cmdline:
-            found.append(pid)
+    """The pid of the engine deployment's Serve replica."""
+    found = replica_pids(run_id, "engine-gemma")
     assert len(found) == 1, f"one engine replica expected, found {found}"
     return found[0]
 
