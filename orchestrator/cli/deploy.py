@@ -66,8 +66,17 @@ def _redis(value: str | None, settings: Settings) -> str:
     return url
 
 
-def _check(config: MixserveConfig, source: Path, settings: Settings, cluster: Path | None) -> None:
-    """Models prepared and resources available, before anything is deployed."""
+def _check(
+    config: MixserveConfig,
+    source: Path,
+    settings: Settings,
+    cluster: Path | None,
+    address: str | None = None,
+) -> None:
+    """Models prepared and resources available, before anything is deployed: against
+    ``cluster``'s node types, else the nodes of the cluster at ``address`` (required by
+    a deploy), else of the dashboard the settings name, when it answers."""
+    from orchestrator.runtime.deploy import DeployError, live_nodes
     from orchestrator.runtime.placement import (
         ClusterFileError,
         model_problems,
@@ -83,30 +92,19 @@ def _check(config: MixserveConfig, source: Path, settings: Settings, cluster: Pa
         except ClusterFileError as exc:
             fail(str(exc), 2)
         problems += resource_problems(config, types)
-    elif settings.ray_address is not None or _live_cluster():
-        problems += resource_problems(config, node_types_of_live_cluster(_nodes(settings)))
+    else:
+        try:
+            nodes = live_nodes(address or settings.dashboard_address)
+        except DeployError as exc:
+            if address is not None:
+                fail(str(exc))
+            nodes = []  # no cluster to check against: building needs none
+        if nodes:
+            problems += resource_problems(config, node_types_of_live_cluster(nodes))
     if problems:
         for line in problems:
             err.print(f"{source}: {line}", highlight=False, soft_wrap=True, markup=False)
         fail(f"{len(problems)} problem(s): nothing was deployed", 2)
-
-
-def _live_cluster() -> bool:
-    from ray._private.services import find_gcs_addresses
-
-    return bool(find_gcs_addresses())
-
-
-def _nodes(settings: Settings) -> list[dict[str, Any]]:
-    import logging
-
-    import ray
-
-    ray.init(address=settings.ray_address or "auto", logging_level=logging.WARNING)
-    try:
-        return list(ray.nodes())
-    finally:
-        ray.shutdown()
 
 
 def _serve_config(
@@ -193,7 +191,8 @@ def deploy(
 
     settings = get_settings()
     cfg = load_checked(config)
-    _check(cfg, config_path(config), settings, cluster)
+    address = address or settings.dashboard_address
+    _check(cfg, config_path(config), settings, cluster, address)
     doc = _serve_config(cfg, settings, _redis(redis_url, settings), port)
     releases = Releases(settings.state_dir, cfg.name)
     try:
@@ -201,7 +200,7 @@ def deploy(
     except ReleaseError as exc:
         fail(str(exc))
     versions = specialist_versions(cfg.specialists)
-    _apply(doc, address or settings.dashboard_address, timeout, _gateway_url(doc))
+    _apply(doc, address, timeout, _gateway_url(doc))
     release = releases.record(versions, doc, str(config_path(config)))
     changed = release.changed_from(before)
     out.print(f"release {release.number} of {cfg.name} is running at {_gateway_url(doc)}")

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -265,31 +266,46 @@ def _print_status(info: dict[str, Any]) -> None:
         table.add_row(name, value)
     out.print(table)
     deployments = info.get("deployments")
-    if isinstance(deployments, list):
-        t = Table(title="deployments")
-        for col in ("application", "deployment", "status", "replicas", "by node"):
-            t.add_column(col)
-        for d in deployments:
-            nodes = ", ".join(f"{n}: {c}" for n, c in d["replicas_by_node"].items())
-            running = sum(d["replicas_by_node"].values())
-            t.add_row(d["application"], d["deployment"], d["status"],
-                      f"{running}/{d['target_replicas']}", nodes)  # fmt: skip
-        out.print(t)
-    elif deployments:
-        err.print(f"deployments: {deployments}", highlight=False, markup=False)
-    specialists = info.get("specialists")
-    if isinstance(specialists, list):
-        t = Table(title="specialists")
-        for col in ("specialist", "version", "running", "queue (running/waiting)", "in flight"):
-            t.add_column(col)
-        for sp in specialists:
-            q = sp["queue"]
-            t.add_row(sp["name"], str(sp["version"]), str(sp["running_version"]),
-                      f"{q['running']}/{q['waiting']}", str(sp["in_flight"]))  # fmt: skip
-        out.print(t)
-    elif specialists:
-        err.print(f"specialists: {specialists}", highlight=False, markup=False)
+    _print_rows(
+        "deployments",
+        deployments,
+        ("application", "deployment", "status", "replicas", "by node"),
+        lambda d: (
+            d["application"],
+            d["deployment"],
+            d["status"],
+            f"{sum(d['replicas_by_node'].values())}/{d['target_replicas']}",
+            ", ".join(f"{n}: {c}" for n, c in d["replicas_by_node"].items()),
+        ),
+    )
+    _print_rows(
+        "specialists",
+        info.get("specialists"),
+        ("specialist", "version", "running", "queue (running/waiting)", "in flight"),
+        lambda sp: (
+            sp["name"],
+            str(sp["version"]),
+            str(sp["running_version"]),
+            f"{sp['queue']['running']}/{sp['queue']['waiting']}",
+            str(sp["in_flight"]),
+        ),
+    )
     out.print("ready" if info["ready"] else f"not ready {info.get('error', '')}")
+
+
+def _print_rows(
+    title: str, rows: Any, columns: tuple[str, ...], row: Callable[[Any], tuple[str, ...]]
+) -> None:
+    """A table of ``rows``, or the one line saying why there are none (a string)."""
+    if isinstance(rows, list):
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*row(r))
+        out.print(table)
+    elif rows:
+        err.print(f"{title}: {rows}", highlight=False, markup=False)
 
 
 def main() -> None:

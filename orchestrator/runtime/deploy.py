@@ -35,14 +35,28 @@ def ray_token(settings: Settings) -> str | None:
         return None
 
 
+def _auth_headers() -> dict[str, str]:
+    """The cluster's token as a header (Ray's own clients send it only in a process that
+    set RAY_AUTH_MODE=token itself)."""
+    token = ray_token(get_settings())
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _client(address: str) -> Any:
-    """Ray's Serve REST client, sending the cluster's token (Ray's own client sends it
-    only in a process that set RAY_AUTH_MODE=token itself)."""
+    """Ray's Serve REST client."""
     from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
-    token = ray_token(get_settings())
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    return ServeSubmissionClient(address, headers=headers)
+    return ServeSubmissionClient(address, headers=_auth_headers() or None)
+
+
+def live_nodes(address: str) -> list[dict[str, Any]]:
+    """The cluster's nodes, from the dashboard's state API (no driver needed)."""
+    try:
+        resp = httpx.get(f"{address}/api/v0/nodes", headers=_auth_headers(), timeout=30)
+        resp.raise_for_status()
+        return list(resp.json()["data"]["result"]["result"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise DeployError(f"cannot list the nodes at {address}: {_first_line(exc)}") from None
 
 
 def serve_details(address: str) -> dict[str, Any]:

@@ -42,13 +42,13 @@ def node_types_of_cluster_file(path: Path) -> NodeTypes:
 
 
 def node_types_of_live_cluster(nodes: Sequence[Mapping[str, Any]]) -> NodeTypes:
-    """Each alive node of ``ray.nodes()`` as a node type of its own."""
+    """Each alive node (as the dashboard's state API lists them) as a node type."""
     return {
-        str(n.get("NodeManagerAddress", "")) + f" ({str(n['NodeID'])[:8]})": {
-            str(k): float(v) for k, v in (n.get("Resources") or {}).items()
+        f"{n.get('node_ip', '?')} ({str(n['node_id'])[:8]})": {
+            str(k): float(v) for k, v in (n.get("resources_total") or {}).items()
         }
         for n in nodes
-        if n.get("Alive")
+        if n.get("state") == "ALIVE"
     }
 
 

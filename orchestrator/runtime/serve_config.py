@@ -44,16 +44,14 @@ def serve_config(
     """The Serve config (a dict to write as YAML), validated by ``ServeDeploySchema``."""
     from ray.serve.schema import ServeDeploySchema
 
-    from orchestrator.app import build_apps, serve_args
+    from orchestrator.app import serve_app, serve_args
 
-    apps = build_apps(
-        config, cache_dir=cache_dir, redis_url=redis_url, run_id=run_id, tracing=tracing
-    )
     args = serve_args(
         config, cache_dir=cache_dir, redis_url=redis_url, run_id=run_id, tracing=tracing
     )
     applications = []
-    for name, app in apps.items():
+    for name in args:  # each built from its args, as the cluster will build it
+        app = serve_app(args[name])
         entry: dict[str, Any] = {"name": name, "import_path": IMPORT_PATH}
         if name == config.name:
             entry["route_prefix"] = "/"

@@ -34,7 +34,6 @@ class Carried:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     logprob: float | None = None
-    logprob_seen: float | None = None  # the latest item's, for the next resumption
 
     def onto(self, item: dict[str, Any]) -> dict[str, Any]:
         if not self.completion_tokens:
@@ -220,11 +219,12 @@ class SpecialistCalls:
         async def items() -> AsyncIterator[dict[str, Any]]:
             nonlocal gen
             seen, carried, item, finished = Answer(), Carried(), first, False
+            logprob = None  # the answer's so far, for a resumption to build on
             try:
                 while item is not None:
                     item = carried.onto(item)
                     seen.absorb(item)
-                    carried.logprob_seen = item.get("cumulative_logprob")
+                    logprob = item.get("cumulative_logprob", logprob)
                     finished = finished or item.get("finish_reason") is not None
                     yield item
                     try:
@@ -238,7 +238,7 @@ class SpecialistCalls:
                         if finished:  # every token had arrived, only the close was lost
                             return
                         gen, item, carried = await self._resume(
-                            specialist, payload, seen, carried, exc, tries
+                            specialist, payload, seen, logprob, exc, tries
                         )
             except BaseException as exc:
                 if span is not None:
@@ -257,7 +257,7 @@ class SpecialistCalls:
         specialist: str,
         payload: dict[str, Any],
         seen: Answer,
-        carried: Carried,
+        logprob: float | None,
         exc: Exception,
         tries: Tries,
     ) -> tuple[Any, dict[str, Any] | None, Carried]:
@@ -271,7 +271,7 @@ class SpecialistCalls:
         left = int(payload["max_tokens"]) - seen.completion_tokens
         rest = {**payload, "continuation": "".join(seen.parts), "max_tokens": max(1, left)}
         gen, first = await self._open(specialist, rest, tries)
-        return gen, first, Carried(seen.prompt_tokens, seen.completion_tokens, carried.logprob_seen)
+        return gen, first, Carried(seen.prompt_tokens, seen.completion_tokens, logprob)
 
     def _note(self, specialist: str, stage: str, tokens: int, exc: BaseException) -> None:
         self.retries.append(

@@ -210,3 +210,18 @@ def test_the_cli_refuses_before_deploying_in_one_line_per_problem(tmp_path):
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     assert yaml.safe_load(out.read_text())["applications"][-1]["name"] == "mixserve"
+
+
+def test_live_nodes_as_the_dashboards_state_api_lists_them_are_node_types():
+    from orchestrator.runtime.placement import node_types_of_live_cluster
+
+    nodes = [
+        {"node_id": "aaaa1111bbbb", "node_ip": "10.0.0.1", "state": "ALIVE",
+         "resources_total": {"CPU": 8.0, "cpu_node": 1.0}},
+        {"node_id": "cccc2222dddd", "node_ip": "10.0.0.2", "state": "DEAD",
+         "resources_total": {"CPU": 8.0, "GPU": 1.0, "gpu_small": 1.0}},
+    ]  # fmt: skip
+    types = node_types_of_live_cluster(nodes)
+    assert types == {"10.0.0.1 (aaaa1111)": {"CPU": 8.0, "cpu_node": 1.0}}  # the dead one out
+    gpu = load_config(profiles.FOLDER / "gpu.yaml")
+    assert any("no node type provides GPU 1" in p for p in resource_problems(gpu, types))
