@@ -101,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"routing data not found at {DATA}: this benchmark needs ../shared/data")
-    from retrieval.embed import SentenceEmbedder
+    from retrieval import Embedder
     from router_model.backbone import HiddenStateEmbedder
 
     config = load_config(args.config)
@@ -143,7 +143,7 @@ def main() -> None:
         )
         results["rows"].append(row)
         print(_line(row), flush=True)
-    minilm = SentenceEmbedder(config.retrieval.embedding_package)
+    minilm = Embedder(config.retrieval.embedding.package, "fp32")
     minilm.load()
     mx = {
         name: cached_embeddings(minilm.embed, "minilm", [q for t in ts for q in t.queries], cache)

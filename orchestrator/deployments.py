@@ -23,6 +23,7 @@ from ray import serve
 
 from orchestrator.billing.pricing import BusyMeter
 from orchestrator.config import RetrievalConfig, RouterConfig, SpecialistConfig
+from orchestrator.retrieval_setup import make_embedder
 from orchestrator.serving import assign_jointly
 from orchestrator.telemetry import TraceOptions, Tracing
 from orchestrator.telemetry.tracing import AttributeValue, Carrier, fail, where
@@ -187,20 +188,20 @@ class RetrieverServer:
         self,
         config: RetrievalConfig,
         collections: list[CollectionSpec],
-        index_dir: str,
+        data_dir: str,
+        cache_dir: str,
         tracing: TraceOptions | None = None,
     ) -> None:
-        from retrieval import Retriever, SentenceEmbedder
+        from retrieval import Retriever
 
         self.tracing = Tracing(tracing, "retriever")
         self.meter = BusyMeter()
         self.compute = ComputeThread("retriever")
-        embedder = SentenceEmbedder(config.embedding_package)
+        embedder = make_embedder(config.embedding, Path(cache_dir))
         self.collections = list(collections)
-        self.retriever = Retriever(embedder, collections, Path(index_dir))
+        self.retriever = Retriever(embedder, collections, Path(data_dir))
         self.compute.run_now(self.retriever.start)
-        counts = {n: len(i.passages) for n, i in self.retriever.indexes.items()}
-        logger.info("retriever ready: %s", counts)
+        logger.info("retriever ready: %s", self.retriever.sizes())
 
     async def search(
         self, query: str, k: int, min_score: float, trace: Carrier | None = None
@@ -228,9 +229,9 @@ class RetrieverServer:
     async def check_health(self) -> None:
         """Healthy: every configured collection's index is loaded and the compute thread
         answers (Serve replaces a replica whose check raises)."""
-        missing = [c.name for c in self.collections if c.name not in self.retriever.indexes]
+        missing = [c.name for c in self.collections if c.name not in self.retriever.collections]
         if missing:
-            raise RuntimeError(f"indexes not loaded: {', '.join(missing)}")
+            raise RuntimeError(f"collections not loaded: {', '.join(missing)}")
         await asyncio.wait_for(self.compute.run(_noop), HEALTH_TIMEOUT_S)
 
     async def ready(self) -> bool:

@@ -27,6 +27,7 @@ class Settings:
     api_key: str | None = None  # what `mixserve status` sends a gateway with auth on
     ray_auth_mode: str | None = None  # RAY_AUTH_MODE, as the user set it (None: Ray's default)
     ray_auth_token_path: Path | None = None  # RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token
+    data_dir: Path | None = None  # MIXSERVE_DATA_DIR: retrieval collections (over config's)
 
     @property
     def state_file(self) -> Path:
@@ -49,6 +50,9 @@ def get_settings() -> Settings:
         dashboard_address=os.environ.get("RAY_DASHBOARD_ADDRESS") or "http://127.0.0.1:8265",
         api_key=os.environ.get("MIXSERVE_API_KEY") or None,
         ray_auth_mode=os.environ.get("RAY_AUTH_MODE") or None,
+        data_dir=Path(os.environ["MIXSERVE_DATA_DIR"])
+        if os.environ.get("MIXSERVE_DATA_DIR")
+        else None,
         ray_auth_token_path=Path(
             os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
         ),

@@ -1,20 +1,27 @@
-"""Retrieval grounding: chunk documents, embed them, search a FAISS index.
+"""Retrieval grounding: read documents, chunk them, embed them, keep versioned FAISS
+collections on disk and search them.
 
-Public API: ``Retriever``, ``CollectionSpec``, ``Hit``, ``SentenceEmbedder``,
-``PassageIndex``, ``CorruptIndexError``, ``chunk_text``.
+Public API: ``Retriever``, ``CollectionSpec``, ``Hit``, ``Embedder``, ``IngestOptions``,
+``ingest``, ``delete``, ``CollectionStore``, ``CollectionError``, ``LiveCollection``.
 """
 
-from retrieval.chunking import chunk_text
-from retrieval.embed import SentenceEmbedder
-from retrieval.index import CorruptIndexError, PassageIndex
-from retrieval.retriever import CollectionSpec, Hit, Retriever
+from retrieval.collection import Hit, LiveCollection
+from retrieval.embed import Embedder
+from retrieval.build import BuildReport, IngestOptions, delete, ingest
+from retrieval.retriever import CollectionSpec, Retriever
+from retrieval.store import CollectionError, CollectionStore, list_collections
 
 __all__ = [
+    "BuildReport",
+    "CollectionError",
     "CollectionSpec",
-    "CorruptIndexError",
+    "CollectionStore",
+    "Embedder",
     "Hit",
-    "PassageIndex",
+    "IngestOptions",
+    "LiveCollection",
     "Retriever",
-    "SentenceEmbedder",
-    "chunk_text",
+    "delete",
+    "ingest",
+    "list_collections",
 ]

@@ -1,14 +1,22 @@
-"""The retriever: one FAISS index per collection, built or loaded at start, searched per query."""
+"""The retriever: live collections searched per query.
+
+A collection either names files (``paths``: it is built, or brought up to date with
+only its changed files embedded, when the retriever starts) or was built with
+``mixserve index build`` and is only read. Either way it follows new versions as they
+are published, without a restart.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.chunking import chunk_files, collect_files
-from retrieval.embed import SentenceEmbedder
-from retrieval.index import CorruptIndexError, PassageIndex, fingerprint
+from retrieval.collection import Hit, LiveCollection
+from retrieval.embed import Embedder
+from retrieval.build import IngestOptions, ingest
+from retrieval.store import CollectionError, CollectionStore
 
 logger = logging.getLogger(__name__)
 
@@ -16,71 +24,70 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CollectionSpec:
     name: str
-    paths: list[Path]
-    root: Path
-    chunk_chars: int = 800
-    chunk_overlap: int = 100
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    collection: str
-    source: str
-    score: float
-    text: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "collection": self.collection,
-            "source": self.source,
-            "score": round(self.score, 4),
-            "text": self.text,
-        }
+    paths: list[Path] = field(default_factory=list)  # empty: built by `mixserve index`
+    root: Path = Path(".")
+    options: IngestOptions = field(default_factory=IngestOptions)
 
 
 class Retriever:
     def __init__(
-        self, embedder: SentenceEmbedder, collections: list[CollectionSpec], index_dir: Path
+        self, embedder: Embedder, collections: Sequence[CollectionSpec], data_dir: Path
     ) -> None:
         self.embedder = embedder
-        self.collections = collections
-        self.index_dir = index_dir
-        self.indexes: dict[str, PassageIndex] = {}
+        self.specs = list(collections)
+        self.data_dir = data_dir
+        self.collections: dict[str, LiveCollection] = {}
 
     def start(self) -> None:
         self.embedder.load()
-        for spec in self.collections:
-            self.indexes[spec.name] = self._open(spec)
+        for spec in self.specs:
+            store = CollectionStore(self.data_dir, spec.name)
+            if spec.paths:
+                try:
+                    report = ingest(
+                        store,
+                        self.embedder,
+                        spec.paths,
+                        spec.root,
+                        "build",
+                        spec.options,
+                        wait=True,
+                    )
+                    logger.info(
+                        "collection %s: version %s, %d chunks (%d embedded now), %d skipped",
+                        spec.name, report.version, report.chunks, report.embedded,
+                        len(report.skipped),
+                    )  # fmt: skip
+                except CollectionError as exc:
+                    if not store.exists():
+                        raise
+                    logger.error(
+                        "collection %s not rebuilt (%s): serving what it has", spec.name, exc
+                    )
+            live = LiveCollection(store, self.embedder.identity())
+            live.open()
+            self.collections[spec.name] = live
 
-    def _open(self, spec: CollectionSpec) -> PassageIndex:
-        passages = chunk_files(
-            collect_files(spec.paths), spec.root, spec.chunk_chars, spec.chunk_overlap
-        )
-        fp = fingerprint(passages, self.embedder.package)
-        folder = self.index_dir / spec.name
-        if (folder / "manifest.json").exists():
-            try:
-                index = PassageIndex.load(folder)
-                if index.fingerprint == fp:
-                    return index
-                logger.info("collection %s changed; rebuilding its index", spec.name)
-            except CorruptIndexError as exc:
-                logger.warning("rebuilding collection %s: %s", spec.name, exc)
-        index = PassageIndex.build(passages, self.embedder.embed, fp)
-        index.save(folder)
-        return index
+    def sizes(self) -> dict[str, int]:
+        return {n: c.current.size if c.current else 0 for n, c in self.collections.items()}
 
-    def search(self, queries: list[str], k: int, min_score: float) -> list[list[Hit]]:
-        """Top ``k`` passages across collections for each query, best first."""
-        if not queries or not self.indexes:
+    def search(
+        self,
+        queries: list[str],
+        k: int,
+        min_score: float = -1.0,
+        collections: Sequence[str] | None = None,
+    ) -> list[list[Hit]]:
+        """Top ``k`` hits across ``collections`` (all when None) per query, best first."""
+        names = list(self.collections) if collections is None else list(collections)
+        unknown = [n for n in names if n not in self.collections]
+        if unknown:
+            raise KeyError(f"unknown collection {unknown[0]!r}")
+        if not queries or not names:
             return [[] for _ in queries]
         vectors = self.embedder.embed(queries)
         merged: list[list[Hit]] = [[] for _ in queries]
-        for name, index in self.indexes.items():
-            for qi, hits in enumerate(index.search(vectors, k)):
-                merged[qi] += [
-                    Hit(p.id, name, p.source, s, p.text) for p, s in hits if s >= min_score
-                ]
+        for name in names:
+            for qi, hits in enumerate(self.collections[name].search(vectors, k)):
+                merged[qi] += [h for h in hits if h.score >= min_score]
         return [sorted(h, key=lambda x: -x.score)[:k] for h in merged]

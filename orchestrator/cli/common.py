@@ -122,3 +122,15 @@ def prepare_models(config: MixserveConfig, force: bool = False) -> None:
                 fail(str(exc))
             bars.update(task, description=f"{package}: ready at {path}", total=1, completed=1)
             bars.advance(overall)
+        embedding = config.retrieval.embedding
+        if config.retrieval.enabled and embedding.precision == "int8":
+            from orchestrator.retrieval_setup import make_embedder
+
+            task = bars.add_task(f"{embedding.package}: int8 encoder", total=None)
+            try:
+                path = make_embedder(embedding, cache_dir).prepare()
+            except (RuntimeError, OSError) as exc:
+                fail(f"{embedding.package}: int8 encoder not built: {exc}")
+            bars.update(
+                task, description=f"{embedding.package}: int8 at {path}", total=1, completed=1
+            )

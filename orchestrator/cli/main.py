@@ -36,6 +36,7 @@ from orchestrator.cli.common import (
 )
 from orchestrator.cli.costs import costs
 from orchestrator.cli.deploy import build_app, deploy, rollback
+from orchestrator.cli.index import index_app
 from orchestrator.cli.keys import keys_app
 from orchestrator.cli.router import router_app
 from orchestrator.cli.router_probe import probe
@@ -54,6 +55,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 router_app.command("probe")(probe)
 app.add_typer(keys_app, name="keys")
+app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 app.command("costs")(costs)
 app.add_typer(build_app, name="build")
