@@ -5,9 +5,9 @@ Public API: ``Retriever``, ``CollectionSpec``, ``Hit``, ``Embedder``, ``IngestOp
 ``ingest``, ``delete``, ``CollectionStore``, ``CollectionError``, ``LiveCollection``.
 """
 
+from retrieval.build import BuildReport, IngestOptions, delete, ingest
 from retrieval.collection import Hit, LiveCollection
 from retrieval.embed import Embedder
-from retrieval.build import BuildReport, IngestOptions, delete, ingest
 from retrieval.retriever import CollectionSpec, Retriever
 from retrieval.store import CollectionError, CollectionStore, list_collections
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval.build import IngestOptions, ingest
 from retrieval.collection import Hit, LiveCollection
 from retrieval.embed import Embedder
-from retrieval.build import IngestOptions, ingest
 from retrieval.store import CollectionError, CollectionStore
 
 logger = logging.getLogger(__name__)

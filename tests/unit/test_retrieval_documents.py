@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from retrieval import documents
@@ -66,7 +68,7 @@ def test_spans_are_exact_bounded_overlapping_and_stop_at_headings():
     cut = spans(text, 300, 60)
     assert all(0 < b - a <= 300 for a, b in cut)
     assert all(text[a:b] == text[a:b].strip() for a, b in cut)
-    assert all(a2 < b1 for (_, b1), (a2, _) in zip(cut, cut[1:], strict=False))  # overlap
+    assert all(a2 < b1 for (_, b1), (a2, _) in itertools.pairwise(cut))  # overlap
     covered = set()
     for a, b in cut:
         covered.update(range(a, b))

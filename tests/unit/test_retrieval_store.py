@@ -5,7 +5,14 @@ import threading
 import numpy as np
 import pytest
 
-from retrieval import CollectionError, CollectionStore, IngestOptions, LiveCollection, delete, ingest
+from retrieval import (
+    CollectionError,
+    CollectionStore,
+    IngestOptions,
+    LiveCollection,
+    delete,
+    ingest,
+)
 from tests.helpers.documents import HashingEmbedder
 
 
@@ -62,7 +69,7 @@ def test_build_removes_sources_no_longer_given_and_delete_removes_named(tmp_path
     assert report.removed_sources == ["lists.txt"] and report.sources == 2
     report = delete(store, emb, ["cats.md"])
     assert report.sources == 1 and report.version == "v000003"
-    with pytest.raises(CollectionError, match="no source 'nope.md'"):
+    with pytest.raises(CollectionError, match=r"no source 'nope\.md'"):
         delete(store, emb, ["nope.md"])
     with pytest.raises(CollectionError, match="empty"):
         delete(store, emb, ["dogs.md"])
@@ -120,9 +127,7 @@ def test_one_writer_at_a_time(tmp_path, corpus):
             ingest(CollectionStore(tmp_path / "data", "pets"), emb, [corpus], corpus)
 
 
-def test_live_collection_follows_new_versions_and_keeps_serving_through_a_bad_one(
-    tmp_path, corpus
-):
+def test_live_collection_follows_new_versions_and_keeps_serving_through_a_bad_one(tmp_path, corpus):
     store, emb = CollectionStore(tmp_path / "data", "pets"), HashingEmbedder()
     ingest(store, emb, [corpus], corpus)
     live = LiveCollection(store, emb.identity(), check_every_s=0)
