@@ -11,7 +11,7 @@ import pytest
 from tests.helpers.cli import require_prepared_models, run_mixserve
 from tests.helpers.paths import ROOT, SHARED_DATA
 
-OFFLINE = {"build", "config", "dashboards", "models", "router"}  # the rest need a service
+OFFLINE = {"build", "config", "dashboards", "index", "models", "router"}  # the rest need a service
 
 
 def readme_commands() -> list[list[str]]:
@@ -27,7 +27,7 @@ def readme_commands() -> list[list[str]]:
 
 def test_the_readme_shows_offline_commands():
     subcommands = {c[1] for c in readme_commands()}
-    assert {"config", "dashboards", "router"} <= subcommands
+    assert {"config", "dashboards", "index", "router"} <= subcommands
 
 
 def test_every_offline_readme_command_works_as_written():
