@@ -13,7 +13,6 @@ folder, written atomically with its checksum, and rebuilt if the file does not m
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import json
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from weights import file_sha256
 
 logger = logging.getLogger(__name__)
 Precision = Literal["int8", "fp32"]
@@ -108,7 +109,7 @@ class Embedder:
         if target.exists() and meta.exists():
             try:
                 expected = json.loads(meta.read_text())["sha256"]
-                if _sha256(target) == expected:
+                if file_sha256(target) == expected:
                     return target
             except (OSError, ValueError, KeyError):
                 pass
@@ -196,14 +197,6 @@ def _session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _export_int8(model_dir: Path, folder: Path, target: Path, meta: Path) -> None:
     """Export the model's transformer to ONNX and quantize its weights to int8."""
     import torch
@@ -256,7 +249,7 @@ def _export_int8(model_dir: Path, folder: Path, target: Path, meta: Path) -> Non
             nodes_to_exclude=keep_fp32,
         )
         (tmp / "model.int8.json").write_text(
-            json.dumps({"sha256": _sha256(tmp / "model.int8.onnx"), "fp32_nodes": keep_fp32})
+            json.dumps({"sha256": file_sha256(tmp / "model.int8.onnx"), "fp32_nodes": keep_fp32})
         )
         os.replace(tmp / "model.int8.onnx", target)
         os.replace(tmp / "model.int8.json", meta)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from weights import file_sha256 as sha256
 
 FORMAT = 1
 KEEP_VERSIONS = 3  # the live one and two before it (readers may still hold them)
@@ -175,14 +176,6 @@ def list_collections(data_dir: Path) -> list[str]:
     if not data_dir.is_dir():
         return []
     return sorted(p.name for p in data_dir.iterdir() if (p / "CURRENT").exists())
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_synced(path: Path, data: bytes) -> None:

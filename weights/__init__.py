@@ -4,11 +4,13 @@ Below every other package: the router (``router_model``) and the specialists bot
 prepared directories, and neither should import the other to find one.
 
 Public API: ``prepare_model``, ``ModelPrepareError``, ``model_location``,
-``model_dir_for``, ``is_prepared``, ``source_checksum``, ``verify_model_dir``.
+``model_dir_for``, ``is_prepared``, ``source_checksum``, ``verify_model_dir``,
+``file_sha256``.
 """
 
 from weights.prepare import (
     ModelPrepareError,
+    file_sha256,
     is_prepared,
     model_dir_for,
     model_location,
@@ -19,6 +21,7 @@ from weights.prepare import (
 
 __all__ = [
     "ModelPrepareError",
+    "file_sha256",
     "is_prepared",
     "model_dir_for",
     "model_location",

