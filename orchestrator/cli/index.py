@@ -31,9 +31,7 @@ DataDirOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-PathsArg = Annotated[
-    list[Path], typer.Argument(help="Files or folders to read.", metavar="PATH")
-]
+PathsArg = Annotated[list[Path], typer.Argument(help="Files or folders to read.", metavar="PATH")]
 RootOpt = Annotated[
     Path | None,
     typer.Option(help="Sources are named relative to this folder (default: the current one)."),
