@@ -24,6 +24,7 @@ Kind = Literal["flat", "hnsw", "ivfpq"]
 FLAT_MAX = 20_000
 HNSW_MAX = 2_000_000
 HNSW_M = 32
+EF_CONSTRUCTION = 64
 EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 REFINE_K = 16  # IVF-PQ candidates re-ranked per hit wanted, with the 8-bit codes
 NPROBE_STEPS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -69,7 +70,7 @@ def build(vectors: np.ndarray, plan: IndexPlan, train_size: int = 100_000) -> An
     n, dim = vectors.shape
     index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
     if plan.kind == "hnsw":
-        faiss.downcast_index(index).hnsw.efConstruction = 80  # type: ignore[attr-defined]
+        faiss.downcast_index(index).hnsw.efConstruction = EF_CONSTRUCTION  # type: ignore[attr-defined]
     if not index.is_trained:
         nlist = faiss.extract_index_ivf(index).nlist
         if n < max(nlist, 256):
