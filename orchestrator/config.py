@@ -109,6 +109,18 @@ REPLICA_ROUTERS = {
 }
 
 
+class SpecialistRetrieval(_Strict):
+    collections: list[Name] | None = Field(
+        None, description="Collections its passages come from (default: every configured one)."
+    )
+    passages: int | None = Field(
+        None,
+        ge=0,
+        le=50,
+        description="Passages put into its prompts (default: retrieval.top_k; 0: none).",
+    )
+
+
 class ReplicaRouting(_Strict):
     """Which replica of the engine deployment takes a request (Serve's request router)."""
 
@@ -246,6 +258,10 @@ class SpecialistConfig(_Strict):
         "CPU the replica may run on (measured: benchmarks/cpu_engine_settings.py).",
     )
     price: Price = Field(default_factory=lambda: Price(), description="List price, for routing.")
+    retrieval: SpecialistRetrieval = Field(
+        default_factory=lambda: SpecialistRetrieval(),
+        description="Which collections ground its prompts, and with how many passages.",
+    )
     routing: ReplicaRouting = Field(
         default_factory=lambda: ReplicaRouting(),
         description="How a request picks one of the engine deployment's replicas.",
@@ -703,6 +719,13 @@ class MixserveConfig(_Strict):
         cols = [c.name for c in self.retrieval.collections]
         if len(cols) != len(set(cols)):
             raise ValueError("duplicate retrieval collection names")
+        for s in self.specialists:
+            unknown = [c for c in s.retrieval.collections or [] if c not in cols]
+            if unknown:
+                raise ValueError(
+                    f"specialist {s.name!r}: retrieval.collections names {unknown[0]!r}, "
+                    f"not one of retrieval.collections ({', '.join(cols) or 'none'})"
+                )
         return self
 
     def _check_policy(self, names: list[str]) -> None:

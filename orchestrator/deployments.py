@@ -204,14 +204,22 @@ class RetrieverServer:
         logger.info("retriever ready: %s", self.retriever.sizes())
 
     async def search(
-        self, query: str, k: int, min_score: float, trace: Carrier | None = None
+        self,
+        query: str,
+        k: int,
+        min_score: float,
+        trace: Carrier | None = None,
+        collections: list[str] | None = None,
     ) -> dict[str, Any]:
-        """The hits, and the replica busy time charged to this search."""
+        """The hits (from ``collections``, all when None), and the replica busy time
+        charged to this search."""
         attrs = {**where(), semconv.GEN_AI_OPERATION_NAME: "retrieval", "mixserve.retrieval.k": k}
         with self.tracing.span("mixserve.retriever.search", trace, SpanKind.SERVER, attrs) as span:
             token = self.meter.start()
             try:
-                hits = await self.compute.run(self.retriever.search, [query], k, min_score)
+                hits = await self.compute.run(
+                    self.retriever.search, [query], k, min_score, collections
+                )
             finally:
                 busy = self.meter.stop(token)
             found = [h.as_dict() for h in hits[0]]

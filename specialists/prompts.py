@@ -118,4 +118,16 @@ STOP_STRINGS: dict[str, list[str]] = {
 def render(
     fmt: str, system: str, turns: Sequence[Turn], passages: Sequence[tuple[str, str]]
 ) -> str:
-    return FORMATS[fmt](system, turns, grounding_block(passages))
+    """The prompt. Passages open the last user turn, before its text: everything before
+    that (system prompt, the conversation so far) is the same from one request to the
+    next of a conversation, and across conversations up to the first user turn, so the
+    engine's prefix cache keeps it whatever passages a question brings."""
+    block = grounding_block(passages)
+    if block:
+        last = max((i for i, t in enumerate(turns) if t.role == "user"), default=None)
+        turns = list(turns)
+        if last is None:
+            turns.append(Turn("user", block))
+        else:
+            turns[last] = Turn("user", f"{block}\n\n{turns[last].content}")
+    return FORMATS[fmt](system, turns, "")

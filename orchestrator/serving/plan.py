@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.billing import KeyRecord, Settlement
-from orchestrator.config import PolicyConfig
+from orchestrator.config import MixserveConfig, PolicyConfig
 from orchestrator.errors import APIError, http_status
 from orchestrator.policies import PolicySettings
 from orchestrator.serving import protocol
@@ -105,18 +105,51 @@ def settle_calls(calls: list[dict[str, Any]], answer: Answer, cached: bool) -> d
     )
 
 
+@dataclass(frozen=True)
+class Grounding:
+    """What one specialist's prompts are grounded with (``collections`` None: all)."""
+
+    collections: list[str] | None
+    count: int
+
+
+def grounding(config: MixserveConfig) -> dict[str, Grounding]:
+    """Each specialist's collections and passage count, and under ``auto`` what serves
+    every specialist (the union, the most passages): routing and retrieval run at the
+    same time, so the search cannot wait for the choice."""
+    top_k = config.retrieval.top_k
+    every = [c.name for c in config.retrieval.collections]
+    out = {
+        s.name: Grounding(
+            s.retrieval.collections,
+            0 if not every else (top_k if s.retrieval.passages is None else s.retrieval.passages),
+        )
+        for s in config.specialists
+    }
+    named = [g.collections for g in out.values() if g.count]
+    union = None if any(c is None for c in named) else sorted({c for cs in named for c in cs or []})
+    out["auto"] = Grounding(union, max((g.count for g in out.values()), default=0))
+    return out
+
+
 def select_passages(
-    hits: list[dict[str, Any]], max_chars: int
+    hits: list[dict[str, Any]],
+    max_chars: int,
+    collections: list[str] | None = None,
+    count: int | None = None,
 ) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
-    """The best hits that fit in ``max_chars`` (as prompt passages) and their sources."""
-    passages, budget = [], max_chars
-    for hit in hits:
+    """The best hits from ``collections`` (all when None), at most ``count``, that fit in
+    ``max_chars``: as prompt passages, and as the answer's sources."""
+    mine = [h for h in hits if collections is None or h["collection"] in collections]
+    passages, chosen, budget = [], [], max_chars
+    for hit in mine[:count]:
         if len(hit["text"]) > budget:
             break
         budget -= len(hit["text"])
         passages.append((hit["source"], hit["text"]))
-    keys = ("id", "collection", "source", "score")
-    return passages, [{k: h[k] for k in keys} for h in hits[: len(passages)]]
+        chosen.append(hit)
+    keys = ("id", "collection", "source", "offset", "score")
+    return passages, [{k: h[k] for k in keys if k in h} for h in chosen]
 
 
 def policy_for(

@@ -19,7 +19,7 @@ from orchestrator.errors import APIError, unknown_model
 from orchestrator.serving.cache import ResponseCache, cache_key, digest_of
 from orchestrator.serving.engine_slots import EngineSlots
 from orchestrator.serving.joint import capacity_of
-from orchestrator.serving.plan import Plan, policy_for, select_passages
+from orchestrator.serving.plan import Grounding, Plan, grounding, policy_for, select_passages
 from orchestrator.serving.protocol import MixserveOptions
 from orchestrator.telemetry.log_throttle import Throttled
 from orchestrator.telemetry.metrics import ServiceMetrics
@@ -72,6 +72,7 @@ class Planner:
         self.specialists = specialists
         self.names = [s.name for s in config.specialists]
         self.versions = {s.name: digest_of(s.model_dump(mode="json")) for s in config.specialists}
+        self.grounding = grounding(config)
         self.cache = cache
         self.accounts = accounts
         self.metrics = metrics
@@ -115,11 +116,12 @@ class Planner:
         await self.accounts.admit_rate(key, request_id)  # 429 before routing; bad input not
         tradeoff = options.quality_cost_tradeoff if options else None
         retrieval = self.config.retrieval
-        want_passages = use_retrieval and retrieval.enabled and bool(retrieval.collections)
+        wanted = self.grounding["auto" if model == "auto" else model]
+        want_passages = use_retrieval and retrieval.enabled and wanted.count > 0
         balance = options.balance if options else True
         decision, found = await asyncio.gather(
             self._route(trace, query, tradeoff, balance) if model == "auto" else _nothing(),
-            self._retrieve(trace, query) if want_passages else _nothing(),
+            self._retrieve(trace, query, wanted) if want_passages else _nothing(),
         )
         hits: list[dict[str, Any]] = (found or {}).get("hits", [])
         if decision is None:
@@ -141,7 +143,10 @@ class Planner:
                 trace.root.set_attribute("mixserve.reassigned_from", routing["reassigned_from"])
         if found and found.get("degraded"):
             routing["retrieval"] = found["degraded"]  # answered without passages: say so
-        passages, sources = select_passages(hits, retrieval.max_context_chars)
+        mine = self.grounding[specialist]
+        passages, sources = select_passages(
+            hits, retrieval.max_context_chars, mine.collections, mine.count
+        )
         trace.routed(routing, sources)
         payload = {"request_id": request_id, "messages": messages, "passages": passages, **sampling}
         meta = {
@@ -225,7 +230,7 @@ class Planner:
             span.set_attribute("mixserve.routing.choice", str(decision["choice"]))
             return decision
 
-    async def _retrieve(self, trace: RequestTrace, query: str) -> dict[str, Any]:
+    async def _retrieve(self, trace: RequestTrace, query: str, wanted: Grounding) -> dict[str, Any]:
         """Passages, waited for at most ``retrieval.timeout_s``; without them (a slow,
         saturated or failing retriever) the request is answered ungrounded, marked so."""
         retrieval = self.config.retrieval
@@ -233,7 +238,11 @@ class Planner:
             try:
                 found: dict[str, Any] = await asyncio.wait_for(
                     self.retriever.search.remote(
-                        query, retrieval.top_k, retrieval.min_score, trace.carrier(span)
+                        query,
+                        wanted.count,
+                        retrieval.min_score,
+                        trace.carrier(span),
+                        wanted.collections,
                     ),
                     retrieval.timeout_s,
                 )

@@ -29,13 +29,29 @@ def test_every_format_carries_system_question_passages_and_has_stop_strings():
         assert STOP_STRINGS[fmt], fmt  # stop strings end the answer (they apply to output)
 
 
-def test_llama3_puts_instructions_and_passages_in_its_system_header():
+def test_llama3_puts_instructions_in_its_system_header_and_passages_in_the_question():
     from specialists.prompts import STOP_STRINGS, Turn, render
 
     prompt = render("llama3", "Be brief.", [Turn("user", "Hi?")], [("a.md", "Passage.")])
     assert prompt.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n")
     system = prompt.split("<|eot_id|>")[0]
-    assert "Be brief." in system and "[1] (a.md) Passage." in system
-    assert "<|start_header_id|>user<|end_header_id|>\n\nHi?<|eot_id|>" in prompt
+    assert "Be brief." in system and "Passage." not in system
+    user = "<|start_header_id|>user<|end_header_id|>\n\nUse these passages"
+    assert user in prompt and "[1] (a.md) Passage.\n\nHi?<|eot_id|>" in prompt
     assert prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     assert STOP_STRINGS["llama3"] == ["<|eot_id|>"]
+
+
+def test_passages_never_change_the_prefix_before_the_last_question():
+    history = [Turn("system", "S"), Turn("user", "first"), Turn("assistant", "reply")]
+    for fmt in ("gemma", "gemma_base", "chatml", "llama3", "plain"):
+        bare = render(fmt, "SYS", [*history, Turn("user", "second")], [])
+        prompts = [
+            render(fmt, "SYS", [*history, Turn("user", "second")], [(f"s{i}", f"PASSAGE {i}")])
+            for i in range(3)
+        ]
+        cut = bare.index("second")
+        prefix = bare[: bare.rindex("reply")]
+        assert all(p.startswith(prefix) for p in prompts), fmt
+        assert all(p.index("PASSAGE") > len(prefix) for p in prompts), fmt
+        assert all(p.endswith(bare[cut:]) for p in prompts), fmt
