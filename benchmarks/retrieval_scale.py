@@ -117,6 +117,45 @@ def measure(
     }
 
 
+def sharded(vectors: np.ndarray, queries: np.ndarray, shards: int) -> dict[str, Any]:
+    """IVF-PQ tuned to 0.95, searched whole and split over ``shards`` Ray actors (a local
+    Ray started here): identical top-10 share and the added single-query latency."""
+    import faiss
+    import ray
+
+    from retrieval.shards import start_shards
+
+    faiss.omp_set_num_threads(2)
+    plan = indexes.choose(len(vectors), vectors.shape[1], "ivfpq")
+    index = indexes.build(vectors, plan)
+    indexes.tune(index, plan, vectors[:200_000], 0.95)
+    faiss.omp_set_num_threads(1)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    try:
+        search = start_shards(index, plan, vectors, shards, num_cpus=0.25)
+        _, expected = index.search(queries, 10)
+        _, found = search.search(queries, 10)
+        whole, split_ms = [], []
+        for i, q in enumerate(queries[:300]):  # alternating, one query at a time
+            for run, times in ((index.search, whole), (search.search, split_ms)) if i % 2 else (
+                (search.search, split_ms), (index.search, whole)):  # fmt: skip
+                started = time.perf_counter()
+                run(q[None, :], 10)
+                times.append((time.perf_counter() - started) * 1000)
+    finally:
+        ray.shutdown()
+    return {
+        "shards": shards,
+        "factory": plan.factory,
+        "params": plan.params,
+        "identical_share": float(
+            np.mean([(a == b).all() for a, b in zip(found, expected, strict=True)])
+        ),
+        "p50_ms_unsharded": float(np.median(whole)),
+        "p50_ms_sharded": float(np.median(split_ms)),
+    }
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -145,6 +184,7 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--kinds", default="flat,hnsw,ivfpq")
+    parser.add_argument("--shards", type=int, default=4, help="0: no sharded run")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/retrieval_scale.json"
     )
@@ -183,6 +223,7 @@ def main() -> None:
         "meets_target": best is not None,
         "chosen": {"kind": best[1], **best[2]} if best else None,
         "indexes": results,
+        "sharded": sharded(vectors, queries, args.shards) if args.shards else None,
     }
     print(json.dumps(summary, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,157 @@
+"""A collection's vectors split across shards (Ray actors, on several nodes), searched by
+fanning a query out and merging: the merged top-k is the unsharded index's top-k.
+
+Why it is the same, by index kind:
+- ``flat``: each shard's top-k is exact over its part; the best k of their union is the
+  exact top-k of the whole.
+- ``ivfpq``: every shard is a copy of the collection's one *trained* index (the same
+  coarse centroids, PQ and 8-bit codebooks), holding its part. A query probes the same
+  lists everywhere, and each shard returns its best ``k_factor·k`` candidates by PQ score
+  together with their 8-bit (re-ranking) scores. The coordinator keeps the best
+  ``k_factor·k`` by PQ score, exactly the candidates the unsharded index would re-rank,
+  and orders them by the re-ranking score, as FAISS's ``IndexRefine`` does.
+- ``hnsw`` graphs do not split that way: a sharded HNSW would return other results, so
+  it is refused.
+
+Rows go to shards round-robin (row ``i`` to shard ``i % shards``); hits carry global row
+numbers. Ties in score are broken by row number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from retrieval import indexes
+
+
+def template_of(index: Any, plan: indexes.IndexPlan) -> bytes:
+    """The collection's index emptied of vectors but keeping its training."""
+    import faiss
+
+    if plan.kind not in ("flat", "ivfpq"):
+        raise ValueError(f"a {plan.kind} index cannot be sharded with identical results")
+    empty = faiss.clone_index(index)
+    empty.reset()
+    return bytes(faiss.serialize_index(empty))
+
+
+class ShardSearcher:
+    """One shard: its rows of the collection, in a copy of the trained index."""
+
+    def __init__(
+        self, template: bytes, plan: dict[str, Any], vectors: np.ndarray, rows: np.ndarray
+    ) -> None:
+        import faiss
+
+        self.plan = indexes.IndexPlan(plan["kind"], plan["factory"], dict(plan["params"]))
+        self.index = faiss.deserialize_index(np.frombuffer(template, dtype=np.uint8))
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.rows = np.asarray(rows, dtype=np.int64)
+        if self.plan.kind == "ivfpq":
+            refine = faiss.downcast_index(self.index)
+            self.base = faiss.downcast_index(refine.base_index)
+            self.refine = refine.refine_index
+            self.k_factor = int(self.plan.params.get("k_factor_rf", 1))
+            self.base.nprobe = int(self.plan.params.get("nprobe", 1))
+
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    def node_id(self) -> str:
+        """The Ray node this shard runs on (as a Ray actor)."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(primary scores, final scores, global rows), best first by primary score; the
+        primary score is what candidates are chosen by, the final what they are ordered
+        by (the same for ``flat``)."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.plan.kind == "flat":
+            scores, local = self.index.search(queries, k)
+            return scores, scores, self._global(local)
+        primary, local = self.base.search(queries, k * self.k_factor)
+        final = np.full(primary.shape, -np.inf, dtype=np.float32)
+        for qi, row in enumerate(local):
+            ok = row >= 0
+            if ok.any():
+                codes = self.refine.reconstruct_batch(row[ok])
+                final[qi, ok] = codes @ queries[qi]
+        return primary, final, self._global(local)
+
+    def _global(self, local: np.ndarray) -> np.ndarray:
+        return np.where(local >= 0, self.rows[np.maximum(local, 0)], -1)
+
+
+def merge(
+    parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int, k_base: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shards' answers as one: per query, the best ``k_base`` candidates by primary
+    score, then the best ``k`` of those by final score. (scores, rows)."""
+    primary = np.concatenate([p[0] for p in parts], axis=1)
+    final = np.concatenate([p[1] for p in parts], axis=1)
+    rows = np.concatenate([p[2] for p in parts], axis=1)
+    out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    out_r = np.full((len(rows), k), -1, dtype=np.int64)
+    for qi in range(len(rows)):
+        ok = rows[qi] >= 0
+        p, f, r = primary[qi][ok], final[qi][ok], rows[qi][ok]
+        keep = np.lexsort((r, -p))[:k_base]
+        p, f, r = p[keep], f[keep], r[keep]
+        best = np.lexsort((r, -f))[:k]
+        out_s[qi, : len(best)], out_r[qi, : len(best)] = f[best], r[best]
+    return out_s, out_r
+
+
+def split(count: int, shards: int) -> list[np.ndarray]:
+    if not 1 <= shards <= max(count, 1):
+        raise ValueError(f"{shards} shards for {count} vectors")
+    return [np.arange(s, count, shards, dtype=np.int64) for s in range(shards)]
+
+
+class ShardedSearch:
+    """Fan out to shards and merge. ``shards`` are ``ShardSearcher`` objects or Ray actor
+    handles of them (``remote=True``)."""
+
+    def __init__(self, shards: Sequence[Any], plan: indexes.IndexPlan, remote: bool) -> None:
+        self.shards = list(shards)
+        self.plan = plan
+        self.remote = remote
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k_base = k * int(self.plan.params.get("k_factor_rf", 1)) if self.plan.kind == "ivfpq" else k
+        if self.remote:
+            import ray
+
+            parts = ray.get([s.search.remote(queries, k) for s in self.shards])
+        else:
+            parts = [s.search(queries, k) for s in self.shards]
+        return merge(parts, k, k_base)
+
+
+def start_shards(
+    index: Any,
+    plan: indexes.IndexPlan,
+    vectors: np.ndarray,
+    shards: int,
+    num_cpus: float = 0.5,
+    spread: bool = True,
+) -> ShardedSearch:
+    """Ray actors, one per shard (spread over the cluster's nodes), holding the
+    collection's rows; their vectors travel through Ray's object store."""
+    import ray
+
+    template = template_of(index, plan)
+    actor = ray.remote(ShardSearcher).options(
+        num_cpus=num_cpus, scheduling_strategy="SPREAD" if spread else "DEFAULT"
+    )
+    handles = [
+        actor.remote(template, plan.as_dict(), ray.put(np.ascontiguousarray(vectors[rows])), rows)
+        for rows in split(len(vectors), shards)
+    ]
+    ray.get([h.__ray_ready__.remote() for h in handles])
+    return ShardedSearch(handles, plan, remote=True)
