@@ -51,9 +51,9 @@ class ShardSearcher:
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self.rows = np.asarray(rows, dtype=np.int64)
         if self.plan.kind == "ivfpq":
-            refine = faiss.downcast_index(self.index)
-            self.base = faiss.downcast_index(refine.base_index)
-            self.refine = refine.refine_index
+            refine: Any = faiss.downcast_index(self.index)
+            self.base: Any = faiss.downcast_index(refine.base_index)
+            self.refine: Any = refine.refine_index
             self.k_factor = int(self.plan.params.get("k_factor_rf", 1))
             self.base.nprobe = int(self.plan.params.get("nprobe", 1))
 
@@ -146,10 +146,10 @@ def start_shards(
     import ray
 
     template = template_of(index, plan)
-    actor = ray.remote(ShardSearcher).options(
+    actor: Any = ray.remote(ShardSearcher).options(
         num_cpus=num_cpus, scheduling_strategy="SPREAD" if spread else "DEFAULT"
     )
-    handles = [
+    handles: list[Any] = [
         actor.remote(template, plan.as_dict(), ray.put(np.ascontiguousarray(vectors[rows])), rows)
         for rows in split(len(vectors), shards)
     ]
