@@ -50,12 +50,13 @@ class ShardSearcher:
         self.index = faiss.deserialize_index(np.frombuffer(template, dtype=np.uint8))
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self.rows = np.asarray(rows, dtype=np.int64)
+        self.k_factor = 1
         if self.plan.kind == "ivfpq":
             refine: Any = faiss.downcast_index(self.index)
-            self.base: Any = faiss.downcast_index(refine.base_index)
-            self.refine: Any = refine.refine_index
+            base: Any = faiss.downcast_index(refine.base_index)
+            base.nprobe = int(self.plan.params.get("nprobe", 1))
+            self.base, self.refine = base, refine.refine_index
             self.k_factor = int(self.plan.params.get("k_factor_rf", 1))
-            self.base.nprobe = int(self.plan.params.get("nprobe", 1))
 
     def size(self) -> int:
         return int(self.index.ntotal)
