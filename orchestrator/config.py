@@ -580,6 +580,11 @@ class RetrievalConfig(_CallBounds):
     embedding: EmbeddingConfig = Field(
         default_factory=EmbeddingConfig, description="The sentence encoder."
     )
+    search: Literal["hybrid", "dense"] = Field(
+        "hybrid",
+        description="hybrid: nearest vectors and BM25 word matches fused by reciprocal rank "
+        "(finds names and numbers embeddings blur); dense: nearest vectors only.",
+    )
     collections: list[CollectionConfig] = Field(
         default_factory=list, description="Document collections searched for passages."
     )

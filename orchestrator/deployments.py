@@ -199,7 +199,9 @@ class RetrieverServer:
         self.compute = ComputeThread("retriever")
         embedder = make_embedder(config.embedding, Path(cache_dir))
         self.collections = list(collections)
-        self.retriever = Retriever(embedder, collections, Path(data_dir))
+        self.retriever = Retriever(
+            embedder, collections, Path(data_dir), hybrid=config.search == "hybrid"
+        )
         self.compute.run_now(self.retriever.start)
         logger.info("retriever ready: %s", self.retriever.sizes())
 

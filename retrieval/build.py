@@ -346,6 +346,12 @@ def _write_chunks(path: Path, chunks: list[Chunk]) -> None:
             ),
         )
         db.execute("CREATE INDEX by_source ON chunks (source)")
+        # words, for the lexical half of hybrid search (BM25 over heading and text)
+        db.execute(
+            "CREATE VIRTUAL TABLE words USING fts5(heading, text, content='chunks', "
+            "content_rowid='row', tokenize='unicode61 remove_diacritics 2')"
+        )
+        db.execute("INSERT INTO words (rowid, heading, text) SELECT row, heading, text FROM chunks")
         db.commit()
     finally:
         db.close()

@@ -10,6 +10,7 @@ embedding model) is logged and the old one goes on serving.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -46,8 +47,20 @@ class Hit:
         }
 
 
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
+CANDIDATES = 4  # each half of a hybrid search proposes this many times k
+_WORD = re.compile(r"\w{2,}", re.UNICODE)
+
+
 class OpenVersion:
-    """One version: its index in memory, its chunks read from SQLite per hit."""
+    """One version: its index in memory, its chunks read from SQLite per hit.
+
+    Hybrid search (the default when the query's text is given): the index's nearest
+    chunks and SQLite FTS5's best BM25 matches of the query's words, fused by reciprocal
+    rank (each list proposes ``CANDIDATES``·k); a hit's ``score`` is always its cosine
+    similarity to the query, computed from the stored vectors, so ``min_score`` means
+    the same for every hit. Words find what embeddings blur: names, numbers, rare terms
+    in a long chunk."""
 
     def __init__(self, collection: str, stored: StoredVersion) -> None:
         self.collection = collection
@@ -63,15 +76,53 @@ class OpenVersion:
         if self.index.ntotal != stored.manifest["counts"]["chunks"]:
             raise CollectionError(f"{stored.folder}: index and chunk counts differ")
         self.db = stored.connect()
+        self.vectors = stored.read_vectors()
         self._lock = threading.Lock()
 
     @property
     def size(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+    def search(
+        self, vectors: np.ndarray, k: int, texts: list[str] | None = None
+    ) -> list[list[Hit]]:
         k = min(k, self.size)
-        scores, rows = indexes.search(self.index, vectors, k)
+        if texts is None:
+            scores, rows = indexes.search(self.index, vectors, k)
+        else:
+            scores, rows = self._hybrid(vectors, texts, k)
+        return self._hits(scores, rows)
+
+    def _hybrid(
+        self, vectors: np.ndarray, texts: list[str], k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        wide = min(k * CANDIDATES, self.size)
+        _, dense = indexes.search(self.index, vectors, wide)
+        scores = np.full((len(texts), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(texts), k), -1, dtype=np.int64)
+        for qi, text in enumerate(texts):
+            fused: dict[int, float] = {}
+            for ranked in ([int(r) for r in dense[qi] if r >= 0], self._lexical(text, wide)):
+                for rank, row in enumerate(ranked):
+                    fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+            best = sorted(fused, key=lambda r: (-fused[r], r))[:k]
+            cosine = np.asarray(self.vectors[best], dtype=np.float32) @ vectors[qi]
+            scores[qi, : len(best)], rows[qi, : len(best)] = cosine, best
+        return scores, rows
+
+    def _lexical(self, text: str, limit: int) -> list[int]:
+        words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:32]
+        if not words:
+            return []
+        match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
+        with self._lock:
+            found = self.db.execute(
+                "SELECT rowid FROM words WHERE words MATCH ? ORDER BY bm25(words) LIMIT ?",
+                (match, limit),
+            ).fetchall()
+        return [int(r) for (r,) in found]
+
+    def _hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
         wanted = sorted({int(r) for r in rows.ravel() if r >= 0})
         with self._lock:
             found = {
@@ -149,8 +200,11 @@ class LiveCollection:
         finally:
             self._refresh_lock.release()
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+    def search(
+        self, vectors: np.ndarray, k: int, texts: list[str] | None = None
+    ) -> list[list[Hit]]:
+        """Nearest chunks; hybrid (vectors and words) when the queries' ``texts`` are given."""
         if time.monotonic() - self._checked >= self.check_every_s:
             self.refresh()
         version = self.current or self.open()
-        return version.search(vectors, k)
+        return version.search(vectors, k, texts)

@@ -31,9 +31,14 @@ class CollectionSpec:
 
 class Retriever:
     def __init__(
-        self, embedder: Embedder, collections: Sequence[CollectionSpec], data_dir: Path
+        self,
+        embedder: Embedder,
+        collections: Sequence[CollectionSpec],
+        data_dir: Path,
+        hybrid: bool = True,
     ) -> None:
         self.embedder = embedder
+        self.hybrid = hybrid
         self.specs = list(collections)
         self.data_dir = data_dir
         self.collections: dict[str, LiveCollection] = {}
@@ -88,6 +93,7 @@ class Retriever:
         vectors = self.embedder.embed(queries)
         merged: list[list[Hit]] = [[] for _ in queries]
         for name in names:
-            for qi, hits in enumerate(self.collections[name].search(vectors, k)):
+            found = self.collections[name].search(vectors, k, queries if self.hybrid else None)
+            for qi, hits in enumerate(found):
                 merged[qi] += [h for h in hits if h.score >= min_score]
         return [sorted(h, key=lambda x: -x.score)[:k] for h in merged]

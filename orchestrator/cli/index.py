@@ -176,10 +176,12 @@ def search(
         fail("the query is empty")
     if len(query) > MAX_QUERY_CHARS:
         fail(f"the query is {len(query)} characters; at most {MAX_QUERY_CHARS}")
-    _, store, embedder = _open(config, data_dir, collection)
+    cfg, store, embedder = _open(config, data_dir, collection)
     _load(embedder)
+    texts = [query] if cfg.retrieval.search == "hybrid" else None
     try:
-        hits = LiveCollection(store, embedder.identity()).search(embedder.embed([query]), top_k)
+        live = LiveCollection(store, embedder.identity())
+        hits = live.search(embedder.embed([query]), top_k, texts)
     except CollectionError as exc:
         fail(str(exc))
     found = [

@@ -182,3 +182,21 @@ def test_manifest_is_json_with_checksums(tmp_path, corpus):
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
     vectors = np.load(store.versions / "v000001" / "vectors.npy")
     assert vectors.shape == (3, 64)
+
+
+def test_hybrid_search_finds_by_words_what_vectors_miss_and_scores_by_cosine(tmp_path, corpus):
+    store, emb = CollectionStore(tmp_path / "data", "pets"), HashingEmbedder()
+    (corpus / "mascot.md").write_text("Our mascot is a capybara named Zanzibar.")
+    ingest(store, emb, [corpus], corpus)
+    live = LiveCollection(store, emb.identity())
+    elsewhere = emb.embed(["dogs bark loudly"])  # a vector pointing away from the mascot
+    assert all(h.source != "mascot.md" for h in live.search(elsewhere, 2)[0])
+    hits = live.search(elsewhere, 2, ["Zanzibar?"])[0]
+    assert "mascot.md" in [h.source for h in hits]
+    for h in hits:
+        expected = float(
+            emb.embed([h.heading + "\n" + h.text if h.heading else h.text])[0] @ elsewhere[0]
+        )
+        assert abs(h.score - expected) < 1e-2  # cosine, from the stored (float16) vectors
+    no_words = live.search(elsewhere, 1, ["!!"])[0]  # nothing to match: the vectors' answer
+    assert [h.id for h in no_words] == [h.id for h in live.search(elsewhere, 1)[0]]
