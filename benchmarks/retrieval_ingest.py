@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from retrieval_corpus import debian_docs
 
 from orchestrator.settings import get_settings
 from retrieval import CollectionStore, Embedder, IngestOptions, ingest
@@ -33,20 +36,6 @@ from retrieval.documents import read
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "python3.11-doc"
-
-
-def python_docs(cache: Path) -> Path:
-    """The documentation's HTML folder, unpacked from the Debian package once."""
-    folder = cache / "corpora" / PACKAGE
-    html = folder / "usr" / "share" / "doc" / "python3.11" / "html"
-    if html.is_dir():
-        return html
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", PACKAGE], cwd=tmp, check=True)
-        deb = next(Path(tmp).glob("*.deb"))
-        subprocess.run(["dpkg", "-x", str(deb), str(folder)], check=True)
-    return html
 
 
 def chunks_of(files: list[Path], root: Path, want: int) -> list[str]:
@@ -76,7 +65,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     cache = get_settings().cache_dir
-    html = python_docs(cache)
+    html = debian_docs(cache, PACKAGE)
     files = sorted((html / "library").glob("*.html"))
     texts = chunks_of(files, html, args.chunks)
     encoders = {
