@@ -55,6 +55,7 @@ class BuildReport:
     passed_over: int = 0  # files in folders with no readable suffix
     seconds: dict[str, float] = field(default_factory=dict)
     index: dict[str, Any] = field(default_factory=dict)
+    from_scratch: str = ""  # why the live version could not be reused, if it could not
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class BuildReport:
             "passed_over": self.passed_over,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "index": self.index,
+            "from_scratch": self.from_scratch,
         }
 
 
@@ -108,7 +110,12 @@ def ingest(
     files, passed = documents.find_files(list(paths))
     report.passed_over = len(passed)
     with store.writing(wait) as tmp:
-        previous = _previous(store, embedder) if store.exists() else None
+        try:
+            previous = _previous(store, embedder)
+        except CollectionError as exc:
+            if mode == "add":
+                raise
+            previous, report.from_scratch = None, str(exc)  # corrupt or another model's
         if previous is None and mode == "add":
             raise CollectionError(f"collection {store.name!r} does not exist: build it first")
         started = time.perf_counter()

@@ -336,6 +336,8 @@ def _print_report(report: BuildReport, as_json: bool) -> None:
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in data["seconds"].items())
     if secs:
         out.print(f"time: {secs}", highlight=False)
+    if report.from_scratch:
+        out.print(f"built from scratch: {report.from_scratch}", highlight=False, soft_wrap=True)
     if report.removed_sources:
         out.print(f"removed: {', '.join(report.removed_sources)}", highlight=False, soft_wrap=True)
     if report.skipped:

@@ -200,3 +200,18 @@ def test_hybrid_search_finds_by_words_what_vectors_miss_and_scores_by_cosine(tmp
         assert abs(h.score - expected) < 1e-2  # cosine, from the stored (float16) vectors
     no_words = live.search(elsewhere, 1, ["!!"])[0]  # nothing to match: the vectors' answer
     assert [h.id for h in no_words] == [h.id for h in live.search(elsewhere, 1)[0]]
+
+
+def test_a_build_over_a_corrupt_or_foreign_version_starts_from_scratch(tmp_path, corpus):
+    store, emb = CollectionStore(tmp_path / "data", "pets"), HashingEmbedder()
+    ingest(store, emb, [corpus], corpus)
+    (store.versions / "v000001" / "vectors.npy").write_bytes(b"broken")
+    with pytest.raises(CollectionError, match="bytes, its manifest says"):
+        ingest(store, emb, [corpus / "cats.md"], corpus, "add")  # add needs what is there
+    report = ingest(store, emb, [corpus], corpus)
+    assert "manifest says" in report.from_scratch and report.version == "v000002"
+    other = HashingEmbedder()
+    other.package = "another-model"
+    report = ingest(store, other, [corpus], corpus)
+    assert "embedded with package 'hashing-test'" in report.from_scratch
+    assert LiveCollection(store, other.identity()).open().name == "v000003"
