@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -115,11 +116,15 @@ class OpenVersion:
         if not words:
             return []
         match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
-        with self._lock:
-            found = self.db.execute(
-                "SELECT rowid FROM words WHERE words MATCH ? ORDER BY bm25(words) LIMIT ?",
-                (match, limit),
-            ).fetchall()
+        try:
+            with self._lock:
+                found = self.db.execute(
+                    "SELECT rowid FROM words WHERE words MATCH ? ORDER BY bm25(words) LIMIT ?",
+                    (match, limit),
+                ).fetchall()
+        except sqlite3.Error as exc:  # the vectors' half still answers
+            logger.warning("collection %s: word search failed (%s)", self.collection, exc)
+            return []
         return [int(r) for (r,) in found]
 
     def _hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from weights import file_sha256 as sha256
 
-FORMAT = 1
+FORMAT = 2  # 2: chunks.sqlite holds the FTS5 word index hybrid search reads
 KEEP_VERSIONS = 3  # the live one and two before it (readers may still hold them)
 FILES = ("index.faiss", "chunks.sqlite", "vectors.npy")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
