@@ -20,7 +20,7 @@ def test_a_closed_loop_load_reports_per_group_and_specialist(service):
     mix = [f"math={SHARED_DATA / 'routerdc' / 'gsm8k_train.jsonl'}",
            f"code={SHARED_DATA / 'routerdc' / 'humaneval_train.jsonl'}"]  # fmt: skip
     report = bench("run", "--url", service.url, "--api-key", service.api_key, "--clients", "4",
-                   "--duration", "4", "--max-tokens", "8", "--mix", *mix, "--skew", "math=0.75",
+                   "--duration", "8", "--max-tokens", "8", "--mix", *mix, "--skew", "math=0.75",
                    "--json")  # fmt: skip
     overall = report["overall"]
     assert overall["answered"] >= 8 and overall["count_5xx"] == 0, overall

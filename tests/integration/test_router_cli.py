@@ -100,8 +100,11 @@ def test_eval_json_matches_figures_recomputed_from_predictions(artifact, slices,
     for table in tables:
         report = result["files"][table.name]
         assert report["n"] == len(table)
-        for key in ("router", "best_single", "oracle", "random", "apgr", "cpt50", "cpt80"):
+        for key in ("router", "best_single", "oracle", "random", "cpt50", "cpt80"):
             assert 0.0 <= report[key] <= 1.0, key
+        # APGR, (router - weak) / (strong - weak), leaves [0, 1] when the router does worse
+        # than the weak model or better than the strong one, as it may on 40 rows
+        assert np.isfinite(report["apgr"])
         assert report["oracle"] >= report["best_single"] >= report["random"]
         earned = table.earned()
         mine = lines[start : start + len(table)]
