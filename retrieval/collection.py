@@ -171,9 +171,10 @@ class LiveCollection:
     def name(self) -> str:
         return self.store.name
 
-    def open(self) -> OpenVersion:
-        """The live version, opened now (raises ``CollectionError`` if it cannot be)."""
-        stored = self.store.open_version()
+    def open(self, verify: bool = True) -> OpenVersion:
+        """The live version, opened now (raises ``CollectionError`` if it cannot be);
+        ``verify=False`` skips the checksums, for a version this process just checked."""
+        stored = self.store.open_version(verify=verify)
         check_embedding(stored.manifest, self.embedding, self.store.name)
         self.current = OpenVersion(self.store.name, stored)
         self._checked = time.monotonic()

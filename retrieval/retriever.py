@@ -70,7 +70,7 @@ class Retriever:
                         "collection %s not rebuilt (%s): serving what it has", spec.name, exc
                     )
             live = LiveCollection(store, self.embedder.identity())
-            live.open()
+            live.open(verify=not spec.paths)  # ingest just checked (or wrote) it
             self.collections[spec.name] = live
 
     def sizes(self) -> dict[str, int]:
