@@ -582,8 +582,9 @@ class RetrievalConfig(_CallBounds):
     )
     search: Literal["hybrid", "dense"] = Field(
         "hybrid",
-        description="hybrid: nearest vectors and BM25 word matches fused by reciprocal rank "
-        "(finds names and numbers embeddings blur); dense: nearest vectors only.",
+        description="hybrid: nearest vectors and BM25 word matches ranked by an even mix of "
+        "their scaled scores (finds names and numbers embeddings blur); dense: nearest "
+        "vectors only.",
     )
     collections: list[CollectionConfig] = Field(
         default_factory=list, description="Document collections searched for passages."

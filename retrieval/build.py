@@ -308,11 +308,12 @@ def _write(
     started = time.perf_counter()
     vectors = np.concatenate(rows.vectors) if rows.vectors else np.zeros((0, embedder.dim))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    tick("index", 0, 1)
+    total = len(vectors) + 1  # the last step: tuning the search parameter
+    tick("index", 0, total)
     plan = indexes.choose(len(vectors), vectors.shape[1], options.index)
-    index = indexes.build(vectors, plan)
+    index = indexes.build(vectors, plan, added=lambda done, _: tick("index", done, total))
     indexes.tune(index, plan, vectors, options.target_recall)
-    tick("index", 1, 1)
+    tick("index", total, total)
     report.seconds["index"] = time.perf_counter() - started
     started = time.perf_counter()
     import faiss

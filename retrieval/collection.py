@@ -48,8 +48,10 @@ class Hit:
         }
 
 
-RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
 CANDIDATES = 4  # each half of a hybrid search proposes this many times k
+# the word half's share of a hybrid score (``benchmarks/retrieval_grounding.py`` chose it
+# on facts and pages of its own, apart from the ones it reports on)
+LEXICAL_WEIGHT = 0.5
 _WORD = re.compile(r"\w{2,}", re.UNICODE)
 
 
@@ -57,11 +59,13 @@ class OpenVersion:
     """One version: its index in memory, its chunks read from SQLite per hit.
 
     Hybrid search (the default when the query's text is given): the index's nearest
-    chunks and SQLite FTS5's best BM25 matches of the query's words, fused by reciprocal
-    rank (each list proposes ``CANDIDATES``·k); a hit's ``score`` is always its cosine
-    similarity to the query, computed from the stored vectors, so ``min_score`` means
-    the same for every hit. Words find what embeddings blur: names, numbers, rare terms
-    in a long chunk."""
+    chunks and SQLite FTS5's best BM25 matches of the query's words (each proposes
+    ``CANDIDATES``·k) are ranked together by a convex combination of the two scores,
+    each scaled to [0, 1] over the candidates (Bruch et al. 2023 found it beats
+    reciprocal rank fusion, which ignores how far apart the scores are). A hit's
+    ``score`` is always its cosine similarity to the query, computed from the stored
+    vectors, so ``min_score`` means the same for every hit. Words find what embeddings
+    blur: names, numbers, rare terms in a long chunk."""
 
     def __init__(self, collection: str, stored: StoredVersion) -> None:
         self.collection = collection
@@ -79,6 +83,7 @@ class OpenVersion:
         self.db = stored.connect()
         self.vectors = stored.read_vectors()
         self._lock = threading.Lock()
+        self.lexical_weight = LEXICAL_WEIGHT
 
     @property
     def size(self) -> int:
@@ -102,30 +107,43 @@ class OpenVersion:
         scores = np.full((len(texts), k), -np.inf, dtype=np.float32)
         rows = np.full((len(texts), k), -1, dtype=np.int64)
         for qi, text in enumerate(texts):
-            fused: dict[int, float] = {}
-            for ranked in ([int(r) for r in dense[qi] if r >= 0], self._lexical(text, wide)):
-                for rank, row in enumerate(ranked):
-                    fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
-            best = sorted(fused, key=lambda r: (-fused[r], r))[:k]
-            cosine = np.asarray(self.vectors[best], dtype=np.float32) @ vectors[qi]
-            scores[qi, : len(best)], rows[qi, : len(best)] = cosine, best
+            words = self._bm25(text, wide, [int(r) for r in dense[qi] if r >= 0])
+            candidates = sorted({int(r) for r in dense[qi] if r >= 0} | set(words))
+            if not candidates:
+                continue
+            cosine = np.asarray(self.vectors[candidates], dtype=np.float32) @ vectors[qi]
+            lexical = np.array([words.get(r, 0.0) for r in candidates], dtype=np.float32)
+            fused = (1 - self.lexical_weight) * _unit(cosine) + self.lexical_weight * _unit(lexical)
+            best = np.lexsort((np.array(candidates), -fused))[:k]
+            scores[qi, : len(best)] = cosine[best]
+            rows[qi, : len(best)] = np.array(candidates)[best]
         return scores, rows
 
-    def _lexical(self, text: str, limit: int) -> list[int]:
+    def _bm25(self, text: str, limit: int, also: list[int]) -> dict[int, float]:
+        """BM25 scores (higher is better) of the ``limit`` best word matches of ``text``
+        and of the rows in ``also`` that match any of its words."""
         words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:32]
         if not words:
-            return []
+            return {}
         match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
+        marks = ",".join("?" * len(also))
         try:
             with self._lock:
                 found = self.db.execute(
-                    "SELECT rowid FROM words WHERE words MATCH ? ORDER BY bm25(words) LIMIT ?",
+                    "SELECT rowid, -bm25(words) FROM words WHERE words MATCH ? "
+                    "ORDER BY bm25(words) LIMIT ?",
                     (match, limit),
                 ).fetchall()
+                if also:
+                    found += self.db.execute(
+                        f"SELECT rowid, -bm25(words) FROM words WHERE words MATCH ? "
+                        f"AND rowid IN ({marks})",
+                        (match, *also),
+                    ).fetchall()
         except sqlite3.Error as exc:  # the vectors' half still answers
             logger.warning("collection %s: word search failed (%s)", self.collection, exc)
-            return []
-        return [int(r) for (r,) in found]
+            return {}
+        return {int(r): float(score) for r, score in found}
 
     def _hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
         wanted = sorted({int(r) for r in rows.ravel() if r >= 0})
@@ -154,6 +172,12 @@ class OpenVersion:
             ]
             for row_s, row_r in zip(scores, rows, strict=True)
         ]
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    """``values`` scaled to [0, 1] by their min and max (all 0 when they are equal)."""
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
 class LiveCollection:

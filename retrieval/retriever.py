@@ -91,9 +91,14 @@ class Retriever:
         if not queries or not names:
             return [[] for _ in queries]
         vectors = self.embedder.embed(queries)
-        merged: list[list[Hit]] = [[] for _ in queries]
+        merged: list[list[tuple[int, float, Hit]]] = [[] for _ in queries]
         for name in names:
             found = self.collections[name].search(vectors, k, queries if self.hybrid else None)
             for qi, hits in enumerate(found):
-                merged[qi] += [h for h in hits if h.score >= min_score]
-        return [sorted(h, key=lambda x: -x.score)[:k] for h in merged]
+                merged[qi] += [(rank, -h.score, h) for rank, h in enumerate(hits)]
+        # each collection's own order (a hybrid order is not the cosine's), collections
+        # interleaved rank by rank, the closer first at each rank
+        return [
+            [h for _, _, h in sorted(m, key=lambda x: x[:2]) if h.score >= min_score][:k]
+            for m in merged
+        ]

@@ -9,7 +9,7 @@ Why it is the same, by index kind:
   lists everywhere, and each shard returns its best ``k_factor·k`` candidates by PQ score
   together with their 8-bit (re-ranking) scores. The coordinator keeps the best
   ``k_factor·k`` by PQ score, exactly the candidates the unsharded index would re-rank,
-  and orders them by the re-ranking score, as FAISS's ``IndexRefine`` does.
+  and orders them by the re-ranking score, computed as ``indexes.search`` computes it.
 - ``hnsw`` graphs do not split that way: a sharded HNSW would return other results, so
   it is refused.
 
@@ -73,15 +73,13 @@ class ShardSearcher:
         by (the same for ``flat``)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if self.plan.kind == "flat":
-            scores, local = self.index.search(queries, k)
+            scores, local = indexes.search(self.index, queries, k)
             return scores, scores, self._global(local)
         primary, local = self.base.search(queries, k * self.k_factor)
         final = np.full(primary.shape, -np.inf, dtype=np.float32)
         for qi, row in enumerate(local):
             ok = row >= 0
-            if ok.any():
-                codes = self.refine.reconstruct_batch(row[ok])
-                final[qi, ok] = codes @ queries[qi]
+            final[qi, ok] = indexes.refined_scores(self.refine, row[ok], queries[qi])
         return primary, final, self._global(local)
 
     def _global(self, local: np.ndarray) -> np.ndarray:

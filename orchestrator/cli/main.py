@@ -19,7 +19,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from orchestrator.cli import bench_skew, bench_suites  # noqa: F401 - registers bench commands
+from orchestrator.cli import (  # noqa: F401 - registers bench commands
+    bench_retrieval,
+    bench_skew,
+    bench_suites,
+)
 from orchestrator.cli.bench import bench_app
 from orchestrator.cli.common import (
     DEFAULT_CONFIG,

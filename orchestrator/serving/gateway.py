@@ -1,5 +1,5 @@
-"""The HTTP ingress: OpenAI-compatible chat completions, /v1/query, models, usage,
-traces and health.
+"""The HTTP ingress: OpenAI-compatible chat completions, /v1/query, retrieval search,
+models, usage, traces and health.
 
 Per request: headers and key checked → body parsed and validated → planned
 (``orchestrator.serving.planning``: rate limit, routing unless a specialist is pinned, and
@@ -44,7 +44,8 @@ from orchestrator.serving.http import (
 )
 from orchestrator.serving.planning import Planner
 from orchestrator.serving.probes import readiness, replica_stats
-from orchestrator.serving.protocol import ChatCompletionRequest, QueryRequest
+from orchestrator.serving.protocol import ChatCompletionRequest, QueryRequest, SearchRequest
+from orchestrator.serving.search import search
 from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, Tracing
 from orchestrator.telemetry.trace_store import stored_trace
 from orchestrator.versions import specialist_version
@@ -251,6 +252,17 @@ class Gateway:
             "cached": plan.meta["cached"],
         }
         return JSONResponse(out, headers=plan.headers)
+
+    @app.post("/v1/retrieval/search")
+    async def retrieval_search(self, request: Request) -> Response:
+        return await self._traced("retrieval", request, self._search)
+
+    async def _search(self, trace: RequestTrace, request: Request) -> Response:
+        await self._authorize(request, trace)
+        body: SearchRequest = validate(
+            SearchRequest, await read_json(request, self.config.gateway.max_body_bytes)
+        )
+        return JSONResponse(await search(self.config, self.retriever, trace, body))
 
     @app.get("/v1/models")
     async def models(self, request: Request) -> dict[str, Any]:

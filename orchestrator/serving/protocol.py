@@ -19,7 +19,9 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
+    StrictStr,
     field_validator,
     model_validator,
 )
@@ -240,6 +242,29 @@ class QueryRequest(BaseModel):
     temperature: float = Field(0.0, ge=0, le=2)
     retrieval: StrictBool = True
     mixserve: MixserveOptions | None = None
+
+
+# a question, not a document: about the encoder's window (256 tokens), past which its
+# words would not be embedded
+SEARCH_QUERY_CHARS = 1000
+
+
+class SearchRequest(BaseModel):
+    """``POST /v1/retrieval/search``: one collection's best passages for a query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection: StrictStr = Field(min_length=1, max_length=128)
+    query: StrictStr = Field(min_length=1, max_length=SEARCH_QUERY_CHARS)
+    top_k: StrictInt = Field(5, ge=1, le=100)
+    min_score: StrictFloat = Field(-1.0, ge=-1, le=1)
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query is blank")
+        return value
 
 
 # ---- response bodies ---------------------------------------------------------------

@@ -3,10 +3,10 @@
 specialists, the real router and retriever), stopped with `mixserve down`, after which
 no process of the run may remain.
 
-The one change to the `cpu` profile is its price list, token prices in place of its
+Two changes to the `cpu` profile: its price list, token prices in place of its
 replica-hour prices (general < math < code), so a cascade has a cheaper specialist to
-try first; nothing else depends on prices while the quality/cost trade-off stays at its
-default of 0."""
+try first (nothing else depends on prices while the quality/cost trade-off stays at its
+default of 0); and a second collection, built at start, holding one planted fact."""
 
 from __future__ import annotations
 
@@ -30,9 +30,27 @@ READY_TIMEOUT_S = 900
 PRICES = {"general": 0.5, "math": 2.0, "code": 5.0}  # USD per million tokens, in and out
 
 
+PLANTED_FACT = "The lighthouse of Vellmar was rebuilt in 1911 by the engineer Greta Holm."
+PLANTED_QUESTION = "Who rebuilt the lighthouse of Vellmar?"
+
+
+def planted_folder(folder):
+    """mixserve's architecture notes with one made-up fact inserted at a paragraph break
+    half way in: a second collection the service builds at start."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    at = text.index("\n\n", len(text) // 2)
+    planted = folder / "planted"
+    planted.mkdir()
+    (planted / "architecture.md").write_text(f"{text[:at]}\n\n{PLANTED_FACT}{text[at:]}")
+    return planted
+
+
 def priced_config(folder):
     data = yaml.safe_load((profiles.FOLDER / "cpu.yaml").read_text())
     data["base_dir"] = str(profiles.FOLDER)
+    data["retrieval"]["collections"].append(
+        {"name": "planted", "paths": [str(planted_folder(folder))]}
+    )
     for spec in data["specialists"]:
         price = PRICES[spec["name"]]
         spec["price"] = {"usd_per_mtok_in": price, "usd_per_mtok_out": price}

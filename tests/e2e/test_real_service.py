@@ -8,6 +8,7 @@ import time
 
 import httpx
 
+from tests.e2e.conftest import PLANTED_FACT, PLANTED_QUESTION
 from tests.helpers.http import ask
 from tests.helpers.paths import SHARED_DATA
 
@@ -71,6 +72,20 @@ def test_query_endpoint_grounds_on_the_docs(client):
     assert body["answer"].strip()
     assert any(s["source"] == "routing.md" for s in body["sources"])
     assert body["usage"]["prompt_tokens"] > 100  # the passages went into the prompt
+
+
+def test_a_planted_fact_is_found_and_named_in_the_sources(client):
+    resp = client.post("/v1/query", json={"query": PLANTED_QUESTION, "max_tokens": 24})
+    body = resp.json()
+    assert resp.status_code == 200, body
+    planted = [s for s in body["sources"] if s["collection"] == "planted"]
+    assert planted and planted[0]["source"] == "architecture.md"
+    search = client.post(
+        "/v1/retrieval/search",
+        json={"collection": "planted", "query": PLANTED_QUESTION, "top_k": 5},
+    ).json()["data"]
+    found = next(h for h in search if PLANTED_FACT in h["text"])
+    assert found["id"] in {s["id"] for s in planted}  # the fact's own chunk went in the prompt
 
 
 def test_openai_client(live):

@@ -1,0 +1,67 @@
+"""``POST /v1/retrieval/search``: one collection's best passages for a query, as the
+retriever finds them for a prompt (hybrid or dense, per the config), without a model call.
+
+An unknown collection is a 404 naming the ones there are; a retriever that fails or does
+not answer within ``retrieval.timeout_s`` is a 503 with ``Retry-After`` (a search has no
+ungrounded answer to fall back on, unlike a chat request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from orchestrator.config import MixserveConfig
+from orchestrator.errors import APIError
+from orchestrator.serving.protocol import SearchRequest
+from orchestrator.telemetry import RequestTrace
+
+RETRY_AFTER_S = 2
+
+
+def collection_names(config: MixserveConfig) -> list[str]:
+    if not config.retrieval.enabled:
+        return []
+    return [c.name for c in config.retrieval.collections]
+
+
+async def search(
+    config: MixserveConfig, retriever: Any, trace: RequestTrace, body: SearchRequest
+) -> dict[str, Any]:
+    names = collection_names(config)
+    if body.collection not in names or retriever is None:
+        there = ", ".join(repr(n) for n in names) or "none (retrieval is off)"
+        raise APIError(
+            404,
+            f"collection {body.collection!r} does not exist; this service has {there}",
+            param="collection",
+            code="collection_not_found",
+        )
+    with trace.child("mixserve.retrieval", SpanKind.CLIENT) as span:
+        try:
+            found: dict[str, Any] = await asyncio.wait_for(
+                retriever.search.remote(
+                    body.query, body.top_k, body.min_score, trace.carrier(span), [body.collection]
+                ),
+                config.retrieval.timeout_s,
+            )
+        except Exception as exc:  # noqa: BLE001 - any retriever failure is the same 503
+            problem = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
+            raise APIError(
+                503,
+                f"the retriever {problem}; try again shortly",
+                type="server_error",
+                code="retriever_unavailable",
+                retry_after_s=RETRY_AFTER_S,
+            ) from None
+        span.set_attribute("mixserve.retrieval.hits", len(found["hits"]))
+    return {
+        "object": "list",
+        "collection": body.collection,
+        "data": [
+            {k: h[k] for k in ("source", "offset", "score", "text", "heading", "id")}
+            for h in found["hits"]
+        ],
+    }

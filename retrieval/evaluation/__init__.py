@@ -1,0 +1,19 @@
+"""Measurements of retrieval against its targets, on real documentation: ingest speed and
+embedding fidelity, search at scale, grounding of planted facts, and sharded search.
+``mixserve bench retrieval`` runs them all; ``benchmarks/retrieval_*.py`` one each."""
+
+from retrieval.evaluation.corpus import Corpus, debian_corpus, folder_corpus, real_vectors
+from retrieval.evaluation.grounding import grounding
+from retrieval.evaluation.ingest import ingest_speed
+from retrieval.evaluation.scale import scale, summary
+
+__all__ = [
+    "Corpus",
+    "debian_corpus",
+    "folder_corpus",
+    "grounding",
+    "ingest_speed",
+    "real_vectors",
+    "scale",
+    "summary",
+]

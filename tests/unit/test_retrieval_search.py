@@ -1,0 +1,67 @@
+"""How a collection ranks hits: the hybrid mix of vector and word scores, and how a
+search over several collections merges them."""
+
+import numpy as np
+import pytest
+
+from retrieval import CollectionSpec, CollectionStore, LiveCollection, Retriever, ingest
+from tests.helpers.documents import HashingEmbedder
+
+FILLER = "the fox runs past the barn and the fox sleeps"
+
+
+@pytest.fixture
+def live(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zebra.md").write_text("zebra zebra stripes grass savanna herd")
+    (docs / "fox.md").write_text("the the fox fox the fox")
+    for i in range(8):
+        (docs / f"filler{i}.md").write_text(FILLER + " moon" * i)  # no two equally close
+    store = CollectionStore(tmp_path / "data", "animals")
+    emb = HashingEmbedder()
+    ingest(store, emb, [docs], docs)
+    return LiveCollection(store, emb.identity()), emb
+
+
+def ranked(live, emb, query, weight, k=3):
+    version = live.current or live.open()
+    version.lexical_weight = weight
+    return live.search(emb.embed([query]), k, [query])[0]
+
+
+def test_words_alone_rank_the_rare_word_first_vectors_alone_the_closest(live):
+    collection, emb = live
+    query = "the fox zebra"
+    by_words = ranked(collection, emb, query, 1.0)
+    by_vectors = ranked(collection, emb, query, 0.0)
+    assert by_words[0].source == "zebra.md"  # BM25: the rarest word counts most
+    assert by_vectors[0].source == "fox.md"  # cosine: most words shared
+    dense = collection.search(emb.embed([query]), 3)[0]
+    assert [h.id for h in by_vectors] == [h.id for h in dense]
+
+
+def test_a_hybrid_hit_score_is_its_cosine_whatever_its_rank(live):
+    collection, emb = live
+    query = "the fox zebra"
+    q = emb.embed([query])[0]
+    for hit in ranked(collection, emb, query, 0.5, k=5):
+        assert hit.score == pytest.approx(float(emb.embed([hit.text])[0] @ q), abs=1e-3)
+
+
+def test_a_search_over_collections_takes_each_ones_best_rank_by_rank(tmp_path):
+    for name, words in (("north", "ice snow cold"), ("south", "sand sun heat")):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(4):
+            (folder / f"{i}.md").write_text(f"{words} {' '.join(['x'] * i)} weather")
+    specs = [CollectionSpec(n, [tmp_path / n], tmp_path / n) for n in ("north", "south")]
+    retriever = Retriever(HashingEmbedder(), specs, tmp_path / "data", hybrid=False)
+    retriever.start()
+    hits = retriever.search(["ice snow cold weather"], 4)[0]
+    assert [h.collection for h in hits] == ["north", "south", "north", "south"]
+    ranks = [h.score for h in hits if h.collection == "north"]
+    assert ranks == sorted(ranks, reverse=True)
+    assert np.all([h.score >= 0.5 for h in hits if h.collection == "north"])
+    only = retriever.search(["ice snow cold weather"], 4, min_score=0.5)[0]
+    assert {h.collection for h in only} == {"north"} and len(only) == 4
