@@ -21,7 +21,7 @@ import numpy as np
 from retrieval import documents, indexes
 from retrieval.chunking import Chunk, check_sizes, chunk_document
 from retrieval.embed import Embedder
-from retrieval.store import CollectionError, CollectionStore, StoredVersion, sha256
+from retrieval.store import CollectionError, CollectionStore, StoredVersion
 
 # progress(stage, done, total): stages "read", "embed", "index", "write"
 Progress = Callable[[str, int, int], None]
@@ -124,11 +124,12 @@ def ingest(
             tick("read", i, len(files))
             name = source_name(path, root)
             try:
-                digest = sha256(path)
+                raw = documents.read_bytes(path)  # read once: hashed, then parsed if new
+                digest = hashlib.sha256(raw).hexdigest()
                 if previous and previous.source_sha(name) == digest:
                     fresh[name] = (digest, [])  # unchanged: its chunks are kept below
                     continue
-                doc = documents.read(path, name)
+                doc = documents.parse(raw, path, name)
             except (documents.Unreadable, OSError) as exc:
                 report.skipped.append((str(path), _reason(exc)))
                 continue

@@ -69,13 +69,22 @@ def find_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 
 def read(path: Path, source: str) -> Document:
     """The document at ``path``, named ``source`` in hits and ids."""
+    return parse(read_bytes(path), path, source)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes (``Unreadable`` past ``MAX_BYTES`` or when it cannot be read)."""
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise Unreadable(f"larger than {MAX_BYTES // 2**20} MiB")
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise Unreadable(f"unreadable: {exc.strerror or exc}") from exc
+
+
+def parse(raw: bytes, path: Path, source: str) -> Document:
+    """The document in ``raw``, the bytes of ``path`` (its suffix says the format)."""
     suffix = path.suffix.lower()
     if suffix in PDF or raw.startswith(b"%PDF-"):
         doc = _pdf(raw, source)

@@ -26,15 +26,15 @@ def grounding_block(passages: Sequence[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _preamble(system: str, turns: Sequence[Turn], context: str) -> str:
-    """Configured instructions, the conversation's system turns and the passages, joined."""
-    parts = (system, *(t.content for t in turns if t.role == "system"), context)
+def _preamble(system: str, turns: Sequence[Turn]) -> str:
+    """Configured instructions and the conversation's system turns, joined."""
+    parts = (system, *(t.content for t in turns if t.role == "system"))
     return "\n\n".join(p for p in parts if p)
 
 
-def _fold_system(system: str, turns: Sequence[Turn], context: str) -> list[Turn]:
-    """Formats without a system role put instructions and context before the first user turn."""
-    preamble = _preamble(system, turns, context)
+def _fold_system(system: str, turns: Sequence[Turn]) -> list[Turn]:
+    """Formats without a system role put instructions before the first user turn."""
+    preamble = _preamble(system, turns)
     out = [t for t in turns if t.role != "system"]
     if preamble:
         if out and out[0].role == "user":
@@ -44,19 +44,19 @@ def _fold_system(system: str, turns: Sequence[Turn], context: str) -> list[Turn]
     return out
 
 
-def gemma(system: str, turns: Sequence[Turn], context: str) -> str:
+def gemma(system: str, turns: Sequence[Turn]) -> str:
     parts = ["<bos>"]
-    for turn in _fold_system(system, turns, context):
+    for turn in _fold_system(system, turns):
         role = "model" if turn.role == "assistant" else "user"
         parts.append(f"<start_of_turn>{role}\n{turn.content}<end_of_turn>\n")
     parts.append("<start_of_turn>model\n")
     return "".join(parts)
 
 
-def gemma_base(system: str, turns: Sequence[Turn], context: str) -> str:
+def gemma_base(system: str, turns: Sequence[Turn]) -> str:
     """A completion layout for base (not instruction-tuned) models: Question/Answer turns."""
     parts = ["<bos>"]
-    lead = _preamble(system, turns, context)
+    lead = _preamble(system, turns)
     if lead:
         parts.append(lead + "\n\n")
     for turn in turns:
@@ -68,18 +68,17 @@ def gemma_base(system: str, turns: Sequence[Turn], context: str) -> str:
     return "".join(parts)
 
 
-def chatml(system: str, turns: Sequence[Turn], context: str) -> str:
-    sys_text = "\n\n".join(p for p in (system, context) if p)
-    parts = [f"<|im_start|>system\n{sys_text}<|im_end|>\n"] if sys_text else []
+def chatml(system: str, turns: Sequence[Turn]) -> str:
+    parts = [f"<|im_start|>system\n{system}<|im_end|>\n"] if system else []
     for turn in turns:
         parts.append(f"<|im_start|>{turn.role}\n{turn.content}<|im_end|>\n")
     parts.append("<|im_start|>assistant\n")
     return "".join(parts)
 
 
-def llama3(system: str, turns: Sequence[Turn], context: str) -> str:
+def llama3(system: str, turns: Sequence[Turn]) -> str:
     """Llama 3.x instruct: header-delimited turns, each ended by ``<|eot_id|>``."""
-    sys_text = _preamble(system, turns, context)
+    sys_text = _preamble(system, turns)
     parts = ["<|begin_of_text|>"]
     if sys_text:
         parts.append(f"<|start_header_id|>system<|end_header_id|>\n\n{sys_text}<|eot_id|>")
@@ -91,14 +90,14 @@ def llama3(system: str, turns: Sequence[Turn], context: str) -> str:
     return "".join(parts)
 
 
-def plain(system: str, turns: Sequence[Turn], context: str) -> str:
-    lines = [p for p in (system, context) if p]
+def plain(system: str, turns: Sequence[Turn]) -> str:
+    lines = [system] if system else []
     lines += [f"{t.role.capitalize()}: {t.content}" for t in turns]
     lines.append("Assistant:")
     return "\n\n".join(lines)
 
 
-FORMATS: dict[str, Callable[[str, Sequence[Turn], str], str]] = {
+FORMATS: dict[str, Callable[[str, Sequence[Turn]], str]] = {
     "gemma": gemma,
     "gemma_base": gemma_base,
     "chatml": chatml,
@@ -130,4 +129,4 @@ def render(
             turns.append(Turn("user", block))
         else:
             turns[last] = Turn("user", f"{block}\n\n{turns[last].content}")
-    return FORMATS[fmt](system, turns, "")
+    return FORMATS[fmt](system, turns)
