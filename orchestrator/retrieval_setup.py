@@ -13,9 +13,16 @@ if TYPE_CHECKING:
     from retrieval import CollectionSpec, Embedder, IngestOptions
 
 
-def make_embedder(config: EmbeddingConfig, cache_dir: Path) -> Embedder:
+def make_embedder(config: EmbeddingConfig, cache_dir: Path, workers: int = 0) -> Embedder:
+    """The configured encoder, in this process, or on ``workers`` Ray actors."""
     from retrieval import Embedder
 
+    if workers:
+        from retrieval.cluster_embed import ClusterEmbedder
+
+        return ClusterEmbedder(
+            config.package, config.precision, config.max_tokens, cache_dir, workers
+        )
     return Embedder(config.package, config.precision, config.max_tokens, cache_dir)
 
 

@@ -56,6 +56,7 @@ class BuildReport:
     seconds: dict[str, float] = field(default_factory=dict)
     index: dict[str, Any] = field(default_factory=dict)
     from_scratch: str = ""  # why the live version could not be reused, if it could not
+    workers: list[dict[str, Any]] = field(default_factory=list)  # Ray embedding workers
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class BuildReport:
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "index": self.index,
             "from_scratch": self.from_scratch,
+            **({"workers": self.workers} if self.workers else {}),
         }
 
 
@@ -282,7 +284,7 @@ def _embed_new(
             todo.append(i)
         else:
             vectors[i] = reused
-    step = options.batch_size * 4
+    step = options.batch_size * 4 * getattr(embedder, "parallel", 1)  # every worker busy
     for start in range(0, len(todo), step):
         tick("embed", start, len(todo))
         part = todo[start : start + step]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -44,7 +46,15 @@ KindOpt = Annotated[
 RecallOpt = Annotated[
     float | None, typer.Option(help="Recall@10 the search parameter is tuned to.")
 ]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        help="Embed on this many Ray actors spread over the cluster's nodes (RAY_ADDRESS, "
+        "else a local Ray started for the build); 0: in this process.",
+    ),
+]
 MAX_QUERY_CHARS = 4000
+MAX_WORKERS = 256
 
 
 def _ingest_command(mode: str, summary: str) -> Any:
@@ -60,10 +70,11 @@ def _ingest_command(mode: str, summary: str) -> Any:
         chunk_overlap: OverlapOpt = None,
         index: KindOpt = None,
         target_recall: RecallOpt = None,
+        workers: WorkersOpt = 0,
         as_json: JsonOpt = False,
     ) -> None:
         _ingest(mode, paths, collection, config, data_dir, root, chunk_chars, chunk_overlap,
-                index, target_recall, as_json)  # fmt: skip
+                index, target_recall, workers, as_json)  # fmt: skip
 
     command.__doc__ = summary
     return command
@@ -209,6 +220,7 @@ def _ingest(
     chunk_overlap: int | None,
     kind: str | None,
     target_recall: float | None,
+    workers: int,
     as_json: bool,
 ) -> None:
     from retrieval import CollectionError, ingest
@@ -218,24 +230,51 @@ def _ingest(
         fail(f"no such file or folder: {', '.join(missing)}", 2)
     if kind not in (None, "auto", "flat", "hnsw", "ivfpq"):
         fail(f"--index {kind!r} is not one of auto, flat, hnsw, ivfpq", 2)
-    cfg, store, embedder = _open(config, data_dir, collection)
+    if not 0 <= workers <= MAX_WORKERS:
+        fail(f"--workers takes 0 to {MAX_WORKERS}, not {workers}", 2)
+    cfg, store, embedder = _open(config, data_dir, collection, workers)
     try:
         options = _options(cfg, collection, store, chunk_chars, chunk_overlap, kind, target_recall)
     except ValueError as exc:
         fail(str(exc), 2)
-    _load(embedder)
-    try:
-        with _bars() as bars:
-            report = ingest(
-                store, embedder, paths, root or Path.cwd(), mode, options,  # type: ignore[arg-type]
-                _ticker(bars),
-            )  # fmt: skip
-    except (CollectionError, ValueError) as exc:
-        fail(str(exc))
+    with _ray(workers):
+        _load(embedder)
+        try:
+            with _bars() as bars:
+                report = ingest(
+                    store, embedder, paths, root or Path.cwd(), mode, options,  # type: ignore[arg-type]
+                    _ticker(bars),
+                )  # fmt: skip
+        except (CollectionError, ValueError) as exc:
+            fail(str(exc))
+        if workers:
+            report.workers = embedder.stats()
     _print_report(report, as_json)
 
 
-def _open(config: str, data_dir: Path | None, collection: str) -> tuple[Any, Any, Any]:
+@contextmanager
+def _ray(workers: int) -> Iterator[None]:
+    """Connected to Ray for the build's embedding workers (none: nothing to do)."""
+    if not workers:
+        yield
+        return
+    import ray
+
+    address = get_settings().ray_address
+    with err.status(f"connecting to Ray ({address or 'a local Ray, started now'})"):
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            fail(f"cannot reach Ray at {address}: {exc}")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _open(
+    config: str, data_dir: Path | None, collection: str, workers: int = 0
+) -> tuple[Any, Any, Any]:
     from orchestrator.retrieval_setup import make_embedder
     from retrieval import CollectionError, CollectionStore
 
@@ -244,7 +283,8 @@ def _open(config: str, data_dir: Path | None, collection: str) -> tuple[Any, Any
         store = CollectionStore(_data_dir(cfg, data_dir), collection)
     except CollectionError as exc:
         fail(str(exc), 2)
-    return cfg, store, make_embedder(cfg.retrieval.embedding, get_settings().cache_dir)
+    embedder = make_embedder(cfg.retrieval.embedding, get_settings().cache_dir, workers)
+    return cfg, store, embedder
 
 
 def _load(embedder: Embedder) -> None:
@@ -336,6 +376,8 @@ def _print_report(report: BuildReport, as_json: bool) -> None:
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in data["seconds"].items())
     if secs:
         out.print(f"time: {secs}", highlight=False)
+    for w in data.get("workers", []):
+        out.print(f"worker on node {w['node'][:12]}: {w['texts']} chunks", highlight=False)
     if report.from_scratch:
         out.print(f"built from scratch: {report.from_scratch}", highlight=False, soft_wrap=True)
     if report.removed_sources:

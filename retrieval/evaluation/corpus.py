@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from retrieval.chunking import Chunk, chunk_document
@@ -111,7 +112,10 @@ def real_vectors(
     embedder = Embedder(MODEL, "int8", 128, cache)
     embedder.load()
     out = np.zeros((len(chunks), embedder.dim), dtype=np.float16)
-    with Progress("embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bars:
+    with Progress(
+        "embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True),
+    ) as bars:  # fmt: skip
         task = bars.add_task("embed", total=len(chunks))
         for i in range(0, len(chunks), 1024):
             part = chunks[i : i + 1024]

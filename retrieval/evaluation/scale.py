@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from retrieval import indexes
@@ -84,7 +85,7 @@ def measure(
     faiss.omp_set_num_threads(2)
     started = time.perf_counter()
     with Progress(f"building {plan.factory}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn()) as bars:  # fmt: skip
+                  TimeRemainingColumn(), console=Console(stderr=True)) as bars:  # fmt: skip
         task = bars.add_task("build", total=len(vectors))
         index = indexes.build(
             vectors, plan, added=lambda done, _: bars.update(task, completed=done)

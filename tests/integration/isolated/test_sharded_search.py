@@ -36,7 +36,7 @@ def test_sharded_top_10_is_the_unsharded_one_across_nodes(two_nodes, kind):
     plan = indexes.choose(len(vectors), 32, kind)
     index = indexes.build(vectors, plan)
     indexes.tune(index, plan, vectors, 0.9)
-    _, expected = index.search(queries, 10)
+    _, expected = indexes.search(index, queries, 10)
     search = start_shards(index, plan, vectors, 4, num_cpus=0.5)
     try:
         nodes = set(ray.get([s.node_id.remote() for s in search.shards]))
