@@ -591,7 +591,11 @@ class RetrievalConfig(_CallBounds):
     )
     top_k: int = Field(3, ge=1, le=50, description="Passages retrieved per query.")
     min_score: float = Field(
-        0.35, ge=-1, le=1, description="Cosine similarity below which a passage is dropped."
+        0.35,
+        ge=-1,
+        le=1,
+        description="Cosine similarity below which a passage is dropped, unless (hybrid "
+        "search) it holds most of the query's rare words by weight.",
     )
     max_context_chars: int = Field(2400, ge=0, description="Most passage text put into one prompt.")
     usd_per_replica_hour: float = Field(

@@ -10,6 +10,7 @@ embedding model) is logged and the old one goes on serving.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sqlite3
 import threading
@@ -35,6 +36,8 @@ class Hit:
     heading: str
     score: float
     text: str
+    # the IDF-weighted share of the query's rare words in the chunk (hybrid search; 0 else)
+    words: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -52,6 +55,7 @@ CANDIDATES = 4  # each half of a hybrid search proposes this many times k
 # the word half's share of a hybrid score (``benchmarks/retrieval_grounding.py`` chose it
 # on facts and pages of its own, apart from the ones it reports on)
 LEXICAL_WEIGHT = 0.5
+RARE_SHARE = 0.1  # a query word in more of the chunks than this does not count as evidence
 _WORD = re.compile(r"\w{2,}", re.UNICODE)
 
 
@@ -84,6 +88,7 @@ class OpenVersion:
         self.vectors = stored.read_vectors()
         self._lock = threading.Lock()
         self.lexical_weight = LEXICAL_WEIGHT
+        self._vocab = False  # the word counts' view, made on first use
 
     @property
     def size(self) -> int:
@@ -97,7 +102,7 @@ class OpenVersion:
             scores, rows = indexes.search(self.index, vectors, k)
         else:
             scores, rows = self._hybrid(vectors, texts, k)
-        return self._hits(scores, rows)
+        return self._hits(scores, rows, texts)
 
     def _hybrid(
         self, vectors: np.ndarray, texts: list[str], k: int
@@ -122,7 +127,7 @@ class OpenVersion:
     def _bm25(self, text: str, limit: int, also: list[int]) -> dict[int, float]:
         """BM25 scores (higher is better) of the ``limit`` best word matches of ``text``
         and of the rows in ``also`` that match any of its words."""
-        words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:32]
+        words = _query_words(text)
         if not words:
             return {}
         match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
@@ -145,7 +150,42 @@ class OpenVersion:
             return {}
         return {int(r): float(score) for r, score in found}
 
-    def _hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
+    def _word_weights(self, text: str) -> dict[str, float]:
+        """Each of the query's rare words (in at most ``RARE_SHARE`` of the chunks) and
+        its BM25 inverse document frequency in this version (a word no chunk holds weighs
+        the most)."""
+        words = _query_words(text)
+        if not words:
+            return {}
+        n = self.size
+        try:
+            with self._lock:
+                if not self._vocab:
+                    self.db.execute(
+                        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab "
+                        "USING fts5vocab(main, words, row)"
+                    )
+                    self._vocab = True
+                df = dict(
+                    self.db.execute(
+                        f"SELECT term, doc FROM temp.vocab WHERE term IN "
+                        f"({','.join('?' * len(words))})",
+                        words,
+                    ).fetchall()
+                )
+        except sqlite3.Error as exc:
+            logger.warning("collection %s: word counts failed (%s)", self.collection, exc)
+            return {}
+        rare = max(1.0, n * RARE_SHARE)  # common words say nothing of relevance
+        return {
+            w: math.log((n - df.get(w, 0) + 0.5) / (df.get(w, 0) + 0.5) + 1)
+            for w in words
+            if df.get(w, 0) <= rare
+        }
+
+    def _hits(
+        self, scores: np.ndarray, rows: np.ndarray, texts: list[str] | None = None
+    ) -> list[list[Hit]]:
         wanted = sorted({int(r) for r in rows.ravel() if r >= 0})
         with self._lock:
             found = {
@@ -156,6 +196,7 @@ class OpenVersion:
                     wanted,
                 )
             }
+        weights = [self._word_weights(t) for t in texts] if texts else [{} for _ in rows]
         return [
             [
                 Hit(
@@ -166,12 +207,26 @@ class OpenVersion:
                     found[r][3],
                     float(s),
                     found[r][4],
+                    _coverage(weight, f"{found[r][3]} {found[r][4]}"),
                 )
                 for s, r in zip(row_s, row_r, strict=True)
                 if r >= 0 and int(r) in found
             ]
-            for row_s, row_r in zip(scores, rows, strict=True)
+            for row_s, row_r, weight in zip(scores, rows, weights, strict=True)
         ]
+
+
+def _query_words(text: str) -> list[str]:
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:32]
+
+
+def _coverage(weights: dict[str, float], text: str) -> float:
+    """The share of the weights of the words ``text`` holds."""
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    present = {w.lower() for w in _WORD.findall(text)}
+    return sum(v for w, v in weights.items() if w in present) / total
 
 
 def _unit(values: np.ndarray) -> np.ndarray:

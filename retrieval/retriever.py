@@ -19,6 +19,7 @@ from retrieval.embed import Embedder
 from retrieval.store import CollectionError, CollectionStore
 
 logger = logging.getLogger(__name__)
+WORDS_RELEVANT = 0.6  # the IDF-weighted share of the query's words that makes a hit relevant
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,13 @@ class Retriever:
         # each collection's own order (a hybrid order is not the cosine's), collections
         # interleaved rank by rank, the closer first at each rank
         return [
-            [h for _, _, h in sorted(m, key=lambda x: x[:2]) if h.score >= min_score][:k]
+            [h for _, _, h in sorted(m, key=lambda x: x[:2]) if relevant(h, min_score)][:k]
             for m in merged
         ]
+
+
+def relevant(hit: Hit, min_score: float) -> bool:
+    """At least ``min_score`` cosine similarity, or (hybrid search) most of the query's
+    words by weight: a fact one sentence long in a long chunk moves its vector little,
+    though its rare words are all there."""
+    return hit.score >= min_score or hit.words >= WORDS_RELEVANT

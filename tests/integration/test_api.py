@@ -88,7 +88,9 @@ def test_query_endpoint_returns_answer_routing_sources_usage(client):
     body = resp.json()
     assert {"answer", "specialist", "routing", "sources", "usage", "request_id"} <= set(body)
     assert body["sources"], "the shipped docs should ground a question about routing"
-    assert body["sources"][0]["source"] == "routing.md"
+    # routing.md's own chunks: the hybrid ranking may put the overview's mention of the
+    # router first (its words match best), never leave the routing page out
+    assert "routing.md" in [s["source"] for s in body["sources"]]
     assert all(s["score"] >= 0.35 for s in body["sources"])
 
 

@@ -65,3 +65,25 @@ def test_a_search_over_collections_takes_each_ones_best_rank_by_rank(tmp_path):
     assert np.all([h.score >= 0.5 for h in hits if h.collection == "north"])
     only = retriever.search(["ice snow cold weather"], 4, min_score=0.5)[0]
     assert {h.collection for h in only} == {"north"} and len(only) == 4
+
+
+def test_a_hit_holding_most_of_the_querys_rare_words_passes_min_score(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    long_text = " ".join(f"filler{i}" for i in range(40))  # one chunk, mostly filler
+    (docs / "fact.md").write_text(f"{long_text} the lighthouse of vellmar was rebuilt")
+    for i in range(6):
+        (docs / f"other{i}.md").write_text(f"the weather of the harbour {i} was calm")
+    spec = CollectionSpec("c", [docs], docs)
+    question = "who rebuilt the lighthouse of vellmar"
+    dense = Retriever(HashingEmbedder(), [spec], tmp_path / "dense", hybrid=False)
+    hybrid = Retriever(HashingEmbedder(), [spec], tmp_path / "hybrid", hybrid=True)
+    dense.start()
+    hybrid.start()
+    assert dense.search([question], 3, min_score=0.5)[0] == []
+    hits = hybrid.search([question], 3, min_score=0.5)[0]
+    assert [h.source for h in hits] == ["fact.md"]
+    assert hits[0].score < 0.5 and hits[0].words >= 0.6
+    # words most chunks hold are no evidence, however many of them match
+    common = hybrid.search(["the of was"], 3, min_score=0.9)[0]
+    assert common == [] and dense.search(["the of was"], 3)[0][0].words == 0.0
