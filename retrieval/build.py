@@ -284,7 +284,7 @@ def _embed_new(
             todo.append(i)
         else:
             vectors[i] = reused
-    step = options.batch_size * 4 * getattr(embedder, "parallel", 1)  # every worker busy
+    step = options.batch_size * 4 * embedder.parallel  # every worker busy
     for start in range(0, len(todo), step):
         tick("embed", start, len(todo))
         part = todo[start : start + step]

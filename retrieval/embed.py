@@ -38,6 +38,8 @@ _BERT_SHAPED = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "came
 
 
 class Embedder:
+    parallel = 1  # batches it embeds at once (``ClusterEmbedder``: one per worker)
+
     def __init__(
         self,
         package: str,

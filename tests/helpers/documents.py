@@ -16,6 +16,7 @@ class HashingEmbedder:
     package = "hashing-test"
     precision = "fp32"
     dim = 64
+    parallel = 1
 
     def __init__(self) -> None:
         self.embedded: list[str] = []
