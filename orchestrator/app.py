@@ -1,6 +1,6 @@
 """Build the Ray Serve applications from a config: one per specialist engine (one
 deployment per engine group, or per specialist outside one), and the main one with the
-gateway, router and retriever.
+gateway, router and a retriever per collection.
 
 Each deployment is bound its own typed config object (``RouterConfig``,
 ``RetrievalConfig``, ``SpecialistConfig``, the whole ``MixserveConfig`` for the gateway)
@@ -116,20 +116,31 @@ def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace:
     )
 
 
-def _retriever(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace: Any) -> Any:
+def _retrievers(
+    config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace: Any
+) -> dict[str, Any]:
+    """Collection -> its own retriever deployment (``retriever-<name>``): each sized and
+    placed by its collection's settings, following its own versions."""
     data_dir = config.data_dir(get_settings().data_dir, cache_dir)
-    return (
-        _deployment(RetrieverServer)
-        .options(
-            name="retriever",
-            num_replicas=1,
-            max_ongoing_requests=config.retrieval.max_ongoing_requests,
-            max_queued_requests=config.retrieval.max_queued_requests,
-            max_surge_percent=100,
-            ray_actor_options=_actor_options(config.retrieval.resources, {**env, **OFFLINE_ENV}),
+    r = config.retrieval
+    specs = {spec.name: spec for spec in collection_specs(config)}
+    out: dict[str, Any] = {}
+    for c in r.collections:
+        out[c.name] = (
+            _deployment(RetrieverServer)
+            .options(
+                name=c.deployment,
+                num_replicas=c.replicas,
+                max_ongoing_requests=r.max_ongoing_requests,
+                max_queued_requests=r.max_queued_requests,
+                max_surge_percent=100,
+                ray_actor_options=_actor_options(
+                    c.resources or r.resources, {**env, **OFFLINE_ENV}
+                ),
+            )
+            .bind(r, specs[c.name], str(data_dir), str(cache_dir), trace)
         )
-        .bind(config.retrieval, collection_specs(config), str(data_dir), str(cache_dir), trace)
-    )
+    return out
 
 
 def engine_app(config_name: str, deployment: str) -> str:
@@ -214,9 +225,9 @@ def build_apps(
     """The Serve applications, in the order to deploy them: one per engine deployment
     (``engine_app``: a changed specialist rolls over only its own engine's replicas, as
     Serve restarts every deployment of an application whose arguments changed), then
-    the main one (gateway, router, retriever) under ``config.name``, whose gateway finds
-    the engines by name. ``tracing`` reaches every deployment through its arguments
-    (replicas on other nodes need not share this process's environment)."""
+    the main one (gateway, router, a retriever per collection) under ``config.name``,
+    whose gateway finds the engines by name. ``tracing`` reaches every deployment through
+    its arguments (replicas on other nodes need not share this process's environment)."""
     env = {**BASE_ENV, RUN_MARKER_VAR: run_id}
     trace = tracing or TraceOptions(enabled=False)
     apps: dict[str, Application] = {}
@@ -244,7 +255,7 @@ def build_apps(
         .bind(
             config,
             _router(config, cache_dir, env, trace),
-            _retriever(config, cache_dir, env, trace),
+            _retrievers(config, cache_dir, env, trace),
             addresses,
             redis_url,
             # settlements made while Redis is down wait here (per node, drained by any
@@ -257,7 +268,7 @@ def build_apps(
 
 
 class MainArgs(BaseModel):
-    """What the main application (gateway, router, retriever) is built from."""
+    """What the main application (gateway, router, retrievers) is built from."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

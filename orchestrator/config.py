@@ -548,12 +548,43 @@ class CollectionConfig(_Strict):
         description="Recall@10 against exact search that the index's search parameter "
         "(efSearch, nprobe) is tuned to at build time.",
     )
+    replicas: int = Field(
+        1, ge=1, le=64, description="Replicas of this collection's retriever deployment."
+    )
+    resources: Resources | None = Field(
+        None, description="Per-replica resources; default: retrieval.resources."
+    )
+    shards: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Above 1: the index is split over this many Ray actors, spread over the "
+        "cluster's nodes, and each query fans out to them (results identical to one index). "
+        "Needs index flat or ivfpq: an HNSW graph does not split that way.",
+    )
+    shard_resources: Resources = Field(
+        default_factory=lambda: Resources(num_cpus=0.25),
+        description="Per-shard resources (memory_gb or a custom resource places shards on "
+        "nodes with room for them).",
+    )
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> CollectionConfig:
         if self.chunk_overlap >= self.chunk_chars // 2:
             raise ValueError("chunk_overlap must be under half of chunk_chars")
+        if self.shards > 1 and self.index not in ("flat", "ivfpq"):
+            raise ValueError(
+                f"collection {self.name!r}: shards {self.shards} needs index flat or ivfpq "
+                f"(not {self.index!r}): an HNSW graph split in parts gives other results"
+            )
+        if self.shard_resources.num_gpus:
+            raise ValueError(f"collection {self.name!r}: shards search on CPUs (num_gpus 0)")
         return self
+
+    @property
+    def deployment(self) -> str:
+        """This collection's retriever deployment: ``retriever-<name>``."""
+        return f"retriever-{self.name}"
 
 
 class EmbeddingConfig(_Strict):
@@ -601,7 +632,11 @@ class RetrievalConfig(_CallBounds):
     usd_per_replica_hour: float = Field(
         0.0, ge=0, le=100_000, description="USD per retriever replica-hour, by busy-time share."
     )
-    resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
+    resources: Resources = Field(
+        default_factory=Resources,
+        description="Per-replica resources of each collection's retriever deployment, unless "
+        "the collection sets its own.",
+    )
 
 
 class GatewayConfig(_Strict):

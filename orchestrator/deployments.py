@@ -184,44 +184,49 @@ class RouterServer:
 
 
 class RetrieverServer:
+    """One collection's retriever: embeds the query, searches the collection's live
+    version (hybrid or dense), follows new versions as they are published (opened off
+    the search path) and, for a sharded collection, fans out to its shard actors."""
+
     def __init__(
         self,
         config: RetrievalConfig,
-        collections: list[CollectionSpec],
+        collection: CollectionSpec,
         data_dir: str,
         cache_dir: str,
         tracing: TraceOptions | None = None,
     ) -> None:
         from retrieval import Retriever
 
-        self.tracing = Tracing(tracing, "retriever")
+        self.name = collection.name
+        self.tracing = Tracing(tracing, f"retriever-{collection.name}")
         self.meter = BusyMeter()
         self.compute = ComputeThread("retriever")
         embedder = make_embedder(config.embedding, Path(cache_dir))
-        self.collections = list(collections)
         self.retriever = Retriever(
-            embedder, collections, Path(data_dir), hybrid=config.search == "hybrid"
+            embedder,
+            [collection],
+            Path(data_dir),
+            hybrid=config.search == "hybrid",
+            follow_in_background=True,
         )
         self.compute.run_now(self.retriever.start)
-        logger.info("retriever ready: %s", self.retriever.sizes())
+        logger.info("retriever %s ready: %s", self.name, self.retriever.sizes())
 
     async def search(
-        self,
-        query: str,
-        k: int,
-        min_score: float,
-        trace: Carrier | None = None,
-        collections: list[str] | None = None,
+        self, query: str, k: int, min_score: float, trace: Carrier | None = None
     ) -> dict[str, Any]:
-        """The hits (from ``collections``, all when None), and the replica busy time
-        charged to this search."""
-        attrs = {**where(), semconv.GEN_AI_OPERATION_NAME: "retrieval", "mixserve.retrieval.k": k}
+        """The hits, best first, and the replica busy time charged to this search."""
+        attrs = {
+            **where(),
+            semconv.GEN_AI_OPERATION_NAME: "retrieval",
+            semconv.GEN_AI_DATA_SOURCE_ID: self.name,
+            "mixserve.retrieval.k": k,
+        }
         with self.tracing.span("mixserve.retriever.search", trace, SpanKind.SERVER, attrs) as span:
             token = self.meter.start()
             try:
-                hits = await self.compute.run(
-                    self.retriever.search, [query], k, min_score, collections
-                )
+                hits = await self.compute.run(self.retriever.search, [query], k, min_score)
             finally:
                 busy = self.meter.stop(token)
             found = [h.as_dict() for h in hits[0]]
@@ -236,12 +241,26 @@ class RetrieverServer:
                 span.set_attribute(semconv.GEN_AI_RETRIEVAL_QUERY_TEXT, query)
         return {"hits": found, "busy_s": busy}
 
+    async def info(self) -> dict[str, Any]:
+        """The version served, its size and index, and where its shards run."""
+        live = self.retriever.collections[self.name]
+        version = live.current
+        if version is None:
+            return {"collection": self.name, "version": None}
+        nodes = await self.compute.run(version.shard_nodes)
+        return {
+            "collection": self.name,
+            "version": version.name,
+            "chunks": version.size,
+            "index": version.plan.as_dict(),
+            "shard_nodes": nodes,
+        }
+
     async def check_health(self) -> None:
-        """Healthy: every configured collection's index is loaded and the compute thread
-        answers (Serve replaces a replica whose check raises)."""
-        missing = [c.name for c in self.collections if c.name not in self.retriever.collections]
-        if missing:
-            raise RuntimeError(f"collections not loaded: {', '.join(missing)}")
+        """Healthy: the collection's index is loaded and the compute thread answers (Serve
+        replaces a replica whose check raises)."""
+        if self.name not in self.retriever.collections:
+            raise RuntimeError(f"collection {self.name} not loaded")
         await asyncio.wait_for(self.compute.run(_noop), HEALTH_TIMEOUT_S)
 
     async def ready(self) -> bool:

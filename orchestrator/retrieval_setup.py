@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.config import CollectionConfig, EmbeddingConfig, MixserveConfig
+from orchestrator.config import CollectionConfig, EmbeddingConfig, MixserveConfig, Resources
 
 if TYPE_CHECKING:
     from retrieval import CollectionSpec, Embedder, IngestOptions
@@ -52,5 +52,19 @@ def collection_specs(config: MixserveConfig) -> list[CollectionSpec]:
             if paths
             else Path(config.base_dir)
         )
-        specs.append(CollectionSpec(c.name, paths, root, ingest_options(c)))
+        specs.append(
+            CollectionSpec(
+                c.name, paths, root, ingest_options(c), c.shards, shard_options(c.shard_resources)
+            )
+        )
     return specs
+
+
+def shard_options(resources: Resources) -> dict[str, object]:
+    """``retrieval.shards.start_shards``'s Ray options for shards of ``resources``."""
+    options: dict[str, object] = {"num_cpus": resources.num_cpus}
+    if resources.memory_gb is not None:
+        options["memory"] = int(resources.memory_gb * 1024**3)
+    if resources.custom:
+        options["resources"] = dict(resources.custom)
+    return options

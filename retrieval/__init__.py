@@ -2,13 +2,14 @@
 collections on disk and search them.
 
 Public API: ``Retriever``, ``CollectionSpec``, ``Hit``, ``Embedder``, ``IngestOptions``,
-``ingest``, ``delete``, ``CollectionStore``, ``CollectionError``, ``LiveCollection``.
+``ingest``, ``delete``, ``interleave``, ``CollectionStore``, ``CollectionError``,
+``LiveCollection``.
 """
 
 from retrieval.build import BuildReport, IngestOptions, delete, ingest
 from retrieval.collection import Hit, LiveCollection
 from retrieval.embed import Embedder
-from retrieval.retriever import CollectionSpec, Retriever
+from retrieval.retriever import CollectionSpec, Retriever, interleave
 from retrieval.store import CollectionError, CollectionStore, list_collections
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "Retriever",
     "delete",
     "ingest",
+    "interleave",
     "list_collections",
 ]

@@ -4,7 +4,14 @@
 when a new version is live it opens it beside the one serving, checks it, and swaps the
 two in one assignment: searches already running finish on the old one, the next ones
 use the new one, none fails. A new version that does not open (corrupt, another
-embedding model) is logged and the old one goes on serving.
+embedding model) is logged and the old one goes on serving. With ``background=True``
+(the service) the new version is opened on a thread of its own, so no search waits for
+a large index to load or its shards to start.
+
+A version opened with ``shards`` above 1 splits its index over that many Ray actors
+(``retrieval.shards``, spread over the cluster's nodes) and drops its own copy: this
+process keeps the chunks (SQLite) and the memory-mapped vectors that hybrid scores are
+computed from, the shards the index. Results are the unsharded index's.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import numpy as np
 
 from retrieval import indexes
 from retrieval.build import check_embedding
+from retrieval.shards import SHARDABLE, ShardedSearch, start_shards
 from retrieval.store import CollectionError, CollectionStore, StoredVersion
 
 logger = logging.getLogger(__name__)
@@ -73,35 +81,57 @@ class OpenVersion:
     vectors, so ``min_score`` means the same for every hit. Words find what embeddings
     blur: names, numbers, rare terms in a long chunk."""
 
-    def __init__(self, collection: str, stored: StoredVersion) -> None:
+    def __init__(
+        self,
+        collection: str,
+        stored: StoredVersion,
+        shards: int = 1,
+        shard_options: dict[str, Any] | None = None,
+    ) -> None:
         self.collection = collection
         self.name = stored.name
         self.manifest = stored.manifest
-        self.index = stored.read_index()
+        index = stored.read_index()
         self.plan = indexes.IndexPlan(
             stored.manifest["index"]["kind"],
             stored.manifest["index"]["factory"],
             dict(stored.manifest["index"].get("params") or {}),
         )
-        indexes.apply(self.index, self.plan)
-        if self.index.ntotal != stored.manifest["counts"]["chunks"]:
+        indexes.apply(index, self.plan)
+        self.size = int(index.ntotal)
+        if self.size != stored.manifest["counts"]["chunks"]:
             raise CollectionError(f"{stored.folder}: index and chunk counts differ")
-        self.db = stored.connect()
         self.vectors = stored.read_vectors()
+        self.index: Any = index
+        self.sharded: ShardedSearch | None = None
+        if shards > 1:
+            if self.plan.kind not in SHARDABLE:
+                raise CollectionError(
+                    f"{stored.folder}: a {self.plan.kind} index cannot be split into shards "
+                    f"with the unsharded results; rebuild it with index flat or ivfpq"
+                )
+            self.sharded = start_shards(index, self.plan, shards, **(shard_options or {}))
+            self.index = None  # the shards hold it now
+        self.db = stored.connect()
         self._lock = threading.Lock()
         self.lexical_weight = LEXICAL_WEIGHT
         self._vocab = False  # the word counts' view, made on first use
 
-    @property
-    def size(self) -> int:
-        return int(self.index.ntotal)
+    def shard_nodes(self) -> list[str]:
+        """The Ray node of each shard (empty when not sharded)."""
+        return self.sharded.nodes() if self.sharded is not None else []
+
+    def _nearest(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.sharded is not None:
+            return self.sharded.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+        return indexes.search(self.index, vectors, k)
 
     def search(
         self, vectors: np.ndarray, k: int, texts: list[str] | None = None
     ) -> list[list[Hit]]:
         k = min(k, self.size)
         if texts is None:
-            scores, rows = indexes.search(self.index, vectors, k)
+            scores, rows = self._nearest(vectors, k)
         else:
             scores, rows = self._hybrid(vectors, texts, k)
         return self._hits(scores, rows, texts)
@@ -110,7 +140,7 @@ class OpenVersion:
         self, vectors: np.ndarray, texts: list[str], k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         wide = min(k * CANDIDATES, self.size)
-        _, dense = indexes.search(self.index, vectors, wide)
+        _, dense = self._nearest(vectors, wide)
         scores = np.full((len(texts), k), -np.inf, dtype=np.float32)
         rows = np.full((len(texts), k), -1, dtype=np.int64)
         for qi, text in enumerate(texts):
@@ -239,11 +269,20 @@ def _unit(values: np.ndarray) -> np.ndarray:
 
 class LiveCollection:
     def __init__(
-        self, store: CollectionStore, embedding: dict[str, Any], check_every_s: float = 1.0
+        self,
+        store: CollectionStore,
+        embedding: dict[str, Any],
+        check_every_s: float = 1.0,
+        shards: int = 1,
+        shard_options: dict[str, Any] | None = None,
+        background: bool = False,
     ) -> None:
         self.store = store
         self.embedding = embedding
         self.check_every_s = check_every_s
+        self.shards = shards
+        self.shard_options = dict(shard_options or {})
+        self.background = background
         self.current: OpenVersion | None = None
         self._checked = 0.0
         self._refresh_lock = threading.Lock()
@@ -257,7 +296,7 @@ class LiveCollection:
         ``verify=False`` skips the checksums, for a version this process just checked."""
         stored = self.store.open_version(verify=verify)
         check_embedding(stored.manifest, self.embedding, self.store.name)
-        self.current = OpenVersion(self.store.name, stored)
+        self.current = self._open(stored)
         self._checked = time.monotonic()
         return self.current
 
@@ -277,7 +316,7 @@ class LiveCollection:
             try:
                 stored = self.store.open_version(live)
                 check_embedding(stored.manifest, self.embedding, self.store.name)
-                opened = OpenVersion(self.store.name, stored)
+                opened = self._open(stored)
             except (CollectionError, RuntimeError, OSError) as exc:
                 logger.error("collection %s: version %s not served: %s", self.name, live, exc)
                 return False
@@ -287,11 +326,18 @@ class LiveCollection:
         finally:
             self._refresh_lock.release()
 
+    def _open(self, stored: StoredVersion) -> OpenVersion:
+        return OpenVersion(self.store.name, stored, self.shards, self.shard_options)
+
     def search(
         self, vectors: np.ndarray, k: int, texts: list[str] | None = None
     ) -> list[list[Hit]]:
         """Nearest chunks; hybrid (vectors and words) when the queries' ``texts`` are given."""
         if time.monotonic() - self._checked >= self.check_every_s:
-            self.refresh()
+            if not self.background:
+                self.refresh()
+            elif not self._refresh_lock.locked():
+                self._checked = time.monotonic()  # one opening thread at a time
+                threading.Thread(target=self.refresh, name="refresh", daemon=True).start()
         version = self.current or self.open()
         return version.search(vectors, k, texts)

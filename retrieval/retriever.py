@@ -9,9 +9,10 @@ are published, without a restart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from retrieval.build import IngestOptions, ingest
 from retrieval.collection import Hit, LiveCollection
@@ -20,6 +21,7 @@ from retrieval.store import CollectionError, CollectionStore
 
 logger = logging.getLogger(__name__)
 WORDS_RELEVANT = 0.6  # the IDF-weighted share of the query's words that makes a hit relevant
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class CollectionSpec:
     paths: list[Path] = field(default_factory=list)  # empty: built by `mixserve index`
     root: Path = Path(".")
     options: IngestOptions = field(default_factory=IngestOptions)
+    shards: int = 1  # above 1: the index split over that many Ray actors (``shards``)
+    shard_options: dict[str, object] = field(default_factory=dict)  # their Ray actor options
 
 
 class Retriever:
@@ -37,9 +41,11 @@ class Retriever:
         collections: Sequence[CollectionSpec],
         data_dir: Path,
         hybrid: bool = True,
+        follow_in_background: bool = False,
     ) -> None:
         self.embedder = embedder
         self.hybrid = hybrid
+        self.background = follow_in_background  # open new versions off the search path
         self.specs = list(collections)
         self.data_dir = data_dir
         self.collections: dict[str, LiveCollection] = {}
@@ -70,7 +76,13 @@ class Retriever:
                     logger.error(
                         "collection %s not rebuilt (%s): serving what it has", spec.name, exc
                     )
-            live = LiveCollection(store, self.embedder.identity())
+            live = LiveCollection(
+                store,
+                self.embedder.identity(),
+                shards=spec.shards,
+                shard_options=spec.shard_options,
+                background=self.background,
+            )
             live.open(verify=not spec.paths)  # ingest just checked (or wrote) it
             self.collections[spec.name] = live
 
@@ -92,17 +104,25 @@ class Retriever:
         if not queries or not names:
             return [[] for _ in queries]
         vectors = self.embedder.embed(queries)
-        merged: list[list[tuple[int, float, Hit]]] = [[] for _ in queries]
-        for name in names:
-            found = self.collections[name].search(vectors, k, queries if self.hybrid else None)
-            for qi, hits in enumerate(found):
-                merged[qi] += [(rank, -h.score, h) for rank, h in enumerate(hits)]
-        # each collection's own order (a hybrid order is not the cosine's), collections
-        # interleaved rank by rank, the closer first at each rank
-        return [
-            [h for _, _, h in sorted(m, key=lambda x: x[:2]) if relevant(h, min_score)][:k]
-            for m in merged
+        found = [
+            self.collections[name].search(vectors, k, queries if self.hybrid else None)
+            for name in names
         ]
+        return [
+            interleave([[h for h in per[qi] if relevant(h, min_score)] for per in found], k)
+            for qi in range(len(queries))
+        ]
+
+
+def interleave(
+    ranked: Sequence[Sequence[T]], k: int, score: Callable[[T], float] | None = None
+) -> list[T]:
+    """The best ``k`` of several collections' hits, each list in its collection's own
+    order (a hybrid order is not the cosine's): interleaved rank by rank, the higher
+    ``score`` (default: ``.score``) first at each rank, then the earlier list."""
+    key = score or (lambda h: float(h.score))  # type: ignore[attr-defined]
+    merged = [(rank, -key(h), i, h) for i, hits in enumerate(ranked) for rank, h in enumerate(hits)]
+    return [h for *_, h in sorted(merged, key=lambda x: x[:3])][:k]
 
 
 def relevant(hit: Hit, min_score: float) -> bool:

@@ -5,7 +5,8 @@ Why it is the same, by index kind:
 - ``flat``: each shard's top-k is exact over its part; the best k of their union is the
   exact top-k of the whole.
 - ``ivfpq``: every shard is a copy of the collection's one *trained* index (the same
-  coarse centroids, PQ and 8-bit codebooks), holding its part. A query probes the same
+  coarse centroids, PQ and 8-bit codebooks) holding its part: its rows' codes copied
+  out of the whole index, not encoded again. A query probes the same
   lists everywhere, and each shard returns its best ``k_factor·k`` candidates by PQ score
   together with their 8-bit (re-ranking) scores. The coordinator keeps the best
   ``k_factor·k`` by PQ score, exactly the candidates the unsharded index would re-rank,
@@ -19,37 +20,60 @@ numbers. Ties in score are broken by row number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from retrieval import indexes
 
+SHARDABLE = ("flat", "ivfpq")  # the kinds whose shards give the unsharded results
 
-def template_of(index: Any, plan: indexes.IndexPlan) -> bytes:
-    """The collection's index emptied of vectors but keeping its training."""
+
+def parts(index: Any, plan: indexes.IndexPlan, shards: int) -> Iterator[tuple[bytes, np.ndarray]]:
+    """Each shard's index (serialized) and its rows (``split``): the rows' data copied
+    out of the collection's index as it is, never re-encoded, so a shard scores each row
+    exactly as the whole index does. ``flat``: the rows' vectors; ``ivfpq``: the trained
+    index with the rows' entries of its inverted lists (PQ codes under their global row
+    ids) and their 8-bit re-ranking codes. One shard is made at a time."""
     import faiss
 
-    if plan.kind not in ("flat", "ivfpq"):
+    if plan.kind not in SHARDABLE:
         raise ValueError(f"a {plan.kind} index cannot be sharded with identical results")
-    empty = faiss.clone_index(index)
-    empty.reset()
-    return bytes(faiss.serialize_index(empty))
+    whole: Any = faiss.downcast_index(index)
+    for shard, rows in enumerate(split(int(whole.ntotal), shards)):
+        if plan.kind == "flat":
+            part: Any = faiss.IndexFlatIP(whole.d)
+            part.add(whole.reconstruct_batch(rows))
+            yield bytes(faiss.serialize_index(part)), rows
+            continue
+        cloned = faiss.clone_index(whole)  # held: the downcast view does not own it
+        part = faiss.downcast_index(cloned)
+        part.reset()
+        base: Any = faiss.downcast_index(part.base_index)
+        lists: Any = faiss.InvertedLists
+        source: Any = faiss.downcast_index(whole.base_index)
+        source.copy_subset_to(base, lists.SUBSET_TYPE_ID_MOD, shards, shard)  # id % shards
+        codes: Any = faiss.downcast_index(whole.refine_index)
+        mine: Any = faiss.downcast_index(part.refine_index)
+        table = faiss.rev_swig_ptr(codes.codes.data(), codes.ntotal * codes.code_size)
+        picked = np.frombuffer(table, dtype=np.uint8).reshape(-1, codes.code_size)[rows]
+        faiss.copy_array_to_vector(np.ascontiguousarray(picked).ravel(), mine.codes)
+        mine.ntotal = part.ntotal = len(rows)
+        if base.ntotal != len(rows):
+            raise ValueError(f"shard {shard}: {base.ntotal} list entries for {len(rows)} rows")
+        yield bytes(faiss.serialize_index(part)), rows
 
 
 class ShardSearcher:
-    """One shard: its rows of the collection, in a copy of the trained index."""
+    """One shard: its rows of the collection (``parts``)."""
 
-    def __init__(
-        self, template: bytes, plan: dict[str, Any], vectors: np.ndarray, rows: np.ndarray
-    ) -> None:
+    def __init__(self, data: bytes, plan: dict[str, Any], rows: np.ndarray) -> None:
         import faiss
 
         self.plan = indexes.IndexPlan(plan["kind"], plan["factory"], dict(plan["params"]))
-        self.index = faiss.deserialize_index(np.frombuffer(template, dtype=np.uint8))
-        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self.rows = np.asarray(rows, dtype=np.int64)
+        self.index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        self.rows = np.asarray(rows, dtype=np.int64)  # ascending
         self.k_factor = 1
         if self.plan.kind == "ivfpq":
             refine: Any = faiss.downcast_index(self.index)
@@ -74,16 +98,14 @@ class ShardSearcher:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if self.plan.kind == "flat":
             scores, local = indexes.search(self.index, queries, k)
-            return scores, scores, self._global(local)
-        primary, local = self.base.search(queries, k * self.k_factor)
+            return scores, scores, np.where(local >= 0, self.rows[np.maximum(local, 0)], -1)
+        primary, found = self.base.search(queries, k * self.k_factor)  # global row ids
         final = np.full(primary.shape, -np.inf, dtype=np.float32)
-        for qi, row in enumerate(local):
+        for qi, row in enumerate(found):
             ok = row >= 0
-            final[qi, ok] = indexes.refined_scores(self.refine, row[ok], queries[qi])
-        return primary, final, self._global(local)
-
-    def _global(self, local: np.ndarray) -> np.ndarray:
-        return np.where(local >= 0, self.rows[np.maximum(local, 0)], -1)
+            local = np.searchsorted(self.rows, row[ok])
+            final[qi, ok] = indexes.refined_scores(self.refine, local, queries[qi])
+        return primary, final, found
 
 
 def merge(
@@ -131,26 +153,40 @@ class ShardedSearch:
             parts = [s.search(queries, k) for s in self.shards]
         return merge(parts, k, k_base)
 
+    def nodes(self) -> list[str]:
+        """The node each shard runs on."""
+        if not self.remote:
+            return ["" for _ in self.shards]
+        import ray
+
+        return [str(n) for n in ray.get([s.node_id.remote() for s in self.shards])]
+
 
 def start_shards(
     index: Any,
     plan: indexes.IndexPlan,
-    vectors: np.ndarray,
     shards: int,
     num_cpus: float = 0.5,
     spread: bool = True,
+    **ray_options: Any,
 ) -> ShardedSearch:
     """Ray actors, one per shard (spread over the cluster's nodes), holding the
-    collection's rows; their vectors travel through Ray's object store."""
+    collection's rows (``parts``), which travel through Ray's object store. A shard whose
+    process or node is lost is restarted from those (searches are retried), and the
+    actors stop when the returned object is dropped. ``ray_options``: more Ray actor
+    options (``memory``, ``resources``)."""
     import ray
 
-    template = template_of(index, plan)
     actor: Any = ray.remote(ShardSearcher).options(
-        num_cpus=num_cpus, scheduling_strategy="SPREAD" if spread else "DEFAULT"
+        num_cpus=num_cpus,
+        scheduling_strategy="SPREAD" if spread else "DEFAULT",
+        max_restarts=-1,
+        max_task_retries=2,
+        **ray_options,
     )
     handles: list[Any] = [
-        actor.remote(template, plan.as_dict(), ray.put(np.ascontiguousarray(vectors[rows])), rows)
-        for rows in split(len(vectors), shards)
+        actor.remote(ray.put(data), plan.as_dict(), rows)
+        for data, rows in parts(index, plan, shards)
     ]
     ray.get([h.__ray_ready__.remote() for h in handles])
     return ShardedSearch(handles, plan, remote=True)

@@ -73,7 +73,13 @@ def resource_problems(config: MixserveConfig, types: NodeTypes) -> list[str]:
         (f"specialists[{i}].resources", s.resources) for i, s in enumerate(config.specialists)
     ]
     parts += [("router.resources", config.router.resources)]
-    parts += [("retrieval.resources", config.retrieval.resources)]
+    for i, c in enumerate(config.retrieval.collections):
+        if c.resources is None:
+            parts += [("retrieval.resources", config.retrieval.resources)]
+        else:
+            parts += [(f"retrieval.collections[{i}].resources", c.resources)]
+        if c.shards > 1:
+            parts += [(f"retrieval.collections[{i}].shard_resources", c.shard_resources)]
     parts += [("gateway.resources", config.gateway.resources)]
     # memory is checked only where node types state it (a launcher fills it in from the
     # instance type otherwise)

@@ -45,7 +45,7 @@ from orchestrator.serving.http import (
 from orchestrator.serving.planning import Planner
 from orchestrator.serving.probes import readiness, replica_stats
 from orchestrator.serving.protocol import ChatCompletionRequest, QueryRequest, SearchRequest
-from orchestrator.serving.search import search
+from orchestrator.serving.search import describe, search
 from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, Tracing
 from orchestrator.telemetry.trace_store import stored_trace
 from orchestrator.versions import specialist_version
@@ -87,18 +87,19 @@ class Gateway:
         self,
         config: MixserveConfig,
         router: Any,
-        retriever: Any,
+        retrievers: dict[str, Any],
         specialists: dict[str, Any],
         redis_url: str | None,
         spool_dir: str | None = None,
         tracing: TraceOptions | None = None,
     ) -> None:
         self.config = config
-        router, retriever = _on_this_mode(router), _on_this_mode(retriever)
+        router = _on_this_mode(router)
+        retrievers = {name: _on_this_mode(h) for name, h in retrievers.items()}  # by collection
         # engines are applications of their own, found by name (or handles, bound in)
         specialists = {name: _on_this_mode(handle_of(h)) for name, h in specialists.items()}
         self.router = router
-        self.retriever = retriever
+        self.retrievers = retrievers
         self.specialists = specialists
         self.cache: ResponseCache | None = None
         self.redis: Any = None
@@ -117,7 +118,7 @@ class Gateway:
         self.planner = Planner(
             self.config,
             router,
-            retriever,
+            retrievers,
             specialists,
             self.cache,
             self.accounts,
@@ -262,7 +263,12 @@ class Gateway:
         body: SearchRequest = validate(
             SearchRequest, await read_json(request, self.config.gateway.max_body_bytes)
         )
-        return JSONResponse(await search(self.config, self.retriever, trace, body))
+        return JSONResponse(await search(self.config, self.retrievers, trace, body))
+
+    @app.get("/v1/retrieval/collections")
+    async def retrieval_collections(self, request: Request) -> dict[str, Any]:
+        await self._authorize(request)
+        return await describe(self.config, self.retrievers)
 
     @app.get("/v1/models")
     async def models(self, request: Request) -> dict[str, Any]:
@@ -345,7 +351,7 @@ class Gateway:
         status = await readiness(
             {
                 "router": self.router,
-                "retriever": self.retriever,
+                **{f"retriever:{name}": h for name, h in self.retrievers.items()},
                 **{
                     f"specialist:{s.name}": self.specialists[s.name]
                     for s in self.config.specialists

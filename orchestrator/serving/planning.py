@@ -24,6 +24,8 @@ from orchestrator.serving.protocol import MixserveOptions
 from orchestrator.telemetry.log_throttle import Throttled
 from orchestrator.telemetry.metrics import ServiceMetrics
 from orchestrator.telemetry.request_trace import RequestTrace
+from orchestrator.telemetry.tracing import Carrier
+from retrieval import interleave
 
 logger = logging.getLogger(__name__)
 throttled = Throttled(logger)  # a router that is down fails every request alike
@@ -56,7 +58,7 @@ class Planner:
         self,
         config: MixserveConfig,
         router: Any,
-        retriever: Any,
+        retrievers: Mapping[str, Any],
         specialists: Mapping[str, Any],
         cache: ResponseCache | None,
         accounts: Accounts,
@@ -68,7 +70,7 @@ class Planner:
         self.gateway_id = uuid.uuid4().hex[:12]  # this replica, in the router's batches
         self.engines = {s.name: s.deployment for s in config.specialists}
         self.router = router
-        self.retriever = retriever
+        self.retrievers = dict(retrievers)  # collection -> its retriever deployment
         self.specialists = specialists
         self.names = [s.name for s in config.specialists]
         self.versions = {s.name: digest_of(s.model_dump(mode="json")) for s in config.specialists}
@@ -231,26 +233,42 @@ class Planner:
             return decision
 
     async def _retrieve(self, trace: RequestTrace, query: str, wanted: Grounding) -> dict[str, Any]:
-        """Passages, waited for at most ``retrieval.timeout_s``; without them (a slow,
-        saturated or failing retriever) the request is answered ungrounded, marked so."""
-        retrieval = self.config.retrieval
+        """Passages from every wanted collection's retriever, asked at once, each waited
+        for at most ``retrieval.timeout_s``, interleaved rank by rank (``interleave``: each
+        collection keeps its own order). A collection whose retriever is slow, saturated
+        or failing adds nothing and the request is answered with the others' passages (or
+        none), marked so."""
+        names = list(self.retrievers) if wanted.collections is None else wanted.collections
         with trace.child("mixserve.retrieval", SpanKind.CLIENT) as span:
-            try:
-                found: dict[str, Any] = await asyncio.wait_for(
-                    self.retriever.search.remote(
-                        query,
-                        wanted.count,
-                        retrieval.min_score,
-                        trace.carrier(span),
-                        wanted.collections,
-                    ),
-                    retrieval.timeout_s,
-                )
-            except Exception as exc:  # noqa: BLE001 - any retriever failure degrades alike
-                problem = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-                self.metrics.degraded.inc(1, tags={"part": "retriever"})
-                throttled.warning("retriever %s (%s): answering without passages", problem, exc)
-                span.set_attribute("mixserve.degraded", f"retriever {problem}")
-                return {"hits": [], "busy_s": 0.0, "degraded": f"retriever {problem}"}
-            span.set_attribute("mixserve.retrieval.hits", len(found.get("hits", [])))
+            span.set_attribute("mixserve.retrieval.collections", list(names))
+            carrier = trace.carrier(span)
+            answers = await asyncio.gather(
+                *(self._search(name, query, wanted.count, carrier) for name in names)
+            )
+            found = [a for a in answers if "hits" in a]
+            problems = [a["problem"] for a in answers if "problem" in a]
+            every = sum(len(a["hits"]) for a in found)
+            hits = interleave([a["hits"] for a in found], every, lambda h: float(h["score"]))
+            out: dict[str, Any] = {"hits": hits, "busy_s": sum(a["busy_s"] for a in found)}
+            if problems:
+                out["degraded"] = "; ".join(problems)
+                span.set_attribute("mixserve.degraded", out["degraded"])
+            span.set_attribute("mixserve.retrieval.hits", len(hits))
+            return out
+
+    async def _search(self, name: str, query: str, count: int, carrier: Carrier) -> dict[str, Any]:
+        """One collection's hits and busy time, or ``{"problem": ...}``."""
+        retrieval = self.config.retrieval
+        try:
+            found: dict[str, Any] = await asyncio.wait_for(
+                self.retrievers[name].search.remote(query, count, retrieval.min_score, carrier),
+                retrieval.timeout_s,
+            )
             return found
+        except Exception as exc:  # noqa: BLE001 - any retriever failure degrades alike
+            problem = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            self.metrics.degraded.inc(1, tags={"part": "retriever"})
+            throttled.warning(
+                "retriever-%s %s (%s): answering without its passages", name, problem, exc
+            )
+            return {"problem": f"retriever-{name} {problem}"}

@@ -1,5 +1,6 @@
 """``POST /v1/retrieval/search``: one collection's best passages for a query, as the
-retriever finds them for a prompt (hybrid or dense, per the config), without a model call.
+retriever finds them for a prompt (hybrid or dense, per the config), without a model call;
+``GET /v1/retrieval/collections``: each collection's live version, size, index and shards.
 
 An unknown collection is a 404 naming the ones there are; a retriever that fails or does
 not answer within ``retrieval.timeout_s`` is a 503 with ``Retry-After`` (a search has no
@@ -28,9 +29,10 @@ def collection_names(config: MixserveConfig) -> list[str]:
 
 
 async def search(
-    config: MixserveConfig, retriever: Any, trace: RequestTrace, body: SearchRequest
+    config: MixserveConfig, retrievers: dict[str, Any], trace: RequestTrace, body: SearchRequest
 ) -> dict[str, Any]:
     names = collection_names(config)
+    retriever = retrievers.get(body.collection)
     if body.collection not in names or retriever is None:
         there = ", ".join(repr(n) for n in names) or "none (retrieval is off)"
         raise APIError(
@@ -43,7 +45,7 @@ async def search(
         try:
             found: dict[str, Any] = await asyncio.wait_for(
                 retriever.search.remote(
-                    body.query, body.top_k, body.min_score, trace.carrier(span), [body.collection]
+                    body.query, body.top_k, body.min_score, trace.carrier(span)
                 ),
                 config.retrieval.timeout_s,
             )
@@ -51,7 +53,7 @@ async def search(
             problem = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
             raise APIError(
                 503,
-                f"the retriever {problem}; try again shortly",
+                f"the retriever of collection {body.collection!r} {problem}; try again shortly",
                 type="server_error",
                 code="retriever_unavailable",
                 retry_after_s=RETRY_AFTER_S,
@@ -65,3 +67,20 @@ async def search(
             for h in found["hits"]
         ],
     }
+
+
+async def describe(config: MixserveConfig, retrievers: dict[str, Any]) -> dict[str, Any]:
+    """Each configured collection as its retriever serves it (version, chunks, index,
+    the node of each shard), or ``"status": "unavailable"`` when it does not answer."""
+
+    async def one(name: str) -> dict[str, Any]:
+        try:
+            info: dict[str, Any] = await asyncio.wait_for(
+                retrievers[name].info.remote(), config.retrieval.timeout_s
+            )
+            return {**info, "status": "ready" if info.get("version") else "empty"}
+        except Exception as exc:  # noqa: BLE001 - any failure to answer is the same
+            return {"collection": name, "status": f"unavailable ({type(exc).__name__})"}
+
+    names = [n for n in collection_names(config) if n in retrievers]
+    return {"object": "list", "data": list(await asyncio.gather(*(one(n) for n in names)))}

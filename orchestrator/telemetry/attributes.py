@@ -3,6 +3,7 @@ the conventions package (one import site: the GenAI names are still "incubating"
 and move once they are stable). mixserve's own attributes are ``mixserve.*``."""
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_DATA_SOURCE_ID,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
@@ -38,6 +39,7 @@ REQUEST_SAMPLING = {
 
 __all__ = [
     "ERROR_TYPE",
+    "GEN_AI_DATA_SOURCE_ID",
     "GEN_AI_INPUT_MESSAGES",
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_OUTPUT_MESSAGES",

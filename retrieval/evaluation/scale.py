@@ -140,7 +140,7 @@ def sharded(
             break
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
-        search = start_shards(index, plan, vectors, shards, num_cpus=0.25)
+        search = start_shards(index, plan, shards, num_cpus=0.25)
         _, expected = indexes.search(index, queries, 10)
         _, found = search.search(queries, 10)
         whole: list[float] = []

@@ -48,8 +48,14 @@ def planted_folder(folder):
 def priced_config(folder):
     data = yaml.safe_load((profiles.FOLDER / "cpu.yaml").read_text())
     data["base_dir"] = str(profiles.FOLDER)
-    data["retrieval"]["collections"].append(
-        {"name": "planted", "paths": [str(planted_folder(folder))]}
+    data["retrieval"]["collections"].append(  # its own deployment, its index in two shards
+        {
+            "name": "planted",
+            "paths": [str(planted_folder(folder))],
+            "index": "flat",
+            "shards": 2,
+            "shard_resources": {"num_cpus": 0.1},
+        }
     )
     for spec in data["specialists"]:
         price = PRICES[spec["name"]]

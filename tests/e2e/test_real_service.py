@@ -88,6 +88,16 @@ def test_a_planted_fact_is_found_and_named_in_the_sources(client):
     assert found["id"] in {s["id"] for s in planted}  # the fact's own chunk went in the prompt
 
 
+def test_each_collection_is_served_by_its_own_retriever_and_shards(client):
+    listed = client.get("/v1/retrieval/collections").json()["data"]
+    by_name = {c["collection"]: c for c in listed}
+    assert set(by_name) == {"docs", "planted"}
+    assert all(c["status"] == "ready" and c["chunks"] > 0 for c in listed)
+    assert by_name["docs"]["shard_nodes"] == []  # one index in its retriever's process
+    planted = by_name["planted"]
+    assert planted["index"]["kind"] == "flat" and len(planted["shard_nodes"]) == 2
+
+
 def test_openai_client(live):
     from openai import OpenAI
 
@@ -127,7 +137,13 @@ def test_status_command_reports_every_component_ready(live):
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["ready"] is True and info["run_id"] == live["run_id"]
-    assert set(info["components"]) >= {"router", "retriever", "specialist:code", "redis"}
+    assert set(info["components"]) >= {
+        "router",
+        "retriever:docs",
+        "retriever:planted",
+        "specialist:code",
+        "redis",
+    }
     # the cluster's view, through the dashboard with Ray's token: replicas by node,
     # and each specialist's version as configured and as its replica runs it
     assert isinstance(info["deployments"], list), info["deployments"]

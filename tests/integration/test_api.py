@@ -112,7 +112,7 @@ def test_health_and_readiness(client):
     assert ready.status_code == 200
     assert set(ready.json()["components"]) == {
         "router",
-        "retriever",
+        "retriever:docs",
         "specialist:general",
         "specialist:code",
         "specialist:math",

@@ -28,7 +28,7 @@ def test_the_dashboard_shows_the_applications_by_node_to_a_client_with_the_token
     assert resp.status_code == 200, resp.text[:500]
     apps = resp.json()["applications"]
     main = apps[service.config.name]
-    assert set(main["deployments"]) == {"gateway", "router", "retriever"}
+    assert set(main["deployments"]) == {"gateway", "router", "retriever-docs"}
     engine = apps[f"{service.config.name}-engine-gemma"]["deployments"]["engine-gemma"]
     replicas = [r for r in engine["replicas"] if r["state"] == "RUNNING"]
     assert replicas and all(r["node_id"] and r["pid"] for r in replicas)

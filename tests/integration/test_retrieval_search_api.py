@@ -25,6 +25,15 @@ def test_search_returns_passages_with_file_offset_and_score(client):
         assert h["id"] == f"{h['source']}#{h['offset']}" and -1 <= h["score"] <= 1
 
 
+def test_collections_lists_each_ones_live_version_size_and_index(client):
+    listed = client.get("/v1/retrieval/collections").json()
+    assert listed["object"] == "list"
+    (docs,) = listed["data"]
+    assert docs["collection"] == "docs" and docs["status"] == "ready"
+    assert docs["version"].startswith("v") and docs["chunks"] > 10
+    assert docs["index"]["kind"] == "flat" and docs["shard_nodes"] == []
+
+
 def test_min_score_drops_weaker_passages(client):
     query = {"collection": "docs", "query": "router confidence threshold", "top_k": 10}
     every = client.post(URL, json=query).json()["data"]

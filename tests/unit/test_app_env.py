@@ -21,7 +21,10 @@ def test_every_deployment_gets_its_bounds_and_an_engine_group_is_one_deployment(
     assert gateway._deployment_config.backpressure_config.status_code == 429
     assert gateway._deployment_config.backpressure_config.retry_after_s == 1
     assert gateway._deployment_config.num_replicas == 2  # one lost leaves one serving
-    router, retriever, specialists = gateway.init_args[1:4]
+    router, retrievers, specialists = gateway.init_args[1:4]
+    assert set(retrievers) == {"docs"}  # a retriever deployment per collection
+    retriever = retrievers["docs"]
+    assert retriever._bound_deployment.name == "retriever-docs"
     # general, code and math: one engine-gemma, found by name
     assert set(specialists.values()) == {EngineAddress("mixserve-engine-gemma", "engine-gemma")}
     front = apps["mixserve-engine-gemma"]._bound_deployment
@@ -38,6 +41,44 @@ def test_every_deployment_gets_its_bounds_and_an_engine_group_is_one_deployment(
         config = part._bound_deployment._deployment_config
         assert config.max_ongoing_requests == bounds.max_ongoing_requests
         assert config.max_queued_requests == bounds.max_queued_requests
+
+
+def test_each_collection_has_a_retriever_deployment_sized_and_placed_by_its_settings(tmp_path):
+    from orchestrator.app import build_apps
+    from orchestrator.config import load_config
+
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    extra = {
+        "name": "big",
+        "index": "ivfpq",
+        "replicas": 3,
+        "shards": 4,
+        "resources": {"num_cpus": 2, "memory_gb": 8},
+        "shard_resources": {"num_cpus": 0.5, "memory_gb": 2, "custom": {"mem_node": 1}},
+    }
+    collections = [*cfg.retrieval.model_dump()["collections"], extra]
+    cfg = cfg.model_validate(
+        {
+            **cfg.model_dump(),
+            "retrieval": {**cfg.retrieval.model_dump(), "collections": collections},
+        }
+    )
+    gateway = build_apps(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")[cfg.name]
+    retrievers = gateway._bound_deployment.init_args[2]
+    docs, big = (retrievers[n]._bound_deployment for n in ("docs", "big"))
+    assert (docs.name, big.name) == ("retriever-docs", "retriever-big")
+    assert docs._deployment_config.num_replicas == 1
+    assert docs.ray_actor_options["num_cpus"] == cfg.retrieval.resources.num_cpus  # the default
+    assert big._deployment_config.num_replicas == 3
+    assert big.ray_actor_options["num_cpus"] == 2
+    assert big.ray_actor_options["memory"] == 8 * 1024**3
+    spec = big.init_args[1]  # its CollectionSpec: the shards and where they go
+    assert spec.name == "big" and spec.shards == 4
+    assert spec.shard_options == {
+        "num_cpus": 0.5,
+        "memory": 2 * 1024**3,
+        "resources": {"mem_node": 1},
+    }
 
 
 def test_the_serve_mode_of_a_local_ray_is_throughput_optimized_behind_haproxy():

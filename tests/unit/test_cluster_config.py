@@ -78,6 +78,25 @@ def test_the_gpu_profile_fits_cluster_yaml_and_a_foreign_resource_is_named():
     assert "a100 1" in problems[0]
 
 
+def test_a_collections_own_replicas_and_shards_are_checked_against_the_node_types():
+    gpu = load_config(profiles.FOLDER / "gpu.yaml")
+    types = node_types_of_cluster_file(CLUSTER)
+    big = {
+        "name": "big",
+        "index": "ivfpq",
+        "shards": 4,
+        "resources": {"num_cpus": 1, "custom": {"cpu_node": 0.01}},
+        "shard_resources": {"num_cpus": 1, "custom": {"mem_node": 1}},
+    }
+    retrieval = gpu.retrieval.model_dump()
+    retrieval["collections"].append(big)
+    bad = MixserveConfig.model_validate({**gpu.model_dump(), "retrieval": retrieval})
+    problems = resource_problems(bad, types)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("retrieval.collections[1].shard_resources: no node type")
+    assert "mem_node 1" in problems[0]
+
+
 def test_unreadable_cluster_files_are_one_clear_error(tmp_path):
     with pytest.raises(ClusterFileError, match="cannot read"):
         node_types_of_cluster_file(tmp_path / "missing.yaml")

@@ -192,6 +192,24 @@ def test_every_error_is_reported_with_its_yaml_path():
             lambda d: d.update(policy={"spill": {"joint_assignment": "sometimes"}}),
             "policy.spill.joint_assignment: Input should be a valid boolean",
         ),
+        (
+            lambda d: d.update(retrieval={"collections": [{"name": "big", "shards": 4}]}),
+            "collection 'big': shards 4 needs index flat or ivfpq (not 'auto')",
+        ),
+        (
+            lambda d: d.update(
+                retrieval={"collections": [{"name": "big", "shards": 2, "index": "hnsw"}]}
+            ),
+            "shards 2 needs index flat or ivfpq (not 'hnsw'): an HNSW graph split in parts",
+        ),
+        (
+            lambda d: d.update(retrieval={"collections": [{"name": "big", "shards": 0}]}),
+            "retrieval.collections[0].shards: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda d: d.update(retrieval={"collections": [{"name": "big", "replicas": 0}]}),
+            "retrieval.collections[0].replicas: Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_cross_field_errors(change, message):

@@ -87,3 +87,47 @@ def test_a_hit_holding_most_of_the_querys_rare_words_passes_min_score(tmp_path):
     # words most chunks hold are no evidence, however many of them match
     common = hybrid.search(["the of was"], 3, min_score=0.9)[0]
     assert common == [] and dense.search(["the of was"], 3)[0][0].words == 0.0
+
+
+def test_interleave_keeps_each_lists_order_and_takes_rank_by_rank():
+    from retrieval import interleave
+
+    north = [{"id": "n1", "score": 0.2}, {"id": "n2", "score": 0.9}]  # a hybrid order
+    south = [{"id": "s1", "score": 0.5}, {"id": "s2", "score": 0.4}, {"id": "s3", "score": 0.1}]
+    merged = interleave([north, south], 10, lambda h: h["score"])
+    # rank 0: s1 (0.5) before n1 (0.2); rank 1: n2 before s2; then s3
+    assert [h["id"] for h in merged] == ["s1", "n1", "n2", "s2", "s3"]
+    assert [h["id"] for h in interleave([north, south], 2, lambda h: h["score"])] == ["s1", "n1"]
+    assert interleave([[], []], 3, lambda h: h["score"]) == []
+
+
+def test_a_service_collection_opens_new_versions_off_the_search_path(tmp_path, monkeypatch):
+    import threading
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "cats.md").write_text("Cats purr softly when they are content.")
+    store, emb = CollectionStore(tmp_path / "data", "pets"), HashingEmbedder()
+    ingest(store, emb, [docs], docs)
+    live = LiveCollection(store, emb.identity(), check_every_s=0, background=True)
+    live.open()
+    (docs / "zebra.md").write_text("Zebras gallop across the plain.")
+    ingest(store, emb, [docs], docs)
+    opening, release = threading.Event(), threading.Event()
+    slow_open = live._open
+
+    def held_open(stored):  # a large index loading, or shards starting
+        opening.set()
+        release.wait(30)
+        return slow_open(stored)
+
+    monkeypatch.setattr(live, "_open", held_open)
+    query = emb.embed(["zebras gallop"])
+    first = live.search(query, 1)[0]  # starts the opening, answers from the old version
+    assert opening.wait(10) and first[0].source == "cats.md"
+    assert live.search(query, 1)[0][0].source == "cats.md"  # still serving while it opens
+    release.set()
+    for thread in [t for t in threading.enumerate() if t.name == "refresh"]:
+        thread.join(30)  # the opening thread ends once the new version is swapped in
+    assert live.current.name == "v000002"
+    assert live.search(query, 1)[0][0].source == "zebra.md"

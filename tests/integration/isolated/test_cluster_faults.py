@@ -237,12 +237,12 @@ def test_serve_deploy_places_each_part_on_its_kind_of_node(deployed):
     assert status["ready"] is True, status
     assert len(code_nodes(status)) == 2  # one replica on each worker
     worker_ips = {d["deployment"]: d["replicas_by_node"] for d in status["deployments"]}
-    assert set(worker_ips) >= {"gateway", "router", "retriever", CODE, "engine-gemma"}
+    assert set(worker_ips) >= {"gateway", "router", "retriever-docs", CODE, "engine-gemma"}
     assert sum(worker_ips["gateway"].values()) == 2  # two gateways by default
     nodes = {n["NodeID"]: n["Resources"] for n in deployed.cluster.alive_nodes()}
     assert len(nodes) == 3
     head = next(node for node, res in nodes.items() if "cpu_node" in res)
-    for part in ("gateway", "router", "retriever"):  # cpu_node: all on the head
+    for part in ("gateway", "router", "retriever-docs"):  # cpu_node: all on the head
         assert all(f"({head[:8]})" in key for key in worker_ips[part]), (part, worker_ips[part])
     workers = {node[:8] for node, res in nodes.items() if "gpu_small" in res}
     assert {key.split("(")[1].rstrip(")") for key in code_nodes(status)} == workers

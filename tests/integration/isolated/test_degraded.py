@@ -73,7 +73,7 @@ def test_slow_router_and_retriever_degrade_the_answer_instead_of_failing_it(serv
         assert routing["degraded"] is True
         assert routing["choice"] == fallback == body["mixserve"]["specialist"]
         assert routing["reason"].startswith("router unavailable (timed out)")
-        assert routing["retrieval"] == "retriever timed out"
+        assert routing["retrieval"] == "retriever-docs timed out"
         assert body["mixserve"]["sources"] == []
         assert body["choices"][0]["message"]["content"]
         assert took < service.config.gateway.request_timeout_s
@@ -81,7 +81,7 @@ def test_slow_router_and_retriever_degrade_the_answer_instead_of_failing_it(serv
         spans = _trace(client, body["mixserve"]["request_id"], {"mixserve.routing"})
         assert spans["mixserve.routing"]["attributes"]["mixserve.degraded"] == "router timed out"
         assert spans["mixserve.retrieval"]["attributes"]["mixserve.degraded"] == (
-            "retriever timed out"
+            "retriever-docs timed out"
         )
 
         deadline = time.monotonic() + 90  # Ray reports metrics every few seconds
