@@ -244,3 +244,19 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.resolve("docs") == tmp_path.resolve() / "docs"
     assert cfg.resolve("/abs") == Path("/abs")
+
+
+def test_the_readmes_config_snippets_are_valid_in_the_cpu_profile():
+    import re
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippets = re.findall(r"^```yaml\n(.*?)^```", text, flags=re.M | re.S)
+    assert snippets
+    for snippet in snippets:
+        data = yaml.safe_load((profiles.FOLDER / "cpu.yaml").read_text())
+        for key, value in yaml.safe_load(snippet).items():
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        data["base_dir"] = str(profiles.FOLDER)
+        parse_config(data)  # raises ConfigError naming the field if the README is wrong
