@@ -20,7 +20,7 @@ numbers. Ties in score are broken by row number.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -136,21 +136,40 @@ def split(count: int, shards: int) -> list[np.ndarray]:
 
 class ShardedSearch:
     """Fan out to shards and merge. ``shards`` are ``ShardSearcher`` objects or Ray actor
-    handles of them (``remote=True``)."""
+    handles of them (``remote=True``); ``restart(i)`` makes shard ``i`` again (a new
+    actor from its data) when its actor is lost."""
 
-    def __init__(self, shards: Sequence[Any], plan: indexes.IndexPlan, remote: bool) -> None:
+    def __init__(
+        self,
+        shards: Sequence[Any],
+        plan: indexes.IndexPlan,
+        remote: bool,
+        restart: Callable[[int], Any] | None = None,
+    ) -> None:
         self.shards = list(shards)
         self.plan = plan
         self.remote = remote
+        self.restart = restart
+        self.restarts = 0
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k_base = k * int(self.plan.params.get("k_factor_rf", 1)) if self.plan.kind == "ivfpq" else k
-        if self.remote:
-            import ray
+        if not self.remote:
+            return merge([s.search(queries, k) for s in self.shards], k, k_base)
+        import ray
 
-            parts = ray.get([s.search.remote(queries, k) for s in self.shards])
-        else:
-            parts = [s.search(queries, k) for s in self.shards]
+        pending = [s.search.remote(queries, k) for s in self.shards]
+        parts = []
+        for i, ref in enumerate(pending):
+            try:
+                parts.append(ray.get(ref))
+            except ray.exceptions.RayActorError:
+                if self.restart is None:
+                    raise
+                # its process or node is gone: a new actor from the shard's data, asked again
+                self.shards[i] = self.restart(i)
+                self.restarts += 1
+                parts.append(ray.get(self.shards[i].search.remote(queries, k)))
         return merge(parts, k, k_base)
 
     def nodes(self) -> list[str]:
@@ -172,21 +191,22 @@ def start_shards(
 ) -> ShardedSearch:
     """Ray actors, one per shard (spread over the cluster's nodes), holding the
     collection's rows (``parts``), which travel through Ray's object store. A shard whose
-    process or node is lost is restarted from those (searches are retried), and the
-    actors stop when the returned object is dropped. ``ray_options``: more Ray actor
-    options (``memory``, ``resources``)."""
+    process or node is lost is made again from its data, which the returned object holds
+    (Ray's own actor restarts cannot be relied on for arguments in the object store:
+    ray-project/ray#53727), and the search asked again; the actors stop when the returned
+    object is dropped. ``ray_options``: more Ray actor options (``memory``,
+    ``resources``)."""
     import ray
 
     actor: Any = ray.remote(ShardSearcher).options(
-        num_cpus=num_cpus,
-        scheduling_strategy="SPREAD" if spread else "DEFAULT",
-        max_restarts=-1,
-        max_task_retries=2,
-        **ray_options,
+        num_cpus=num_cpus, scheduling_strategy="SPREAD" if spread else "DEFAULT", **ray_options
     )
-    handles: list[Any] = [
-        actor.remote(ray.put(data), plan.as_dict(), rows)
-        for data, rows in parts(index, plan, shards)
-    ]
+    held = [(ray.put(data), rows) for data, rows in parts(index, plan, shards)]
+    settings = plan.as_dict()
+
+    def make(i: int) -> Any:
+        return actor.remote(held[i][0], settings, held[i][1])
+
+    handles = [make(i) for i in range(len(held))]
     ray.get([h.__ray_ready__.remote() for h in handles])
-    return ShardedSearch(handles, plan, remote=True)
+    return ShardedSearch(handles, plan, remote=True, restart=make)
