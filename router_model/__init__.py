@@ -1,7 +1,7 @@
 """Model-level routing: which specialist answers a query.
 
 Public API: ``build_router``, ``Router``, ``RoutingDecision``, ``SpecialistProfile``,
-``register_head``, ``head_names``, ``load_artifact``, ``ArtifactError``,
+``register_head``, ``head_names``, ``PriorHead``, ``load_artifact``, ``ArtifactError``,
 ``read_score_tables``, ``ScoreTableError``, ``relative_costs``.
 """
 
@@ -19,11 +19,13 @@ from router_model.heads import (
     head_names,
     register_head,
 )
+from router_model.prior import PriorHead  # registers the "prior" head
 from router_model.router import Router, RoutingDecision, SpecialistProfile, relative_costs
 from router_model.scores import ScoreTableError, read_score_tables
 
 __all__ = [
     "ArtifactError",
+    "PriorHead",
     "Router",
     "RoutingDecision",
     "ScoreTableError",

@@ -41,9 +41,12 @@ class RoutingDecision:
     utilities: dict[str, float] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
     layer: int = 0  # the router LLM layer the decision was made at
+    group: dict[str, object] | None = None  # the head's account of the query's group, if any
 
     def as_dict(self) -> dict[str, object]:
+        extra: dict[str, object] = {} if self.group is None else {"group": self.group}
         return {
+            **extra,
             "choice": self.choice,
             "scores": self.scores,
             "utilities": self.utilities,
@@ -57,6 +60,7 @@ class RoutingDecision:
 
 
 Embed = Callable[[list[str]], np.ndarray]
+Note = dict[str, object] | None
 
 
 def relative_costs(
@@ -112,10 +116,28 @@ class Router:
 
     def predict_exits(self, queries: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted quality, and which queries the early exit decided (none without one)."""
+        quality, exited, _ = self._predict(queries)
+        return quality, exited
+
+    def _predict(self, queries: list[str]) -> tuple[np.ndarray, np.ndarray, list[Note]]:
+        """Quality, exits, and the head's account of each query it decided (``explain``,
+        for a head with groups: which one, how sure, how far)."""
+        explain = getattr(self.head, "explain", None)
+        told: list[list[Note]] = []
+
+        def deep(x: np.ndarray) -> np.ndarray:
+            if explain is not None:
+                told.append(explain(x))
+            return self.head.predict(x)[:, self.columns]
+
         if self.early_exit is None:
-            quality = self.head.predict(self.embed(queries))[:, self.columns]
-            return quality, np.zeros(len(queries), dtype=bool)
-        return self.early_exit.predict(queries, lambda x: self.head.predict(x)[:, self.columns])
+            quality, exited = deep(self.embed(queries)), np.zeros(len(queries), dtype=bool)
+        else:
+            quality, exited = self.early_exit.predict(queries, deep)
+        notes: list[Note] = [None] * len(queries)
+        for row, note in zip(np.flatnonzero(~exited), told[0] if told else [], strict=False):
+            notes[int(row)] = note
+        return quality, exited, notes
 
     def route_batch(
         self, queries: list[str], tradeoffs: Sequence[float | None] | None = None
@@ -124,7 +146,7 @@ class Router:
             return []
         import torch
 
-        quality, exited = self.predict_exits(queries)
+        quality, exited, notes = self._predict(queries)
         lambdas = [self.tradeoff if t is None else t for t in (tradeoffs or [None] * len(queries))]
         gate = self.gating(
             torch.from_numpy(np.ascontiguousarray(quality, dtype=np.float32)),
@@ -133,9 +155,9 @@ class Router:
         )
         best = gate.top_index[:, 0].tolist()
         return [
-            self._decide(row, utility, choice, lam, bool(out))
-            for row, utility, choice, lam, out in zip(
-                quality, gate.utility.numpy(), best, lambdas, exited, strict=True
+            self._decide(row, utility, choice, lam, bool(out), note)
+            for row, utility, choice, lam, out, note in zip(
+                quality, gate.utility.numpy(), best, lambdas, exited, notes, strict=True
             )
         ]
 
@@ -143,7 +165,13 @@ class Router:
         return self.route_batch([query], [tradeoff])[0]
 
     def _decide(
-        self, quality: np.ndarray, utility: np.ndarray, best: int, tradeoff: float, exited: bool
+        self,
+        quality: np.ndarray,
+        utility: np.ndarray,
+        best: int,
+        tradeoff: float,
+        exited: bool,
+        note: Note = None,
     ) -> RoutingDecision:
         confidence = float(quality[best])
         scores = {n: round(float(s), 6) for n, s in zip(self.names, quality, strict=True)}
@@ -158,5 +186,5 @@ class Router:
         if exited and self.early_exit is not None:
             head, layer = self.early_exit.head_name, self.early_exit.layer
         return RoutingDecision(
-            choice, scores, confidence, reason, head, tradeoff, utilities, costs, layer
+            choice, scores, confidence, reason, head, tradeoff, utilities, costs, layer, note
         )

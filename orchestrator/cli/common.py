@@ -10,7 +10,15 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from orchestrator import profiles
 from orchestrator.config import ConfigError, MixserveConfig, load_config
@@ -66,9 +74,12 @@ def missing_paths(config: MixserveConfig) -> list[str]:
 
 
 def progress() -> Progress:
+    """Progress on stderr: a bar and done/total for a task with a total, else a spinner."""
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=False,

@@ -88,7 +88,9 @@ def test_a_sharded_collection_answers_as_the_unsharded_one_and_follows_new_versi
     assert [[h.id for h in hits] for hits in sharded.search(vectors, 5, texts)] == expected
 
     # a shard lost (its process killed) is made again from its data, and the search retried
-    ray.kill(version.sharded.shards[0])
+    lost = version.sharded.shards[0]
+    ray.kill(lost)
+    assert _all_dead([lost._actor_id.hex()])  # gone before the search, not during it
     assert [[h.id for h in hits] for hits in sharded.search(vectors, 5, texts)] == expected
     assert version.sharded.restarts == 1 and len(version.shard_nodes()) == 4
 

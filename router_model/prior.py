@@ -1,0 +1,240 @@
+"""The ``prior`` head: the prior of the query's group, plus a per-query residual shrunk
+toward it by an amount cross-validation chooses.
+
+predicted(x) = prior(x) + w · residual(x), where
+- ``prior(x)`` is the mean credit table of the query's group (a training table, or a
+  k-means cluster of the embeddings with ``clusters`` > 0), the group recovered from the
+  embedding alone: a multinomial logistic regression gives p(group | x) and the prior is
+  the tables mixed by it. A query far from every group (its cosine distance to the
+  nearest group's centroid beyond ``far`` times that group's own 99th percentile) gets
+  the global table instead: the unweighted mean of the group tables, whose best model is
+  the best single model;
+- ``residual(x)`` is the mean, over the ``k`` nearest training queries, of how much each
+  did better or worse than its own group's table;
+- ``w`` in [0, 1] is ``residual_weight``, or (-1, the default) chosen by inner
+  cross-validation on the training rows: the weight whose gain in accuracy over the prior
+  (unweighted mean over the tables) is largest among those at least two standard errors
+  above zero; 0 when none is.
+
+At w = 0 it is the prior: "send each kind of question to its best model", which a learned
+head without it fell below on held-out data. The CV gives the residual weight only when
+the per-query signal pays on rows it did not see. Groups with fewer than ``min_group``
+rows are too small to estimate: their rows count toward the global table only, and the
+head says so in ``notes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from router_model.heads import LearnedHead, Params, _require, register_head, unit
+
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)  # residual weights the inner CV tries
+FAR_QUANTILE = 99.0
+# a residual weight is taken only when its inner-CV gain over the prior is this many
+# standard errors above zero: a gain of a few rows is noise, and the prior is the safe side
+SIGNIFICANT = 2.0
+
+
+@register_head("prior")
+class PriorHead(LearnedHead):
+    defaults: ClassVar[Params] = {
+        "k": 50,
+        "residual_weight": -1.0,
+        "clusters": 0,
+        "min_group": 20,
+        "far": 1.5,
+        "folds": 5,
+        "c": 1.0,
+    }
+
+    def __init__(self, **params: float | int) -> None:
+        super().__init__(**params)
+        p = self.params
+        w = float(p["residual_weight"])
+        if w != -1.0 and not 0.0 <= w <= 1.0:
+            raise ValueError(
+                f"prior: residual_weight {w:g} must lie in [0, 1], or be -1 to have "
+                "cross-validation choose it"
+            )
+        for name, low in (("k", 1), ("min_group", 1), ("folds", 2), ("clusters", 0)):
+            value = p[name]
+            if value != int(value) or value < low:
+                raise ValueError(f"prior: {name} must be a whole number of at least {low}")
+        if not float(p["far"]) > 0 or not float(p["c"]) > 0:
+            raise ValueError("prior: far and c must be above 0")
+        self.notes: list[str] = []
+        self.chosen: dict[str, Any] = {}
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit_scores(self, queries: np.ndarray, earned: np.ndarray, groups: np.ndarray) -> None:
+        k = int(self.params["k"])
+        if not 1 <= k <= len(queries):
+            raise ValueError(f"prior: k={k} needs at least {k} training queries")
+        labels = self._groups(queries, groups)
+        weight = float(self.params["residual_weight"])
+        if weight == -1.0:
+            weight, by_weight = self._choose_weight(queries, earned, groups, labels)
+            self.chosen = {"residual_weight": weight, "cv_accuracy_by_weight": by_weight}
+        else:
+            self.chosen = {"residual_weight": weight}
+        self._fit(queries, earned, labels)
+        self.weight = np.float32(weight)
+
+    def _groups(self, queries: np.ndarray, tables: np.ndarray) -> np.ndarray:
+        """Each row's group: its table, or its k-means cluster."""
+        clusters = int(self.params["clusters"])
+        if not clusters:
+            return tables.astype(np.int64)
+        if clusters > len(queries):
+            raise ValueError(f"prior: {clusters} clusters for {len(queries)} training queries")
+        from sklearn.cluster import KMeans
+
+        model = KMeans(n_clusters=clusters, n_init=4, random_state=0)
+        return model.fit_predict(unit(queries - queries.mean(axis=0))).astype(np.int64)
+
+    def _fit(self, queries: np.ndarray, earned: np.ndarray, labels: np.ndarray) -> None:
+        self.center = queries.mean(axis=0).astype(np.float32)
+        points = unit(queries - self.center).astype(np.float32)
+        names, counts = np.unique(labels, return_counts=True)
+        kept = names[counts >= int(self.params["min_group"])]
+        small = sorted(set(names.tolist()) - set(kept.tolist()))
+        self.notes = (
+            [
+                f"{len(small)} group(s) under min_group={int(self.params['min_group'])} rows: "
+                f"their queries count toward the global table only"
+            ]
+            if small
+            else []
+        )
+        if len(kept):
+            self.tables = np.stack([earned[labels == g].mean(axis=0) for g in kept])
+            self.global_table = self.tables.mean(axis=0)
+        else:
+            self.notes.append("no group is large enough: the head is the global table")
+            self.tables = earned.mean(axis=0, keepdims=True)
+            self.global_table = self.tables[0]
+        self.group_ids = kept.astype(np.int64) if len(kept) else np.array([-1])
+        index = {int(g): i for i, g in enumerate(kept)}
+        own = np.array([index.get(int(g), -1) for g in labels])
+        # a row of a small group is measured against the global table
+        base = np.where((own >= 0)[:, None], self.tables[np.maximum(own, 0)], self.global_table)
+        self.points = points.astype(np.float16).astype(np.float32)  # as the artifact keeps them
+        self.residuals = (earned - base).astype(np.float32)
+        self._fit_classifier(points, own)
+        members = [points[own == i] if len(kept) else points for i in range(len(self.tables))]
+        self.centroids = np.stack([unit(m.mean(axis=0)) for m in members]).astype(np.float32)
+        reach = [
+            np.percentile(1.0 - m @ c, FAR_QUANTILE)
+            for m, c in zip(members, self.centroids, strict=True)
+        ]
+        self.reach = np.maximum(np.array(reach, dtype=np.float32), 1e-6)
+
+    def _fit_classifier(self, points: np.ndarray, own: np.ndarray) -> None:
+        """p(group | x) over standardised embeddings (rows of small groups left out)."""
+        self.mean = points.mean(axis=0)
+        self.scale = points.std(axis=0) + 1e-6
+        self.coef: np.ndarray = np.zeros((len(self.tables), points.shape[1]), dtype=np.float32)
+        self.intercept: np.ndarray = np.zeros(len(self.tables), dtype=np.float32)
+        if len(self.tables) < 2:
+            return
+        from sklearn.linear_model import LogisticRegression
+
+        fit = own >= 0
+        model = LogisticRegression(C=float(self.params["c"]), max_iter=2000)
+        model.fit((points[fit] - self.mean) / self.scale, own[fit])
+        self.coef = model.coef_.astype(np.float32)
+        self.intercept = model.intercept_.astype(np.float32)
+        if len(self.tables) == 2:  # sklearn's binary form: one row for class 1
+            self.coef = np.vstack([-self.coef, self.coef]) / 2
+            self.intercept = np.hstack([-self.intercept, self.intercept]) / 2
+
+    def _choose_weight(
+        self, queries: np.ndarray, earned: np.ndarray, tables: np.ndarray, labels: np.ndarray
+    ) -> tuple[float, dict[str, float]]:
+        """The residual weight of the best inner cross-validated accuracy (ties: the
+        smaller weight, the prior's side)."""
+        from router_model.train import stratified_folds
+
+        folds = int(self.params["folds"])
+        fold = stratified_folds(tables, folds, seed=1)
+        parts = np.zeros((len(WEIGHTS), *earned.shape), dtype=np.float32)
+        for f in range(folds):
+            train, test = fold != f, fold == f
+            inner = PriorHead(**{**self.params, "residual_weight": 0.0})
+            inner._fit(queries[train], earned[train], labels[train])
+            prior, residual, _ = inner._parts(queries[test])
+            for i, w in enumerate(WEIGHTS):
+                parts[i][test] = prior + w * residual
+        picked = [earned[np.arange(len(earned)), p.argmax(axis=1)] for p in parts]
+        # each row weighs 1/(tables x its table's rows): the unweighted mean over tables
+        names, inverse, counts = np.unique(tables, return_inverse=True, return_counts=True)
+        weight = 1.0 / (len(names) * counts[inverse])
+        scores = [float(weight @ p) for p in picked]
+        best, gain_best = 0, 0.0
+        for i in range(1, len(WEIGHTS)):
+            diff = picked[i] - picked[0]
+            gain = float(weight @ diff)
+            spread = float(np.sqrt(np.sum((weight * diff) ** 2)))  # its standard error
+            if gain > SIGNIFICANT * spread and gain > gain_best:
+                best, gain_best = i, gain
+        by_weight = {f"{w:g}": round(s, 4) for w, s in zip(WEIGHTS, scores, strict=True)}
+        return WEIGHTS[best], by_weight
+
+    # -- predicting ------------------------------------------------------------------
+    def _parts(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prior, residual, distance over reach) per query."""
+        points = unit(queries - self.center).astype(np.float32)
+        logits = ((points - self.mean) / self.scale) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        chance = np.exp(logits)
+        chance /= chance.sum(axis=1, keepdims=True)
+        distance = (1.0 - points @ self.centroids.T) / self.reach
+        nearest = distance.min(axis=1)
+        far = nearest > float(self.params["far"])
+        prior = np.where(far[:, None], self.global_table, chance @ self.tables)
+        k = min(int(self.params["k"]), len(self.points))
+        sims = points @ self.points.T
+        near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        residual = self.residuals[near].mean(axis=1)
+        return prior.astype(np.float32), residual, nearest
+
+    def predict(self, queries: np.ndarray) -> np.ndarray:
+        prior, residual, _ = self._parts(queries)
+        return np.clip(prior + float(self.weight) * residual, 0.0, 1.0)
+
+    def explain(self, queries: np.ndarray) -> list[dict[str, float | int | bool]]:
+        """Per query: its most likely group (the training table's number, or the cluster's),
+        that group's probability, its distance to the nearest group (in units of that
+        group's reach) and whether it fell back to the global table."""
+        points = unit(queries - self.center).astype(np.float32)
+        logits = ((points - self.mean) / self.scale) @ self.coef.T + self.intercept
+        chance = np.exp(logits - logits.max(axis=1, keepdims=True))
+        chance /= chance.sum(axis=1, keepdims=True)
+        distance = ((1.0 - points @ self.centroids.T) / self.reach).min(axis=1)
+        return [
+            {
+                "group": int(self.group_ids[c.argmax()]),
+                "group_probability": round(float(c.max()), 4),
+                "distance": round(float(d), 4),
+                "global_prior": bool(d > float(self.params["far"])),
+            }
+            for c, d in zip(chance, distance, strict=True)
+        ]
+
+    # -- artifacts -------------------------------------------------------------------
+    _ARRAYS = (
+        "center", "points", "residuals", "tables", "global_table", "mean", "scale", "coef",
+        "intercept", "centroids", "reach", "weight", "group_ids",
+    )  # fmt: skip
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {name: np.asarray(getattr(self, name)) for name in self._ARRAYS}
+        out["points"] = out["points"].astype(np.float16)
+        return out
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, value in zip(self._ARRAYS, _require(arrays, *self._ARRAYS), strict=True):
+            setattr(self, name, value.astype(np.float32) if value.dtype == np.float16 else value)

@@ -1,0 +1,148 @@
+"""The ``prior`` head: the query's group's table, recovered from the embedding, plus a
+residual only as far as cross-validation finds it pays."""
+
+import numpy as np
+import pytest
+
+from router_model.heads import build_head, head_class
+from router_model.prior import PriorHead
+
+
+def grouped(n_per=120, dim=16, seed=0, signal=0.0):
+    """Three groups far apart; in group g model g is best on average. With ``signal``, half
+    of group 0 (a sub-cluster of it) earns more from model 2 than from model 0."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, dim) * 4
+    x, earned, groups = [], [], []
+    for g in range(3):
+        points = centres[g] + 0.5 * rng.normal(size=(n_per, dim))
+        credit = rng.binomial(1, 0.3, size=(n_per, 3)).astype(np.float32)
+        credit[:, g] = rng.binomial(1, 0.7, size=n_per)
+        if g == 0 and signal:
+            side = np.arange(n_per) % 2 == 0
+            points[side, 5] += 3.0
+            credit[side, 2] = rng.binomial(1, min(1.0, 0.7 + signal), size=int(side.sum()))
+            credit[side, 0] = rng.binomial(1, 0.3, size=int(side.sum()))
+        x.append(points)
+        earned.append(credit)
+        groups.append(np.full(n_per, g))
+    return np.concatenate(x), np.concatenate(earned), np.concatenate(groups)
+
+
+def accuracy(predicted, earned, groups):
+    picked = earned[np.arange(len(earned)), predicted.argmax(axis=1)]
+    return np.mean([picked[groups == g].mean() for g in np.unique(groups)])
+
+
+def test_with_no_residual_it_is_the_prior_of_the_querys_own_group():
+    x, earned, groups = grouped()
+    head = build_head("prior", residual_weight=0.0)
+    head.fit_scores(x, earned, groups)
+    picks = head.predict(x).argmax(axis=1)
+    assert (picks == groups).mean() > 0.98  # each group to its own best model, by embedding
+    tables = np.stack([earned[groups == g].mean(axis=0) for g in range(3)])
+    one = head.predict(x[:1])[0]  # a query deep in group 0: that group's table
+    assert np.allclose(one, tables[0], atol=0.02)
+
+
+def test_cross_validation_adds_the_residual_only_where_it_pays():
+    x, earned, groups = grouped(seed=1)
+    noise = build_head("prior")
+    noise.fit_scores(x, earned, groups)
+    assert noise.chosen["residual_weight"] <= 0.1  # noise neighbours: (almost) the prior
+    x, earned, groups = grouped(n_per=400, seed=2, signal=0.3)
+    real = build_head("prior")
+    real.fit_scores(x, earned, groups)
+    assert real.chosen["residual_weight"] >= 0.3
+    prior_only = build_head("prior", residual_weight=0.0)
+    prior_only.fit_scores(x, earned, groups)
+    assert accuracy(real.predict(x), earned, groups) > accuracy(
+        prior_only.predict(x), earned, groups
+    )
+    scores = real.chosen["cv_accuracy_by_weight"]
+    assert max(scores.values()) == scores[f"{real.chosen['residual_weight']:g}"]
+
+
+def test_a_query_far_from_every_group_gets_the_global_table_and_says_so():
+    x, earned, groups = grouped()
+    head = build_head("prior", residual_weight=0.0)
+    head.fit_scores(x, earned, groups)
+    far = np.zeros((1, x.shape[1]))
+    far[0, -1] = 40.0  # along a direction no group lies in
+    (explained,) = head.explain(far)
+    assert explained["global_prior"] and explained["distance"] > head.params["far"]
+    tables = np.stack([earned[groups == g].mean(axis=0) for g in range(3)])
+    assert np.allclose(head.predict(far)[0], tables.mean(axis=0), atol=1e-5)
+    (near,) = head.explain(x[:1])
+    assert not near["global_prior"] and near["group"] == 0 and near["group_probability"] > 0.9
+
+
+def test_groups_from_clusters_need_no_table_labels():
+    x, earned, groups = grouped(seed=3)
+    head = build_head("prior", residual_weight=0.0, clusters=3)
+    head.fit_scores(x, earned, np.zeros(len(x), dtype=np.int64))  # one table, no labels
+    assert accuracy(head.predict(x), earned, groups) > 0.6  # the clusters are the groups
+    assert len(head.tables) == 3
+
+
+def test_groups_too_small_are_named_and_fall_back_to_the_global_table():
+    x, earned, groups = grouped(n_per=30)
+    head = build_head("prior", residual_weight=0.0, min_group=40)
+    head.fit_scores(x, earned, groups)
+    assert head.notes and "global table" in head.notes[-1]
+    assert np.allclose(head.predict(x[:3]), earned.mean(axis=0), atol=1e-5)
+    x, earned, groups = grouped(n_per=60)
+    some = build_head("prior", residual_weight=0.0, min_group=25)
+    groups[:20] = 3  # a fourth group of 20 rows
+    some.fit_scores(x, earned, groups)
+    assert some.notes == [
+        "1 group(s) under min_group=25 rows: their queries count toward the global table only"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"residual_weight": 1.5}, "residual_weight 1.5 must lie in [0, 1], or be -1"),
+        ({"residual_weight": -0.5}, "residual_weight -0.5 must lie in [0, 1]"),
+        ({"k": 0}, "k must be a whole number of at least 1"),
+        ({"clusters": 2.5}, "clusters must be a whole number"),
+        ({"far": 0}, "far and c must be above 0"),
+        ({"depth": 3}, "unknown parameter(s) for this head: depth"),
+    ],
+)
+def test_bad_parameters_are_one_clear_error(params, message):
+    with pytest.raises(ValueError) as info:
+        head_class("prior")(**params)
+    assert message in str(info.value)
+
+
+def test_state_round_trip_predicts_the_same():
+    x, earned, groups = grouped(seed=4, signal=0.3)
+    head = build_head("prior")
+    head.fit_scores(x, earned, groups)
+    again = PriorHead.from_state(head.params, head.state())
+    assert np.allclose(again.predict(x), head.predict(x), atol=1e-6)
+
+
+def test_the_routing_decision_names_the_group_and_its_distance():
+    from router_model import Router, SpecialistProfile
+
+    x, earned, groups = grouped(seed=5)
+    head = build_head("prior", residual_weight=0.0)
+    head.fit_scores(x, earned, groups)
+    far = np.zeros(x.shape[1])
+    far[-1] = 40.0
+    vectors = {"near": x[0], "far": far}
+    profiles = [SpecialistProfile(f"m{i}", "", []) for i in range(3)]
+    router = Router(
+        lambda qs: np.stack([vectors[q] for q in qs]), head, profiles, head_name="prior"
+    )
+    near, distant = (d.as_dict() for d in router.route_batch(["near", "far"]))
+    assert near["choice"] == "m0" and near["group"]["group"] == 0
+    assert near["group"]["global_prior"] is False
+    assert distant["group"]["global_prior"] is True and distant["group"]["distance"] > 1.5
+    knn = build_head("knn", k=10)
+    knn.fit_scores(x, earned, groups)
+    plain = Router(lambda qs: np.stack([vectors[q] for q in qs]), knn, profiles)
+    assert "group" not in plain.route("near").as_dict()
