@@ -68,16 +68,7 @@ def _request_router(s: SpecialistConfig) -> RequestRouterConfig:
 
 
 def _actor_options(resources: Resources, env: dict[str, str]) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "num_cpus": resources.num_cpus,
-        "num_gpus": resources.num_gpus,
-        "runtime_env": {"env_vars": env},
-    }
-    if resources.memory_gb is not None:
-        options["memory"] = int(resources.memory_gb * 1024**3)
-    if resources.custom:
-        options["resources"] = dict(resources.custom)
-    return options
+    return {**resources.ray_options(), "runtime_env": {"env_vars": env}}
 
 
 def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace: Any) -> Any:

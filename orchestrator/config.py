@@ -74,6 +74,16 @@ class Resources(_Strict):
         "(e.g. {'accelerator_type:A100': 0.001}, or a resource your node types declare).",
     )
 
+    def ray_options(self) -> dict[str, Any]:
+        """These resources as Ray actor options (``num_cpus``, ``num_gpus``, ``memory``,
+        ``resources``)."""
+        options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        if self.memory_gb is not None:
+            options["memory"] = int(self.memory_gb * 1024**3)
+        if self.custom:
+            options["resources"] = dict(self.custom)
+        return options
+
     @field_validator("custom")
     @classmethod
     def _custom_resources(cls, value: dict[str, float]) -> dict[str, float]:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.config import CollectionConfig, EmbeddingConfig, MixserveConfig, Resources
+from orchestrator.config import CollectionConfig, EmbeddingConfig, MixserveConfig
 
 if TYPE_CHECKING:
     from retrieval import CollectionSpec, Embedder, IngestOptions
@@ -54,17 +54,7 @@ def collection_specs(config: MixserveConfig) -> list[CollectionSpec]:
         )
         specs.append(
             CollectionSpec(
-                c.name, paths, root, ingest_options(c), c.shards, shard_options(c.shard_resources)
+                c.name, paths, root, ingest_options(c), c.shards, c.shard_resources.ray_options()
             )
         )
     return specs
-
-
-def shard_options(resources: Resources) -> dict[str, object]:
-    """``retrieval.shards.start_shards``'s Ray options for shards of ``resources``."""
-    options: dict[str, object] = {"num_cpus": resources.num_cpus}
-    if resources.memory_gb is not None:
-        options["memory"] = int(resources.memory_gb * 1024**3)
-    if resources.custom:
-        options["resources"] = dict(resources.custom)
-    return options

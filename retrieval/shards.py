@@ -41,15 +41,18 @@ def parts(index: Any, plan: indexes.IndexPlan, shards: int) -> Iterator[tuple[by
     if plan.kind not in SHARDABLE:
         raise ValueError(f"a {plan.kind} index cannot be sharded with identical results")
     whole: Any = faiss.downcast_index(index)
+    empty: Any = None
+    if plan.kind == "ivfpq":  # the trained index without its rows, emptied once
+        empty = faiss.clone_index(whole)
+        empty.reset()
     for shard, rows in enumerate(split(int(whole.ntotal), shards)):
         if plan.kind == "flat":
             part: Any = faiss.IndexFlatIP(whole.d)
             part.add(whole.reconstruct_batch(rows))
             yield bytes(faiss.serialize_index(part)), rows
             continue
-        cloned = faiss.clone_index(whole)  # held: the downcast view does not own it
+        cloned = faiss.clone_index(empty)  # held: the downcast view does not own it
         part = faiss.downcast_index(cloned)
-        part.reset()
         base: Any = faiss.downcast_index(part.base_index)
         lists: Any = faiss.InvertedLists
         source: Any = faiss.downcast_index(whole.base_index)

@@ -76,6 +76,7 @@ def test_each_collection_has_a_retriever_deployment_sized_and_placed_by_its_sett
     assert spec.name == "big" and spec.shards == 4
     assert spec.shard_options == {
         "num_cpus": 0.5,
+        "num_gpus": 0.0,
         "memory": 2 * 1024**3,
         "resources": {"mem_node": 1},
     }
