@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from router_model.heads import LearnedHead, Params, _require, register_head, unit
+from router_model.heads import LearnedHead, Params, _require, register_head, softmax, unit
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)  # residual weights the inner CV tries
 FAR_QUANTILE = 99.0
@@ -154,8 +154,9 @@ class PriorHead(LearnedHead):
     def _choose_weight(
         self, queries: np.ndarray, earned: np.ndarray, tables: np.ndarray, labels: np.ndarray
     ) -> tuple[float, dict[str, float]]:
-        """The residual weight of the best inner cross-validated accuracy (ties: the
-        smaller weight, the prior's side)."""
+        """The residual weight with the largest inner cross-validated gain over the prior
+        among those whose gain is ``SIGNIFICANT`` standard errors above zero (0 when none
+        is), and every weight's inner CV accuracy."""
         from router_model.train import stratified_folds
 
         folds = int(self.params["folds"])
@@ -184,36 +185,40 @@ class PriorHead(LearnedHead):
         return WEIGHTS[best], by_weight
 
     # -- predicting ------------------------------------------------------------------
+    def _groups_of(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(unit points, p(group | x), distance to the nearest group over its reach)."""
+        points = unit(queries - self.center).astype(np.float32)
+        chance = softmax(((points - self.mean) / self.scale) @ self.coef.T + self.intercept)
+        nearest = ((1.0 - points @ self.centroids.T) / self.reach).min(axis=1)
+        return points, chance, nearest
+
+    def _prior(self, chance: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+        far = nearest > float(self.params["far"])
+        return np.where(far[:, None], self.global_table, chance @ self.tables).astype(np.float32)
+
+    def _residual(self, points: np.ndarray) -> np.ndarray:
+        """The mean residual of each point's ``k`` nearest training queries."""
+        k = min(int(self.params["k"]), len(self.points))
+        near = np.argpartition(-(points @ self.points.T), k - 1, axis=1)[:, :k]
+        return np.asarray(self.residuals[near].mean(axis=1))
+
     def _parts(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(prior, residual, distance over reach) per query."""
-        points = unit(queries - self.center).astype(np.float32)
-        logits = ((points - self.mean) / self.scale) @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        chance = np.exp(logits)
-        chance /= chance.sum(axis=1, keepdims=True)
-        distance = (1.0 - points @ self.centroids.T) / self.reach
-        nearest = distance.min(axis=1)
-        far = nearest > float(self.params["far"])
-        prior = np.where(far[:, None], self.global_table, chance @ self.tables)
-        k = min(int(self.params["k"]), len(self.points))
-        sims = points @ self.points.T
-        near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        residual = self.residuals[near].mean(axis=1)
-        return prior.astype(np.float32), residual, nearest
+        points, chance, nearest = self._groups_of(queries)
+        return self._prior(chance, nearest), self._residual(points), nearest
 
     def predict(self, queries: np.ndarray) -> np.ndarray:
-        prior, residual, _ = self._parts(queries)
-        return np.clip(prior + float(self.weight) * residual, 0.0, 1.0)
+        points, chance, nearest = self._groups_of(queries)
+        prior = self._prior(chance, nearest)
+        if not float(self.weight):  # the prior alone: no neighbour search on the routing path
+            return np.clip(prior, 0.0, 1.0)
+        return np.clip(prior + float(self.weight) * self._residual(points), 0.0, 1.0)
 
     def explain(self, queries: np.ndarray) -> list[dict[str, float | int | bool]]:
         """Per query: its most likely group (the training table's number, or the cluster's),
         that group's probability, its distance to the nearest group (in units of that
         group's reach) and whether it fell back to the global table."""
-        points = unit(queries - self.center).astype(np.float32)
-        logits = ((points - self.mean) / self.scale) @ self.coef.T + self.intercept
-        chance = np.exp(logits - logits.max(axis=1, keepdims=True))
-        chance /= chance.sum(axis=1, keepdims=True)
-        distance = ((1.0 - points @ self.centroids.T) / self.reach).min(axis=1)
+        _, chance, nearest = self._groups_of(queries)
         return [
             {
                 "group": int(self.group_ids[c.argmax()]),
@@ -221,7 +226,7 @@ class PriorHead(LearnedHead):
                 "distance": round(float(d), 4),
                 "global_prior": bool(d > float(self.params["far"])),
             }
-            for c, d in zip(chance, distance, strict=True)
+            for c, d in zip(chance, nearest, strict=True)
         ]
 
     # -- artifacts -------------------------------------------------------------------

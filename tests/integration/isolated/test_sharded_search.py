@@ -111,7 +111,8 @@ def _all_dead(actor_ids, within_s=60.0):
 
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        states = [getattr(get_actor(a), "state", "DEAD") for a in actor_ids]
+        # an actor the state API does not know is not counted as dead: the ids must be real
+        states = [getattr(get_actor(a), "state", "UNKNOWN") for a in actor_ids]
         if all(s == "DEAD" for s in states):
             return True
         time.sleep(0.5)  # polling Ray's state API for the condition, bounded above
