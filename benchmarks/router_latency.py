@@ -4,16 +4,19 @@ Variants, all timed in one run, alternating in blocks of queries so machine drif
 them alike while each runs warm, as in a dedicated router replica:
 
 - ``naive``: the whole router LLM (all layers), float32, eager, no head;
-- ``L<n>``: the routing decision as served — the first ``n`` layers in bfloat16 under
+- ``L<n>``: the routing decision as served — the first ``n`` layers under
   ``torch.compile`` (dynamic shapes, frozen weights), mean pooling, then the kNN head over
   6,000 training points (the RouterDC train size; the head's cost depends only on size);
-- ``L<n>-eager`` (``--eager-layers``): the same without ``torch.compile``.
+- ``L<n>-eager`` (``--eager-layers``): the same without ``torch.compile``;
+- each in every precision of ``--dtypes`` (``-bf16`` / ``-fp32`` when more than one).
 
 Queries are real ones from the score tables, truncated to ``--max-tokens`` (64) tokens.
 Reports p50/p99 per single query, the naive/optimised ratio, and throughput at batch 32.
 Writes ``benchmarks/results/router_latency.json``.
 
     .venv/bin/python benchmarks/router_latency.py --layers 1 2 3 6 18 --eager-layers 18
+    .venv/bin/python benchmarks/router_latency.py --layers --eager-layers 1 18 \
+        --dtypes bfloat16 float32
 """
 
 from __future__ import annotations
@@ -48,9 +51,12 @@ def sample_queries(count: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=profiles.FOLDER / "cpu.yaml")
-    parser.add_argument("--layers", type=int, nargs="+", default=[2, 3, 6])
+    parser.add_argument("--layers", type=int, nargs="*", default=[2, 3, 6])
     parser.add_argument(
         "--eager-layers", type=int, nargs="*", default=[], help="Also time these uncompiled."
+    )
+    parser.add_argument(
+        "--dtypes", nargs="+", default=["bfloat16"], choices=["bfloat16", "float32"]
     )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--queries", type=int, default=200)
@@ -68,12 +74,14 @@ def main() -> None:
     variants["naive"] = naive.embed
     rng = np.random.default_rng(0)
     load_s: dict[str, float] = {}
-    plan = [(layer, True) for layer in args.layers]
-    plan += [(layer, False) for layer in args.eager_layers]
-    for layer, compiled in plan:
-        name = f"L{layer}" if compiled else f"L{layer}-eager"
+    plan = [(layer, True, dtype) for layer in args.layers for dtype in args.dtypes]
+    plan += [(layer, False, dtype) for layer in args.eager_layers for dtype in args.dtypes]
+    short = {"bfloat16": "-bf16", "float32": "-fp32"}
+    for layer, compiled, dtype in plan:
+        name = f"L{layer}" + ("" if compiled else "-eager")
+        name += short[dtype] if len(args.dtypes) > 1 else ""
         started = time.monotonic()
-        lm = HiddenStateEmbedder(directory, layer, args.max_tokens, compile=compiled)
+        lm = HiddenStateEmbedder(directory, layer, args.max_tokens, dtype=dtype, compile=compiled)
         lm.load()
         head = KnnHead(k=50, prior_weight=100)
         dim = lm.embed(["x"]).shape[1]
@@ -107,6 +115,7 @@ def main() -> None:
         "max_tokens": args.max_tokens,
         "tokens_p50": float(np.median(tokens)),
         "threads": args.threads,
+        "torch": torch.__version__,
         "load_and_compile_s": load_s,
         "variants": {},
     }
@@ -119,7 +128,7 @@ def main() -> None:
             "batch32_queries_per_s": throughput[name],
         }
         print(
-            f"{name:6s} p50 {p50:6.1f} ms  p99 {results['variants'][name]['p99_ms']:6.1f} ms  "
+            f"{name:14s} p50 {p50:6.1f} ms  p99 {results['variants'][name]['p99_ms']:6.1f} ms  "
             f"x{naive_p50 / p50:4.1f} vs naive  batch 32: {throughput[name]:6.0f} q/s",
             flush=True,
         )

@@ -1,19 +1,29 @@
-"""The ``prior`` head against the shipped ``knn`` head and the task prior, per router
+"""The ``prior`` head against the ``knn`` head and the task prior, per router
 layer, on the RouterDC train tables: cross-validated accuracy and routing latency.
 
 Per layer (one forward pass embeds every layer; cached):
 - ``task_prior``: each table sent to its best model, the table known (fitted on the
   training folds): the lookup a learned head fell below on held-out data;
 - ``best_single``: the one model best over the tables (training folds);
-- ``knn``: the shipped learned head (k 50, prior_weight 100);
+- ``knn``: the learned head that was the default before ``prior`` (k 50, prior_weight 100);
 - ``prior``: the prior head, the group recovered from the embedding, residual weight
-  chosen by its own inner cross-validation (and at 0 and 1, to show the curve);
+  chosen by its own inner cross-validation; ``prior_by_weight``: at every weight it tries
+  (the shrinkage curve);
+- ``oracle``: every query sent to a model that answers it best (the ceiling);
 - ``group_accuracy``: how often the prior head's most likely group is the query's table;
 - ``latency_ms``: one query at a time through the router LLM cut at that layer and the
   prior head (p50 over ``--latency-queries`` queries of the tables, after a warm-up).
 
 5-fold cross-validation stratified by table, the unweighted mean over the five tables
-(RouterDC's own figure). Writes JSON and a PNG (accuracy and latency against layer).
+(RouterDC's own figure).
+
+RouteLLM (GPT-4 against Mixtral, the two train tables pooled, 2-fold CV as
+``router_quality.py``, ``--seeds`` splits): APGR and CPT(50%)/CPT(80%) of the threshold
+sweep over the predicted gain of the strong model, per ``--routellm-layers`` layer, for
+``knn``, the ``prior`` head (weight by its inner CV) on the two tables and on
+``--clusters`` k-means clusters, and the prior alone (weight 0) on those clusters.
+
+Writes JSON and a PNG (accuracy and latency against layer).
 
     .venv/bin/python benchmarks/router_prior.py --layers 1 2 3 4 6 9 12 18
 """
@@ -34,13 +44,14 @@ from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.backbone import HiddenStateEmbedder
 from router_model.embed_cache import cached_embeddings
+from router_model.evaluate import cost_sweep
 from router_model.heads import LearnedHead, build_head
-from router_model.prior import PriorHead
-from router_model.scores import read_score_tables
+from router_model.prior import WEIGHTS, PriorHead
+from router_model.scores import ScoreTable, read_score_tables
 from router_model.train import out_of_fold, stack_tables, stratified_folds
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "routerdc"
+DATA = ROOT.parent / "shared" / "data"
 
 
 def accuracy(predicted: np.ndarray, earned: np.ndarray, groups: np.ndarray) -> float:
@@ -106,6 +117,59 @@ def latency(
     return 1000 * statistics.median(took)
 
 
+def embedded(
+    model_dir: str, r: Any, dtype: str, tables: list[ScoreTable], layers: list[int], tag: str
+) -> dict[int, np.ndarray]:
+    """Every table's queries at every layer, from one forward pass (cached on disk)."""
+    from rich.progress import Progress
+
+    queries = [q for t in tables for q in t.queries]
+    lm = HiddenStateEmbedder(model_dir, max(layers), r.max_query_tokens, dtype=dtype)
+    lm.load()
+    with Progress() as bars:
+        task = bars.add_task(f"{tag} {len(queries)} queries, layers {layers}", total=len(queries))
+        flat = cached_embeddings(
+            lambda b: np.concatenate([v for _, v in sorted(lm.embed_layers(b, layers).items())], 1),
+            lm.spec.fingerprint() + tag + ":" + ",".join(map(str, layers)),
+            queries,
+            Path(get_settings().cache_dir) / "router-embeddings",
+            progress=lambda n: bars.advance(task, n),
+        )
+    return dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
+
+
+def routellm_row(
+    layer: int, x: np.ndarray, tables: list[ScoreTable], clusters: int, seeds: int
+) -> dict[str, Any]:
+    """APGR / CPT(50%) / CPT(80%) per head, 2-fold CV on the pooled tables."""
+    earned, groups = stack_tables(tables)
+    prices = json.loads((DATA / "routellm" / "models.json").read_text())
+    costs = np.tile(
+        np.array([prices[m]["usd_per_mtok_out"] for m in tables[0].models]), (len(earned), 1)
+    )
+    heads: dict[str, tuple[str, dict[str, float | int]]] = {
+        "knn": ("knn", {}),
+        "prior": ("prior", {}),
+        f"prior_clusters{clusters}": ("prior", {"clusters": clusters}),
+        f"prior_clusters{clusters}_w0": ("prior", {"clusters": clusters, "residual_weight": 0.0}),
+    }
+    row: dict[str, Any] = {"layer": layer}
+    for label, (name, params) in heads.items():
+        figures = []
+        for seed in range(seeds):
+
+            def make(name: str = name, params: dict[str, float | int] = params) -> LearnedHead:
+                head = build_head(name, **params)
+                assert isinstance(head, LearnedHead)
+                return head
+
+            sweep = cost_sweep(earned, out_of_fold(make, x, earned, groups, 2, seed), costs)
+            figures.append([float(sweep[k]) for k in ("apgr", "cpt50", "cpt80")])  # type: ignore[arg-type]
+        apgr, cpt50, cpt80 = np.mean(figures, axis=0)
+        row[label] = {"apgr": round(apgr, 4), "cpt50": round(cpt50, 4), "cpt80": round(cpt80, 4)}
+    return row
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -114,14 +178,15 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     layers = [r["layer"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label in (
-        ("prior", "prior head (CV weight)"),
-        ("prior_w0", "prior head, weight 0"),
-        ("knn", "knn (shipped)"),
-        ("task_prior", "task prior (table known)"),
-        ("best_single", "best single model"),
-    ):
-        left.plot(layers, [r[key] for r in rows], marker="o", label=label)
+    series = {
+        "prior head (CV weight)": [r["prior"] for r in rows],
+        "prior head, weight 1": [r["prior_by_weight"]["1"] for r in rows],
+        "knn": [r["knn"] for r in rows],
+        "task prior (table known)": [r["task_prior"] for r in rows],
+        "best single model": [r["best_single"] for r in rows],
+    }
+    for label, values in series.items():
+        left.plot(layers, values, marker="o", label=label)
     left.set_xlabel("router LLM layer")
     left.set_ylabel("5-fold CV accuracy (mean over tables)")
     left.legend(fontsize=8)
@@ -138,6 +203,9 @@ def main() -> None:
     parser.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3, 4, 6, 9, 12, 18])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--latency-queries", type=int, default=60)
+    parser.add_argument("--routellm-layers", type=int, nargs="*", default=[1, 2, 4, 6])
+    parser.add_argument("--clusters", type=int, default=32, help="k-means groups on RouteLLM")
+    parser.add_argument("--seeds", type=int, default=2, help="RouteLLM CV splits")
     parser.add_argument(
         "--dtype",
         default="float32",
@@ -148,26 +216,15 @@ def main() -> None:
 
     config = load_config(profiles.FOLDER / "cpu.yaml")
     r = config.router
-    cache_dir = get_settings().cache_dir
-    tables = read_score_tables(sorted(DATA.glob("*_train.jsonl")))
+    model_dir = r.model.location(get_settings().cache_dir)
+    tables = read_score_tables(sorted((DATA / "routerdc").glob("*_train.jsonl")))
     queries = [q for t in tables for q in t.queries]
     earned, groups = stack_tables(tables)
-    model_dir = r.model.location(cache_dir)
     layers = sorted(set(args.layers))
-    lm = HiddenStateEmbedder(model_dir, max(layers), r.max_query_tokens, dtype=args.dtype)
-    lm.load()
     started = time.monotonic()
-    flat = cached_embeddings(
-        lambda b: np.concatenate([v for _, v in sorted(lm.embed_layers(b, layers).items())], 1),
-        lm.spec.fingerprint() + "prior:" + ",".join(map(str, layers)),
-        queries,
-        cache_dir / "router-embeddings",
-    )
-    x = dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
-    print(
-        f"embedded {len(queries)} queries at layers {layers} in {time.monotonic() - started:.0f} s"
-    )
+    x = embedded(model_dir, r, args.dtype, tables, layers, "prior")
     task_prior, best_single = label_priors(earned, groups, args.folds)
+    oracle = accuracy(earned, earned, groups)
     rng = np.random.default_rng(0)
     sample = [queries[i] for i in rng.choice(len(queries), args.latency_queries, replace=False)]
     rows = []
@@ -184,12 +241,13 @@ def main() -> None:
             "knn": round(accuracy(cv(xs, earned, groups, args.folds, "knn"), earned, groups), 4),
             "prior": round(accuracy(prior, earned, groups), 4),
             "prior_weights_chosen_per_fold": chosen,
-            "prior_w0": round(
-                accuracy(cv(xs, earned, groups, args.folds, "prior", 0.0), earned, groups), 4
-            ),
-            "prior_w1": round(
-                accuracy(cv(xs, earned, groups, args.folds, "prior", 1.0), earned, groups), 4
-            ),
+            "prior_by_weight": {
+                f"{w:g}": round(
+                    accuracy(cv(xs, earned, groups, args.folds, "prior", w), earned, groups), 4
+                )
+                for w in WEIGHTS
+            },
+            "oracle": round(oracle, 4),
             "group_accuracy": round(
                 float(
                     np.mean(
@@ -205,6 +263,15 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+    routellm_tables = read_score_tables(sorted((DATA / "routellm").glob("*_train.jsonl")))
+    routellm = []
+    if args.routellm_layers:
+        xr = embedded(
+            model_dir, r, args.dtype, routellm_tables, sorted(set(args.routellm_layers)), "routellm"
+        )
+        for layer, xs in xr.items():
+            routellm.append(routellm_row(layer, xs, routellm_tables, args.clusters, args.seeds))
+            print(json.dumps(routellm[-1]), flush=True)
     result = {
         "benchmark": "router_prior",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -213,6 +280,7 @@ def main() -> None:
         "folds": args.folds,
         "dtype": args.dtype,
         "rows": rows,
+        "routellm": routellm,
         "seconds": round(time.monotonic() - started, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -390,7 +390,10 @@ class RouterConfig(_CallBounds):
     )
     max_query_tokens: int = Field(128, ge=8, description="Query tokens the router reads.")
     dtype: Literal["bfloat16", "float32"] = Field(
-        "bfloat16", description="Precision the router LLM runs in."
+        "float32",
+        description="Precision the router LLM runs in. bfloat16 pays only on CPUs with native "
+        "bfloat16 arithmetic (AMX); on AVX2 it measured 4-5x slower than float32 "
+        "(benchmarks/router_latency.py --dtypes).",
     )
     compile: bool = Field(False, description="Run the router LLM under torch.compile.")
     threads: int = Field(2, ge=1, le=256, description="Torch threads of each router replica.")

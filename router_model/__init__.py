@@ -64,7 +64,7 @@ def build_router(
     *,
     layer: int,
     max_query_tokens: int = 128,
-    dtype: str = "bfloat16",
+    dtype: str = "float32",
     compile: bool = False,
     threads: int | None = None,
     head: str = "nearest_centroid",

@@ -104,7 +104,7 @@ class HiddenStateEmbedder:
         layer: int,
         max_tokens: int = 128,
         *,
-        dtype: str = "bfloat16",
+        dtype: str = "float32",
         compile: bool = False,
     ) -> None:
         if dtype not in ("bfloat16", "float32"):

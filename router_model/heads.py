@@ -62,6 +62,10 @@ class LearnedHead(RoutingHead):
     def fit_scores(self, queries: np.ndarray, earned: np.ndarray, groups: np.ndarray) -> None:
         """``earned[i, j]``: credit model ``j`` earned on query ``i``; ``groups[i]``: its table."""
 
+    def fit_report(self) -> dict[str, Any]:
+        """What fitting chose and anything the trainer should be told (``notes``)."""
+        return {}
+
 
 _HEADS: dict[str, type[RoutingHead]] = {}
 

@@ -12,15 +12,23 @@ predicted(x) = prior(x) + w · residual(x), where
 - ``residual(x)`` is the mean, over the ``k`` nearest training queries, of how much each
   did better or worse than its own group's table;
 - ``w`` in [0, 1] is ``residual_weight``, or (-1, the default) chosen by inner
-  cross-validation on the training rows: the weight whose gain in accuracy over the prior
-  (unweighted mean over the tables) is largest among those at least two standard errors
-  above zero; 0 when none is.
+  cross-validation on the training rows (accuracy and squared error as unweighted means
+  over the tables):
+  1. the weight whose gain in accuracy over the prior is largest among those at least two
+     standard errors above zero;
+  2. if none is, the weight with the lowest squared error between predicted and earned
+     credit among those whose accuracy is no lower than the prior's, if its reduction is
+     two standard errors above zero. Accuracy only sees the best model of each query; a
+     cost trade-off also needs the gaps between models right (a score table where one
+     model is best everywhere, RouteLLM's GPT-4 against Mixtral, leaves accuracy flat
+     at every weight, and the prior alone ranks every query of a group alike);
+  3. 0 otherwise.
 
 At w = 0 it is the prior: "send each kind of question to its best model", which a learned
 head without it fell below on held-out data. The CV gives the residual weight only when
-the per-query signal pays on rows it did not see. Groups with fewer than ``min_group``
-rows are too small to estimate: their rows count toward the global table only, and the
-head says so in ``notes``.
+the per-query signal pays on rows it did not see, and never at a cost in accuracy. Groups
+with fewer than ``min_group`` rows are too small to estimate: their rows count toward the
+global table only, and the head says so in ``notes``.
 """
 
 from __future__ import annotations
@@ -76,8 +84,8 @@ class PriorHead(LearnedHead):
         labels = self._groups(queries, groups)
         weight = float(self.params["residual_weight"])
         if weight == -1.0:
-            weight, by_weight = self._choose_weight(queries, earned, groups, labels)
-            self.chosen = {"residual_weight": weight, "cv_accuracy_by_weight": by_weight}
+            weight, report = self._choose_weight(queries, earned, groups, labels)
+            self.chosen = {"residual_weight": weight, **report}
         else:
             self.chosen = {"residual_weight": weight}
         self._fit(queries, earned, labels)
@@ -153,10 +161,9 @@ class PriorHead(LearnedHead):
 
     def _choose_weight(
         self, queries: np.ndarray, earned: np.ndarray, tables: np.ndarray, labels: np.ndarray
-    ) -> tuple[float, dict[str, float]]:
-        """The residual weight with the largest inner cross-validated gain over the prior
-        among those whose gain is ``SIGNIFICANT`` standard errors above zero (0 when none
-        is), and every weight's inner CV accuracy."""
+    ) -> tuple[float, dict[str, Any]]:
+        """The residual weight by the rule in the module docstring, and what the inner
+        cross-validation measured at every weight."""
         from router_model.train import stratified_folds
 
         folds = int(self.params["folds"])
@@ -168,21 +175,43 @@ class PriorHead(LearnedHead):
             inner._fit(queries[train], earned[train], labels[train])
             prior, residual, _ = inner._parts(queries[test])
             for i, w in enumerate(WEIGHTS):
-                parts[i][test] = prior + w * residual
-        picked = [earned[np.arange(len(earned)), p.argmax(axis=1)] for p in parts]
+                parts[i][test] = np.clip(prior + w * residual, 0.0, 1.0)
+        # per row, for each weight: the credit of the model picked, and the squared error
+        picked = np.stack([earned[np.arange(len(earned)), p.argmax(axis=1)] for p in parts])
+        error = ((parts - earned) ** 2).mean(axis=2)
         # each row weighs 1/(tables x its table's rows): the unweighted mean over tables
         names, inverse, counts = np.unique(tables, return_inverse=True, return_counts=True)
         weight = 1.0 / (len(names) * counts[inverse])
-        scores = [float(weight @ p) for p in picked]
-        best, gain_best = 0, 0.0
-        for i in range(1, len(WEIGHTS)):
-            diff = picked[i] - picked[0]
-            gain = float(weight @ diff)
-            spread = float(np.sqrt(np.sum((weight * diff) ** 2)))  # its standard error
-            if gain > SIGNIFICANT * spread and gain > gain_best:
-                best, gain_best = i, gain
-        by_weight = {f"{w:g}": round(s, 4) for w, s in zip(WEIGHTS, scores, strict=True)}
-        return WEIGHTS[best], by_weight
+
+        def gain(values: np.ndarray, i: int) -> tuple[float, float]:
+            """Weight i's mean gain over weight 0 and its standard error."""
+            diff = values[i] - values[0]
+            return float(weight @ diff), float(np.sqrt(np.sum((weight * diff) ** 2)))
+
+        accuracy = [gain(picked, i) for i in range(len(WEIGHTS))]
+        fit = [gain(-error, i) for i in range(len(WEIGHTS))]  # less error is a gain
+        best, criterion = 0, "prior"
+        significant = [i for i, (g, se) in enumerate(accuracy) if i and g > SIGNIFICANT * se]
+        if significant:
+            best, criterion = max(significant, key=lambda i: accuracy[i][0]), "accuracy"
+        else:
+            kept = [i for i, (g, _) in enumerate(accuracy) if i and g >= 0.0]
+            closer = [i for i in kept if fit[i][0] > SIGNIFICANT * fit[i][1]]
+            if closer:
+                best, criterion = max(closer, key=lambda i: fit[i][0]), "squared error"
+        report = {
+            "criterion": criterion,
+            "cv_accuracy_by_weight": {
+                f"{w:g}": round(float(weight @ p), 4) for w, p in zip(WEIGHTS, picked, strict=True)
+            },
+            "cv_squared_error_by_weight": {
+                f"{w:g}": round(float(weight @ e), 5) for w, e in zip(WEIGHTS, error, strict=True)
+            },
+        }
+        return WEIGHTS[best], report
+
+    def fit_report(self) -> dict[str, Any]:
+        return {**self.chosen, "notes": list(self.notes)}
 
     # -- predicting ------------------------------------------------------------------
     def _groups_of(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -111,4 +111,6 @@ def train_head(
     cv = cross_validate(name, params, tables, x, folds) if folds > 1 else None
     earned, groups = stack_tables(tables)
     head = fit_head(name, params, x, earned, groups)
-    return head, training_metadata(tables, cv, time.monotonic() - started)
+    meta = training_metadata(tables, cv, time.monotonic() - started)
+    meta["head_fit"] = head.fit_report()
+    return head, meta

@@ -120,7 +120,7 @@ def train(
     scores: ScoresOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Artifact directory to write.")],
     config: ConfigOpt = DEFAULT_CONFIG,
-    head: Annotated[str, typer.Option(help="Learned head, by registered name.")] = "knn",
+    head: Annotated[str, typer.Option(help="Learned head, by registered name.")] = "prior",
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Head parameter NAME=NUMBER.")
     ] = None,
@@ -169,6 +169,15 @@ def train(
         head, fitted, embedder.spec, label, models, _prices(scores, prices), meta
     )
     path = save_artifact(artifact, out_dir)
+    fit: Any = meta["head_fit"]
+    for note in fit.get("notes", []):
+        err.print(f"note: {note}", highlight=False)
+    if "criterion" in fit:
+        err.print(
+            f"residual weight {fit['residual_weight']:g}, chosen by inner cross-validation "
+            f"({fit['criterion']})",
+            highlight=False,
+        )
     cv: Any = meta.get("cross_validation")
     if cv:
         avg = cv["average"]

@@ -66,7 +66,7 @@ def slices(data_dir, tmp_path_factory):
 def artifact(slices, tmp_path_factory):
     out = tmp_path_factory.mktemp("art") / "router"
     proc = mixserve(
-        "router", "train", *scores_args(slices["train"]), "--out", str(out),
+        "router", "train", *scores_args(slices["train"]), "--out", str(out), "--head", "knn",
         "--param", "k=5", "--param", "prior_weight=10", "--folds", "2", "--layer", "2",
     )  # fmt: skip
     assert "cross-validated (2 folds)" in proc.stderr
@@ -76,7 +76,7 @@ def artifact(slices, tmp_path_factory):
 def test_train_writes_a_checksummed_artifact_with_metadata(artifact):
     meta = json.loads((artifact / "router.json").read_text())
     assert meta["head"] == {"name": "knn", "params": {"k": 5, "prior_weight": 10}}
-    assert meta["backbone"]["layer"] == 2 and meta["backbone"]["dtype"] == "bfloat16"
+    assert meta["backbone"]["layer"] == 2 and meta["backbone"]["dtype"] == "float32"
     assert [f["n"] for f in meta["training"]["files"]] == [ROWS] * 5
     assert set(meta["training"]["cross_validation"]["files"]) == set(ROUTERDC)
     assert len(meta["models"]) == 7 and meta["prices"]  # models.json beside the tables
@@ -132,6 +132,23 @@ def test_calibrate_hits_a_target_share_of_the_expensive_model(data_dir, tmp_path
     )
     result = json.loads(proc.stdout)
     assert result["share"] <= 0.3 and result["quality_cost_tradeoff"] > 0
+
+
+def test_the_default_prior_head_says_when_groups_are_too_small(slices, tmp_path):
+    out = tmp_path / "prior"
+    proc = mixserve(
+        "router", "train", *scores_args(slices["train"]), "--out", str(out), "--folds", "0",
+        "--layer", "2", "--param", f"min_group={ROWS + 1}",
+    )  # fmt: skip
+    assert "note: 5 group(s) under min_group" in proc.stderr
+    assert "no group is large enough: the head is the global table" in proc.stderr
+    assert "residual weight" in proc.stderr and "chosen by inner cross-validation" in proc.stderr
+    meta = json.loads((out / "router.json").read_text())
+    assert meta["head"]["name"] == "prior" and meta["training"]["head_fit"]["notes"]
+    proc = mixserve("router", "train", *scores_args(slices["train"]), "--out", str(tmp_path / "x"),
+                    "--param", "residual_weight=1.5", check=False)  # fmt: skip
+    assert proc.returncode != 0 and "residual_weight 1.5 must lie in [0, 1]" in proc.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_bad_inputs_give_one_line_errors_and_leave_nothing(artifact, slices, tmp_path):

@@ -63,6 +63,41 @@ def test_cross_validation_adds_the_residual_only_where_it_pays():
     assert max(scores.values()) == scores[f"{real.chosen['residual_weight']:g}"]
 
 
+def test_when_accuracy_cannot_tell_the_weights_apart_squared_error_chooses():
+    """One table where the strong model (0) is best everywhere, as RouteLLM's GPT-4: the
+    pick at no cost is model 0 at every weight, so accuracy is flat. On a sub-cluster the
+    weak model does as well; a cost trade-off needs the predicted gap to show that, and
+    the prior alone gives every query the same gap."""
+    rng = np.random.default_rng(6)
+    n, dim = 600, 16
+    x = rng.normal(size=(n, dim))
+    easy = np.arange(n) % 2 == 0
+    x[easy, 3] += 3.0
+    earned = np.zeros((n, 2), dtype=np.float32)
+    earned[:, 0] = rng.binomial(1, 0.9, size=n)
+    earned[:, 1] = np.where(easy, rng.binomial(1, 0.85, size=n), rng.binomial(1, 0.2, size=n))
+    head = build_head("prior")
+    head.fit_scores(x, earned, np.zeros(n, dtype=np.int64))
+    assert head.chosen["criterion"] == "squared error" and head.chosen["residual_weight"] > 0
+    by_weight = head.chosen["cv_accuracy_by_weight"]
+    assert by_weight[f"{head.chosen['residual_weight']:g}"] >= by_weight["0"]
+    gap = head.predict(x) @ np.array([1.0, -1.0])
+    assert gap[easy].mean() < gap[~easy].mean() - 0.2  # the easy half ranks for the weak model
+    prior = build_head("prior", residual_weight=0.0)
+    prior.fit_scores(x, earned, np.zeros(n, dtype=np.int64))
+    assert np.ptp(prior.predict(x) @ np.array([1.0, -1.0])) < 1e-6
+
+
+def test_a_residual_that_costs_accuracy_is_not_taken_for_a_lower_error():
+    """Noise neighbours: the residual lowers no error reliably and risks the picks."""
+    x, earned, groups = grouped(seed=7)
+    head = build_head("prior")
+    head.fit_scores(x, earned, groups)
+    scores = head.chosen["cv_accuracy_by_weight"]
+    assert scores[f"{head.chosen['residual_weight']:g}"] >= scores["0"]
+    assert head.chosen["criterion"] in ("prior", "squared error")
+
+
 def test_a_query_far_from_every_group_gets_the_global_table_and_says_so():
     x, earned, groups = grouped()
     head = build_head("prior", residual_weight=0.0)

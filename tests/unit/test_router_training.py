@@ -158,6 +158,14 @@ def test_cross_validation_and_folds(tmp_path):
     assert cv["average"]["router"] > 0.85
     _, meta = train_head("knn", {"k": 10}, tables, x, folds=0)
     assert meta["cross_validation"] is None and meta["files"][0] == {"name": "t0", "n": 300}
+    assert meta["head_fit"] == {}
+    _, meta = train_head("prior", {"min_group": 301}, tables, x, folds=0)
+    fit = meta["head_fit"]
+    assert fit["notes"] == [
+        "2 group(s) under min_group=301 rows: their queries count toward the global table only",
+        "no group is large enough: the head is the global table",
+    ]
+    assert set(fit["cv_accuracy_by_weight"]) == {"0", "0.1", "0.2", "0.3", "0.5", "0.7", "1"}
 
 
 def test_artifact_round_trip_checksum_and_backbone(tmp_path):
