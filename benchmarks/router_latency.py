@@ -56,7 +56,10 @@ def main() -> None:
         "--eager-layers", type=int, nargs="*", default=[], help="Also time these uncompiled."
     )
     parser.add_argument(
-        "--dtypes", nargs="+", default=["bfloat16"], choices=["bfloat16", "float32"]
+        "--dtypes",
+        nargs="+",
+        choices=["bfloat16", "float32"],
+        help="router LLM precisions to time (default: the config's router.dtype)",
     )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--queries", type=int, default=200)
@@ -66,6 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
+    args.dtypes = args.dtypes or [config.router.dtype]
     directory = config.router.model.location(get_settings().cache_dir)
     queries = sample_queries(args.queries)
     variants: dict[str, Any] = {}

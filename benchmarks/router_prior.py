@@ -38,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from router_quality import routellm_cv
+from router_shallow import layered
 
 from orchestrator import profiles
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.backbone import HiddenStateEmbedder
-from router_model.embed_cache import cached_embeddings
-from router_model.evaluate import cost_sweep
 from router_model.heads import LearnedHead, build_head
 from router_model.prior import WEIGHTS, PriorHead
 from router_model.scores import ScoreTable, read_score_tables
@@ -128,25 +128,15 @@ def embedded(
     lm.load()
     with Progress() as bars:
         task = bars.add_task(f"{tag} {len(queries)} queries, layers {layers}", total=len(queries))
-        flat = cached_embeddings(
-            lambda b: np.concatenate([v for _, v in sorted(lm.embed_layers(b, layers).items())], 1),
-            lm.spec.fingerprint() + tag + ":" + ",".join(map(str, layers)),
-            queries,
-            Path(get_settings().cache_dir) / "router-embeddings",
-            progress=lambda n: bars.advance(task, n),
-        )
-    return dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
+        cache = Path(get_settings().cache_dir)
+        embed = layered(lm, layers, tag + ":", cache, lambda n: bars.advance(task, n))
+        return embed(queries)
 
 
 def routellm_row(
     layer: int, x: np.ndarray, tables: list[ScoreTable], clusters: int, seeds: int
 ) -> dict[str, Any]:
-    """APGR / CPT(50%) / CPT(80%) per head, 2-fold CV on the pooled tables."""
-    earned, groups = stack_tables(tables)
-    prices = json.loads((DATA / "routellm" / "models.json").read_text())
-    costs = np.tile(
-        np.array([prices[m]["usd_per_mtok_out"] for m in tables[0].models]), (len(earned), 1)
-    )
+    """APGR / CPT(50%) / CPT(80%) per head (``router_quality.routellm_cv``)."""
     heads: dict[str, tuple[str, dict[str, float | int]]] = {
         "knn": ("knn", {}),
         "prior": ("prior", {}),
@@ -155,18 +145,13 @@ def routellm_row(
     }
     row: dict[str, Any] = {"layer": layer}
     for label, (name, params) in heads.items():
-        figures = []
-        for seed in range(seeds):
 
-            def make(name: str = name, params: dict[str, float | int] = params) -> LearnedHead:
-                head = build_head(name, **params)
-                assert isinstance(head, LearnedHead)
-                return head
+        def make(name: str = name, params: dict[str, float | int] = params) -> LearnedHead:
+            head = build_head(name, **params)
+            assert isinstance(head, LearnedHead)
+            return head
 
-            sweep = cost_sweep(earned, out_of_fold(make, x, earned, groups, 2, seed), costs)
-            figures.append([float(sweep[k]) for k in ("apgr", "cpt50", "cpt80")])  # type: ignore[arg-type]
-        apgr, cpt50, cpt80 = np.mean(figures, axis=0)
-        row[label] = {"apgr": round(apgr, 4), "cpt50": round(cpt50, 4), "cpt80": round(cpt80, 4)}
+        row[label] = {k: round(v, 4) for k, v in routellm_cv(tables, x, seeds, make).items()}
     return row
 
 
@@ -208,14 +193,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="RouteLLM CV splits")
     parser.add_argument(
         "--dtype",
-        default="float32",
-        help="router LLM precision (bfloat16 batches ran ~8x slower than float32 here)",
+        choices=["bfloat16", "float32"],
+        help="router LLM precision (default: the cpu profile's router.dtype)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/router_prior.json")
     args = parser.parse_args()
 
     config = load_config(profiles.FOLDER / "cpu.yaml")
     r = config.router
+    args.dtype = args.dtype or r.dtype
     model_dir = r.model.location(get_settings().cache_dir)
     tables = read_score_tables(sorted((DATA / "routerdc").glob("*_train.jsonl")))
     queries = [q for t in tables for q in t.queries]

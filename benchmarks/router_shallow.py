@@ -62,9 +62,14 @@ def accuracy(choice: np.ndarray, want: np.ndarray, groups: np.ndarray) -> float:
 
 
 def layered(
-    lm: HiddenStateEmbedder, layers: list[int], tag: str, cache_dir: Path
+    lm: HiddenStateEmbedder,
+    layers: list[int],
+    tag: str,
+    cache_dir: Path,
+    progress: Callable[[int], None] | None = None,
 ) -> Callable[[list[str]], dict[int, np.ndarray]]:
-    """Pooled states of several layers from one pass, cached on disk under ``tag``."""
+    """Pooled states of several layers from one pass, cached on disk under ``tag``;
+    ``progress(n)`` after each batch of ``n`` queries embedded."""
     key = lm.spec.fingerprint() + tag + ",".join(map(str, layers))
 
     def embed(texts: list[str]) -> dict[int, np.ndarray]:
@@ -73,6 +78,7 @@ def layered(
             key,
             texts,
             cache_dir / "router-embeddings",
+            progress=progress,
         )
         return dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
 

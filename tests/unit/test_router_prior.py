@@ -98,6 +98,32 @@ def test_a_residual_that_costs_accuracy_is_not_taken_for_a_lower_error():
     assert head.chosen["criterion"] in ("prior", "squared error")
 
 
+def test_the_lowest_squared_error_is_not_taken_where_it_costs_accuracy():
+    """One table; model 1 is nearly as good as model 0 on half the queries and far worse
+    on the rest. The residual lowers the squared error most at full weight, but there its
+    noisy estimates flip near-ties to the slightly worse model: the rule stops at a weight
+    whose inner-CV accuracy is the prior's."""
+    rng = np.random.default_rng(0)
+    n, dim = 800, 16
+    x = rng.normal(size=(n, dim))
+    close = np.arange(n) % 2 == 0
+    x[close, 3] += 3.0
+    earned = np.zeros((n, 2), dtype=np.float32)
+    earned[:, 0] = rng.binomial(1, 0.6, size=n)
+    earned[:, 1] = np.where(close, rng.binomial(1, 0.58, size=n), rng.binomial(1, 0.2, size=n))
+    head = build_head("prior")
+    head.fit_scores(x, earned, np.zeros(n, dtype=np.int64))
+    accuracy_at = head.chosen["cv_accuracy_by_weight"]
+    error_at = head.chosen["cv_squared_error_by_weight"]
+    chosen = f"{head.chosen['residual_weight']:g}"
+    lowest = min(error_at, key=error_at.get)
+    assert head.chosen["criterion"] == "squared error" and chosen != "0"
+    assert accuracy_at[chosen] >= accuracy_at["0"]
+    assert accuracy_at[lowest] < accuracy_at["0"]  # the data does test the accuracy guard
+    kept = [w for w in error_at if accuracy_at[w] >= accuracy_at["0"]]
+    assert chosen == min(kept, key=error_at.get)
+
+
 def test_a_query_far_from_every_group_gets_the_global_table_and_says_so():
     x, earned, groups = grouped()
     head = build_head("prior", residual_weight=0.0)
