@@ -29,6 +29,22 @@ def grouped(n_per=120, dim=16, seed=0, signal=0.0):
     return np.concatenate(x), np.concatenate(earned), np.concatenate(groups)
 
 
+def one_table(seed, n, strong, weak_near, weak_far, dim=16):
+    """One table of two models: model 0 right with chance ``strong`` everywhere; model 1
+    with ``weak_near`` on a sub-cluster (every other query, returned as a mask) and
+    ``weak_far`` on the rest."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim))
+    near = np.arange(n) % 2 == 0
+    x[near, 3] += 3.0
+    earned = np.zeros((n, 2), dtype=np.float32)
+    earned[:, 0] = rng.binomial(1, strong, size=n)
+    earned[:, 1] = np.where(
+        near, rng.binomial(1, weak_near, size=n), rng.binomial(1, weak_far, size=n)
+    )
+    return x, earned, near
+
+
 def accuracy(predicted, earned, groups):
     picked = earned[np.arange(len(earned)), predicted.argmax(axis=1)]
     return np.mean([picked[groups == g].mean() for g in np.unique(groups)])
@@ -68,23 +84,16 @@ def test_when_accuracy_cannot_tell_the_weights_apart_squared_error_chooses():
     pick at no cost is model 0 at every weight, so accuracy is flat. On a sub-cluster the
     weak model does as well; a cost trade-off needs the predicted gap to show that, and
     the prior alone gives every query the same gap."""
-    rng = np.random.default_rng(6)
-    n, dim = 600, 16
-    x = rng.normal(size=(n, dim))
-    easy = np.arange(n) % 2 == 0
-    x[easy, 3] += 3.0
-    earned = np.zeros((n, 2), dtype=np.float32)
-    earned[:, 0] = rng.binomial(1, 0.9, size=n)
-    earned[:, 1] = np.where(easy, rng.binomial(1, 0.85, size=n), rng.binomial(1, 0.2, size=n))
+    x, earned, easy = one_table(seed=6, n=600, strong=0.9, weak_near=0.85, weak_far=0.2)
     head = build_head("prior")
-    head.fit_scores(x, earned, np.zeros(n, dtype=np.int64))
+    head.fit_scores(x, earned, np.zeros(len(x), dtype=np.int64))
     assert head.chosen["criterion"] == "squared error" and head.chosen["residual_weight"] > 0
     by_weight = head.chosen["cv_accuracy_by_weight"]
     assert by_weight[f"{head.chosen['residual_weight']:g}"] >= by_weight["0"]
     gap = head.predict(x) @ np.array([1.0, -1.0])
     assert gap[easy].mean() < gap[~easy].mean() - 0.2  # the easy half ranks for the weak model
     prior = build_head("prior", residual_weight=0.0)
-    prior.fit_scores(x, earned, np.zeros(n, dtype=np.int64))
+    prior.fit_scores(x, earned, np.zeros(len(x), dtype=np.int64))
     assert np.ptp(prior.predict(x) @ np.array([1.0, -1.0])) < 1e-6
 
 
@@ -103,16 +112,9 @@ def test_the_lowest_squared_error_is_not_taken_where_it_costs_accuracy():
     on the rest. The residual lowers the squared error most at full weight, but there its
     noisy estimates flip near-ties to the slightly worse model: the rule stops at a weight
     whose inner-CV accuracy is the prior's."""
-    rng = np.random.default_rng(0)
-    n, dim = 800, 16
-    x = rng.normal(size=(n, dim))
-    close = np.arange(n) % 2 == 0
-    x[close, 3] += 3.0
-    earned = np.zeros((n, 2), dtype=np.float32)
-    earned[:, 0] = rng.binomial(1, 0.6, size=n)
-    earned[:, 1] = np.where(close, rng.binomial(1, 0.58, size=n), rng.binomial(1, 0.2, size=n))
+    x, earned, _ = one_table(seed=0, n=800, strong=0.6, weak_near=0.58, weak_far=0.2)
     head = build_head("prior")
-    head.fit_scores(x, earned, np.zeros(n, dtype=np.int64))
+    head.fit_scores(x, earned, np.zeros(len(x), dtype=np.int64))
     accuracy_at = head.chosen["cv_accuracy_by_weight"]
     error_at = head.chosen["cv_squared_error_by_weight"]
     chosen = f"{head.chosen['residual_weight']:g}"
