@@ -233,6 +233,17 @@ class SpecialistConfig(_Strict):
     engine: Literal["vllm", "fake"] = Field(
         "vllm", description="Engine implementation; 'fake' only for tests of other parts."
     )
+    solver: Literal["symbolic"] | None = Field(
+        None,
+        description="A solver that answers in front of the engine: 'symbolic' (SymPy) solves "
+        "the formula in a question exactly and shows its steps, asks the model for an "
+        "expression when the question has none (a word problem) and evaluates it, and lets "
+        "the model's own answer stand, marked unverified, when neither gives a number. It "
+        "runs in the specialist's replica and uses its engine (shared in an engine group).",
+    )
+    solver_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Longest one symbolic solve may run before it is refused."
+    )
     prompt_format: Literal["gemma", "gemma_base", "chatml", "llama3", "plain"] = Field(
         "gemma", description="Chat prompt format of the model."
     )

@@ -286,7 +286,7 @@ class SpecialistServer:
         tracing: TraceOptions | None = None,
         versions: dict[str, str] | None = None,
     ) -> None:
-        from specialists import Adapter, build_engine
+        from specialists import Adapter, build_engine, build_solver
 
         first = members[0]  # config validation made every member agree on the engine
         self.versions = dict(versions or {})  # specialist -> the version this replica serves
@@ -308,6 +308,17 @@ class SpecialistServer:
             engine_kwargs=engine_kwargs,
             adapters=list(self.adapters.values()),
         )
+        # specialists with a solver in front of the engine (the symbolic math engine)
+        self.solvers = {
+            m.name: build_solver(
+                m.solver,
+                inner=self.engine,
+                prompt_format=m.prompt_format,
+                timeout_s=m.solver_timeout_s,
+            )
+            for m in members
+            if m.solver is not None
+        }
         self.meter = BusyMeter()
         self.stats = {m.name: dict.fromkeys(STAT_NAMES, 0) for m in members}
         if first.nice:  # before the engine starts: its processes inherit it
@@ -316,6 +327,8 @@ class SpecialistServer:
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = all_cpus()
         started = time.monotonic()
         await asyncio.wait_for(self.engine.start(), first.start_timeout_s)
+        for solver in self.solvers.values():
+            await asyncio.wait_for(solver.start(), first.start_timeout_s)
         logger.info(
             "%s ready in %.1fs, serving %s",
             first.deployment,
@@ -334,6 +347,7 @@ class SpecialistServer:
         turns = [Turn(role, content) for role, content in payload["messages"]]
         passages = [(src, text) for src, text in payload.get("passages", [])]
         prompt = render(spec.prompt_format, spec.system_prompt, turns, passages)
+        asked = [t.content for t in turns if t.role == "user"]
         request = GenerationRequest(
             request_id=payload["request_id"],
             prompt=prompt,
@@ -346,7 +360,9 @@ class SpecialistServer:
             specialist=name,
             adapter=self.adapters.get(name),
             continuation=str(payload.get("continuation") or ""),
+            question=asked[-1] if asked else "",
         )
+        engine = self.solvers.get(name, self.engine)
         span = self.tracing.start(
             "mixserve.specialist.generate",
             payload.get("trace"),
@@ -364,7 +380,7 @@ class SpecialistServer:
                 "completion_tokens": 0,
                 "cumulative_logprob": None,
             }
-            async for chunk in self.engine.generate(request):
+            async for chunk in engine.generate(request):
                 if "text" not in last:
                     span.set_attribute(
                         semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, time.monotonic() - received
@@ -376,6 +392,7 @@ class SpecialistServer:
                     "finish_reason": chunk.finish_reason,
                     "cumulative_logprob": chunk.cumulative_logprob,
                     "cached_tokens": chunk.cached_tokens,
+                    "method": chunk.method,
                 }
                 yield last
             # a closing item with no text: this request's share of the replica's busy time
@@ -388,6 +405,8 @@ class SpecialistServer:
                     "mixserve.busy_s": busy,
                 }
             )
+            if last.get("method"):
+                span.set_attribute("mixserve.answer.method", str(last["method"]))
             yield {**last, "text": "", "finish_reason": None, "busy_s": busy}
             finished = True
             stats["served"] += 1
@@ -461,6 +480,11 @@ class SpecialistServer:
     def __del__(self) -> None:
         # Serve calls __del__ on graceful replica shutdown: stop vLLM's engine processes so
         # they are not left behind re-parented to init.
+        for solver in getattr(self, "solvers", {}).values():
+            try:
+                solver.shutdown()
+            except Exception:
+                logger.exception("solver shutdown failed")
         engine = getattr(self, "engine", None)
         if engine is not None:
             try:

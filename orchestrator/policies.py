@@ -53,6 +53,7 @@ class CallRecord:
     outcome: str = ""
     busy_s: float = 0.0  # the specialist replica's busy time charged to this call
     cached_tokens: int = 0  # prompt tokens its engine found in the prefix cache
+    method: str = ""  # how its engine made the answer, when it has several ways (symbolic)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,6 +210,7 @@ async def cascade(req: PolicyRequest) -> Finish:
         record.completion_tokens = int(answer["completion_tokens"])
         record.busy_s = float(answer.get("busy_s", 0.0))
         record.cached_tokens = int(answer.get("cached_tokens", 0))
+        record.method = str(answer.get("method") or "")
         record.mean_logprob = confidence = mean_logprob(answer)
         largest_prompt = max(largest_prompt, record.prompt_tokens)
         if not str(answer["text"]).strip():  # sure of saying nothing is no answer
@@ -249,6 +251,7 @@ async def ensemble(req: PolicyRequest) -> Finish:
             record.completion_tokens = int(result["completion_tokens"])
             record.busy_s = float(result.get("busy_s", 0.0))
             record.cached_tokens = int(result.get("cached_tokens", 0))
+            record.method = str(result.get("method") or "")
             record.outcome = "composed" if str(result["text"]).strip() else "dropped: empty"
             answers.append((record.specialist, result))
     if not answers:

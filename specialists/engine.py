@@ -41,6 +41,9 @@ class GenerationRequest:
     # the answer's text so far, from a replica that was lost mid-answer: the engine
     # continues after it (as if it had generated it), and counts only the new tokens
     continuation: str = ""
+    # the question itself (the last user turn, without prompt format or passages), for
+    # engines that read it rather than the model's prompt (the symbolic engine)
+    question: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Chunk:
     finish_reason: str | None = None
     cumulative_logprob: float | None = None  # sum over the completion so far, when requested
     cached_tokens: int = 0  # of the prompt's tokens, those found in the engine's prefix cache
+    # how the answer was made, for engines that have more than one way ("" for a model's
+    # plain answer): symbolic, program_aided, unverified or refused (specialists.symbolic)
+    method: str = ""
 
 
 @dataclass(frozen=True)

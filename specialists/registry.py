@@ -9,6 +9,9 @@ from specialists.engine import Adapter, SpecialistEngine
 
 EngineFactory = Callable[..., SpecialistEngine]
 _ENGINES: dict[str, EngineFactory] = {}
+# solvers: engines that answer in front of a model engine, falling back to it
+SolverFactory = Callable[..., SpecialistEngine]
+_SOLVERS: dict[str, SolverFactory] = {}
 
 
 def register_engine(name: str, factory: EngineFactory) -> None:
@@ -83,5 +86,37 @@ def _fake(
     )
 
 
+def register_solver(name: str, factory: SolverFactory) -> None:
+    if name in _SOLVERS:
+        raise ValueError(f"solver {name!r} is already registered")
+    _SOLVERS[name] = factory
+
+
+def solver_names() -> list[str]:
+    return sorted(_SOLVERS)
+
+
+def build_solver(
+    name: str, *, inner: SpecialistEngine, prompt_format: str, timeout_s: float | None = None
+) -> SpecialistEngine:
+    """The solver ``name`` in front of ``inner`` (the specialist's model engine, started
+    and stopped by its owner); the solver's own ``start``/``shutdown`` are the caller's."""
+    try:
+        factory = _SOLVERS[name]
+    except KeyError:
+        raise ValueError(f"unknown solver {name!r}; known: {', '.join(solver_names())}") from None
+    return factory(inner=inner, prompt_format=prompt_format, timeout_s=timeout_s)
+
+
+def _symbolic(
+    *, inner: SpecialistEngine, prompt_format: str, timeout_s: float | None
+) -> SpecialistEngine:
+    from specialists.symbolic import Limits, SymbolicEngine
+
+    limits = Limits() if timeout_s is None else Limits(timeout_s=timeout_s)
+    return SymbolicEngine(inner, prompt_format, limits)
+
+
 register_engine("vllm", _vllm)
 register_engine("fake", _fake)
+register_solver("symbolic", _symbolic)

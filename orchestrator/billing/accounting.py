@@ -58,6 +58,7 @@ class Settlement:
     cached: bool
     latency_s: float
     trace_id: str = ""
+    method: str = ""  # how the answering engine made it, when it has several ways
 
 
 class Accounts:
@@ -168,6 +169,8 @@ class Accounts:
             "outcome": outcome,
             "trace_id": done.trace_id,
         }
+        if done.method:
+            record["method"] = done.method
         entry: dict[str, Any] = {
             "key_id": key.key_id if key else NO_KEY,
             "tenant": key.tenant if key else NO_TENANT,

@@ -182,6 +182,7 @@ class Answering:
                     "outcome": "streamed",
                     "busy_s": 0.0,
                     "cached_tokens": 0,
+                    "method": "",
                 }
             )
             policy["reason"] += f"; {specialist} was saturated, spilled to {target}"
@@ -262,6 +263,8 @@ class Answering:
         calls = plan.meta["policy"]["calls"]
         cached = plan.meta["cached"]
         usage = settle_calls(calls, answer, cached)
+        if answer.method:  # which way the answering engine made it (the symbolic engine)
+            plan.meta["policy"]["method"] = answer.method
         made = [] if cached else calls  # an answer from the cache made no call
         usage["cost"] = self.accounts.price(made, plan.router_busy_s, plan.retrieval_busy_s)
         if plan.retries:  # calls that lost their replica and went on elsewhere

@@ -51,6 +51,7 @@ class Plan:
             key=self.key,
             specialist=self.specialist,
             policy=self.policy,
+            method=str(self.meta.get("policy", {}).get("method", "")),
             cached=bool(self.meta["cached"]),
             latency_s=time.monotonic() - self.started,
             trace_id=self.trace.trace_id if self.trace is not None else "",
@@ -67,6 +68,7 @@ class Answer:
     finish_reason: str = "stop"
     busy_s: float = 0.0  # the specialist replica's busy time charged to this answer
     cached_tokens: int = 0  # prompt tokens the engine found in its prefix cache
+    method: str = ""  # how the engine made it, when it has several ways (symbolic, ...)
 
     def absorb(self, item: dict[str, Any]) -> str:
         self.parts.append(item["text"])
@@ -75,6 +77,7 @@ class Answer:
         self.finish_reason = item["finish_reason"] or self.finish_reason
         self.busy_s = float(item.get("busy_s") or self.busy_s)
         self.cached_tokens = max(self.cached_tokens, int(item.get("cached_tokens") or 0))
+        self.method = str(item.get("method") or self.method)
         return str(item["text"])
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,6 +88,7 @@ class Answer:
             "finish_reason": self.finish_reason,
             "busy_s": self.busy_s,
             "cached_tokens": self.cached_tokens,
+            "method": self.method,
         }
 
 
@@ -96,6 +100,8 @@ def settle_calls(calls: list[dict[str, Any]], answer: Answer, cached: bool) -> d
             call["completion_tokens"] = answer.completion_tokens
             call["busy_s"] = answer.busy_s
             call["cached_tokens"] = answer.cached_tokens
+            if answer.method:
+                call["method"] = answer.method
     if not calls:  # a cache entry from before policies
         return protocol.usage(answer.prompt_tokens, answer.completion_tokens)
     return protocol.usage(

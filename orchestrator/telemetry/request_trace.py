@@ -109,6 +109,8 @@ class RequestTrace:
         }
         if policy.get("reason"):
             attrs["mixserve.policy.reason"] = str(policy["reason"])
+        if policy.get("method"):
+            attrs["mixserve.answer.method"] = str(policy["method"])
         if self.tracing.record_content:
             attrs[semconv.GEN_AI_OUTPUT_MESSAGES] = _messages([("assistant", text)])
         self.root.set_attributes(attrs)

@@ -1,0 +1,192 @@
+"""The symbolic engine in front of a model engine: which way answers, what each chunk
+says, token counts and confidence, and the worker under its clock. The model here is a
+scripted stand-in (this is about the engine around it); tests/e2e/test_real_math.py runs
+the same paths with the real model on the running service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from specialists import Chunk, GenerationRequest, SpecialistEngine, build_solver
+from specialists.symbolic import Limits, SymbolicEngine
+from specialists.symbolic.engine import PROGRAM_SYSTEM
+
+
+class ScriptedModel(SpecialistEngine):
+    """Writes ``expression`` when asked for one, else ``answer``; one token a word."""
+
+    def __init__(self, expression: str, answer: str = "The answer is probably 7.") -> None:
+        self.expression = expression
+        self.answer = answer
+        self.asked: list[str] = []
+        self.aborted: list[str] = []
+
+    async def start(self) -> None:
+        pass
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(prompt.split())
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        self.asked.append(request.prompt)
+        text = self.expression if PROGRAM_SYSTEM in request.prompt else self.answer
+        words = text.split()
+        n = self.count_tokens(request.prompt)
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            logprob = -0.5 * (i + 1) if request.logprobs else None
+            yield Chunk(("" if i == 0 else " ") + word, n, i + 1, "stop" if last else None, logprob)
+
+    async def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+
+    def num_unfinished(self) -> int:
+        return 0
+
+    async def check_health(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+def request(question: str, max_tokens: int = 200, logprobs: bool = True) -> GenerationRequest:
+    return GenerationRequest(
+        "r1",
+        f"<bos>Question: {question}\nAnswer:",
+        max_tokens,
+        logprobs=logprobs,
+        specialist="math",
+        question=question,
+    )
+
+
+async def collect(engine: SpecialistEngine, req: GenerationRequest) -> list[Chunk]:
+    return [c async for c in engine.generate(req)]
+
+
+@pytest.fixture()
+async def engines():
+    made: list[SymbolicEngine] = []
+
+    async def make(model: ScriptedModel, limits: Limits | None = None) -> SymbolicEngine:
+        engine = SymbolicEngine(model, "gemma_base", limits)
+        await engine.start()
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        pid = engine.sandbox.pid()
+        engine.shutdown()
+        if pid is not None:  # the worker is gone once the engine shuts down
+            for _ in range(200):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail(f"symbolic worker {pid} still running after shutdown")
+
+
+async def test_a_formula_is_answered_symbolically_without_the_model(engines) -> None:
+    model = ScriptedModel("none")
+    engine = await engines(model)
+    asked = request("What is 4821 times 3977?")
+    chunks = await collect(engine, asked)
+    text = "".join(c.text for c in chunks)
+    assert text.startswith("4821 * 3977 = 19173117\n")
+    assert {c.method for c in chunks} == {"symbolic"}
+    assert model.asked == []  # the model was not needed
+    last = chunks[-1]
+    assert last.finish_reason == "stop"
+    assert last.prompt_tokens == len(asked.prompt.split())  # the model's tokenizer counts
+    assert last.completion_tokens == len(text.split())
+    assert last.cumulative_logprob == 0.0  # exact: a cascade accepts it
+    counts = [c.completion_tokens for c in chunks]
+    assert counts == sorted(counts) and len(chunks) > 1  # streamed, counts cumulative
+
+
+async def test_a_word_problem_gets_the_models_expression_evaluated_exactly(engines) -> None:
+    model = ScriptedModel("3 * 17 + 4")
+    engine = await engines(model)
+    question = "Ann has 3 bags of 17 marbles and finds 4 more. How many marbles?"
+    chunks = await collect(engine, request(question))
+    text = "".join(c.text for c in chunks)
+    assert text.splitlines()[0] == "55"
+    assert "3 * 17 + 4 = 55" in text
+    assert {c.method for c in chunks} == {"program_aided"}
+    assert len(model.asked) == 1 and question in model.asked[0]
+    last = chunks[-1]
+    # the model's expression (5 tokens) is part of the usage
+    assert last.completion_tokens == 5 + len(text.split())
+    mean = last.cumulative_logprob / last.completion_tokens
+    assert mean == pytest.approx(-2.5 / 5)  # as sure as the model was of its expression
+
+
+@pytest.mark.parametrize("expression", ["none", "about five apples", "x + 1"])
+async def test_without_a_number_the_models_own_answer_stands_unverified(
+    engines, expression
+) -> None:
+    model = ScriptedModel(expression, answer="Primes never end because of Euclid.")
+    engine = await engines(model)
+    chunks = await collect(engine, request("Prove that there are infinitely many primes."))
+    assert "".join(c.text for c in chunks) == "Primes never end because of Euclid."
+    assert {c.method for c in chunks} == {"unverified"}
+    assert len(model.asked) == 2  # the expression asked for, then the answer
+    tried = len(expression.split())  # the model's attempt is part of the usage
+    assert chunks[-1].completion_tokens == 6 + tried
+
+
+async def test_a_refusal_is_quick_clear_and_never_accepted_by_a_cascade(engines) -> None:
+    model = ScriptedModel("1")
+    engine = await engines(model)
+    for question in ("9**9**9**9", "What is __import__('os')?", "(" * 300 + "1" + ")" * 300):
+        started = time.perf_counter()
+        chunks = await collect(engine, request(question))
+        assert time.perf_counter() - started < 1.0
+        text = "".join(c.text for c in chunks)
+        assert text.startswith("I cannot work on this:")
+        assert {c.method for c in chunks} == {"refused"}
+        assert chunks[-1].cumulative_logprob is None
+    assert model.asked == []
+
+
+async def test_a_long_answer_is_cut_at_max_tokens(engines) -> None:
+    engine = await engines(ScriptedModel("none"))
+    chunks = await collect(engine, request("Solve for x: 3x + 5 = 20", max_tokens=5))
+    assert chunks[-1].finish_reason == "length"
+    assert chunks[-1].completion_tokens <= 5
+    assert "".join(c.text for c in chunks).startswith("x = 5")
+
+
+async def test_a_solve_past_its_time_is_killed_refused_and_the_worker_replaced(engines) -> None:
+    engine = await engines(ScriptedModel("none"), Limits(timeout_s=1.0))
+    first = engine.sandbox.pid()
+    started = time.perf_counter()
+    chunks = await collect(engine, request("integrate sin(x)**20*cos(x)**17*exp(x)"))
+    elapsed = time.perf_counter() - started
+    assert "".join(c.text for c in chunks).startswith(
+        "I cannot work on this: solving took longer than 1 s"
+    )
+    assert 1.0 <= elapsed < 3.0
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)  # killed (and reaped)
+    chunks = await collect(engine, request("What is 6 * 7?"))
+    assert "".join(c.text for c in chunks).startswith("6 * 7 = 42")
+    assert engine.sandbox.pid() not in (None, first) and engine.sandbox.restarts == 1
+
+
+async def test_the_registry_builds_it_by_name_in_front_of_a_model() -> None:
+    model = ScriptedModel("none")
+    solver = build_solver("symbolic", inner=model, prompt_format="gemma_base", timeout_s=3.0)
+    assert isinstance(solver, SymbolicEngine) and solver.limits.timeout_s == 3.0
+    assert solver.inner is model
+    with pytest.raises(ValueError, match="unknown solver 'wolfram'; known: symbolic"):
+        build_solver("wolfram", inner=model, prompt_format="gemma_base")
