@@ -25,6 +25,7 @@ class ScriptedModel(SpecialistEngine):
         self.answer = answer
         self.asked: list[str] = []
         self.aborted: list[str] = []
+        self.unsure = False  # its own answers at log-probability -2 a token, not -0.5
 
     async def start(self) -> None:
         pass
@@ -34,12 +35,14 @@ class ScriptedModel(SpecialistEngine):
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         self.asked.append(request.prompt)
-        text = self.expression if PROGRAM_SYSTEM in request.prompt else self.answer
+        program = PROGRAM_SYSTEM in request.prompt
+        text = self.expression if program else self.answer
+        per_token = -2.0 if self.unsure and not program else -0.5
         words = text.split()
         n = self.count_tokens(request.prompt)
         for i, word in enumerate(words):
             last = i == len(words) - 1
-            logprob = -0.5 * (i + 1) if request.logprobs else None
+            logprob = per_token * (i + 1) if request.logprobs else None
             yield Chunk(("" if i == 0 else " ") + word, n, i + 1, "stop" if last else None, logprob)
 
     async def abort(self, request_id: str) -> None:
@@ -190,3 +193,59 @@ async def test_the_registry_builds_it_by_name_in_front_of_a_model() -> None:
     assert solver.inner is model
     with pytest.raises(ValueError, match="unknown solver 'wolfram'; known: symbolic"):
         build_solver("wolfram", inner=model, prompt_format="gemma_base")
+
+
+@pytest.mark.parametrize(
+    ("question", "expression", "outcome", "method"),
+    [
+        ("What is 4821 times 3977?", "none", "accepted", "symbolic"),
+        ("Ann has 3 bags of 17 marbles. How many?", "3 * 17", "accepted", "program_aided"),
+        ("9**9**9**9", "none", "escalated", "refused"),
+        ("Prove there are infinitely many primes.", "none", "escalated", "unverified"),
+    ],
+)
+async def test_in_a_cascade_it_is_the_cheap_step_accepted_only_when_it_found_a_number(
+    engines, question, expression, outcome, method
+) -> None:
+    """The cascade policy as it is, with the symbolic engine as its cheapest step: an
+    exact solve (and a confident model-written expression) is accepted, a refusal or the
+    model's own unsure answer goes on to the next specialist."""
+    from orchestrator.policies import PolicyRequest, PolicySettings, run_policy
+
+    model = ScriptedModel(expression, answer="maybe seven or so")
+    model.unsure = True
+    engine = await engines(model)
+
+    async def call(specialist, payload):
+        assert specialist == "symbolic"
+        req = GenerationRequest(
+            payload["request_id"],
+            f"Question: {question}\nAnswer:",
+            payload["max_tokens"],
+            logprobs=payload.get("logprobs", False),
+            question=question,
+        )
+        chunks = await collect(engine, req)
+        last = chunks[-1]
+        return {
+            "text": "".join(c.text for c in chunks),
+            "prompt_tokens": last.prompt_tokens,
+            "completion_tokens": last.completion_tokens,
+            "finish_reason": last.finish_reason,
+            "cumulative_logprob": last.cumulative_logprob,
+            "method": last.method,
+        }
+
+    routing = {
+        "choice": "big",
+        "scores": {"symbolic": 0.6, "big": 0.9},
+        "relative_costs": {"symbolic": 0.01, "big": 1.0},
+    }
+    payload = {"request_id": "r1", "messages": [("user", question)], "max_tokens": 200}
+    finish = await run_policy(
+        "cascade",
+        PolicyRequest(routing, payload, PolicySettings(min_mean_logprob=-1.0), call),
+    )
+    first = finish.calls[0]
+    assert (first.specialist, first.outcome, first.method) == ("symbolic", outcome, method)
+    assert finish.specialist == ("symbolic" if outcome == "accepted" else "big")
