@@ -5,7 +5,8 @@ For each question it tries, in order:
 1. ``symbolic``: the question holds a formula (an expression, equations, a derivative,
    an integral, a limit): solved exactly in the worker, answered with its steps.
 2. ``program_aided``: no formula (a word problem): the model is asked to write one
-   arithmetic expression for it, and the worker evaluates that exactly.
+   arithmetic expression for it; one whose numbers all come from the question (``program``)
+   is evaluated exactly by the worker.
 3. ``unverified``: neither gave a number: the model's own answer, streamed as it comes.
 
 Input past a limit, or code, gets ``refused``: a clear refusal naming the limit, in well
@@ -19,41 +20,20 @@ model's for its own answer, and none for a refusal (so a cascade never accepts o
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from specialists.engine import Chunk, EngineLoad, GenerationRequest, SpecialistEngine
-from specialists.prompts import STOP_STRINGS, Turn, render
+from specialists.prompts import STOP_STRINGS
 from specialists.symbolic.limits import Limits
+from specialists.symbolic.program import (
+    PROGRAM_MAX_TOKENS,
+    program_answer,
+    program_prompt,
+    ungrounded,
+)
 from specialists.symbolic.sandbox import Sandbox
-from specialists.symbolic.solve import Outcome
 
 logger = logging.getLogger(__name__)
-
-PROGRAM_SYSTEM = (
-    "Write one arithmetic expression whose value answers the question. Use only numbers, "
-    "+ - * / and parentheses. If no single number answers it, write: none"
-)
-# question, expression: the worked examples the model is shown before the question
-PROGRAM_EXAMPLES: Sequence[tuple[str, str]] = (
-    (
-        "Tom has 4 boxes with 12 pencils in each. He gives away 9 pencils. "
-        "How many pencils does he have left?",
-        "4 * 12 - 9",
-    ),
-    ("A shirt costs $20 and is 15% off. What is the sale price?", "20 - 20 * 15 / 100"),
-    ("Why is the sky blue?", "none"),
-    ("Sara reads 25 pages a day. How many pages does she read in 2 weeks?", "25 * 7 * 2"),
-    ("A garden is 8 m long and 5 m wide. What is its perimeter?", "2 * (8 + 5)"),
-)
-PROGRAM_MAX_TOKENS = 40
-
-
-def program_prompt(prompt_format: str, question: str) -> str:
-    turns: list[Turn] = []
-    for q, expression in PROGRAM_EXAMPLES:
-        turns += [Turn("user", q), Turn("assistant", expression)]
-    turns.append(Turn("user", question))
-    return render(prompt_format, PROGRAM_SYSTEM, turns, [])
 
 
 class SymbolicEngine(SpecialistEngine):
@@ -85,10 +65,13 @@ class SymbolicEngine(SpecialistEngine):
                 yield chunk
             return
         used, expression, logprob = await self._ask_for_expression(request, question)
-        if expression:
+        made_up = ungrounded(expression, question)
+        if made_up:  # a number the question does not give: not passed off as exact
+            logger.info("expression %r not used: %s not in the question", expression, made_up)
+        if expression and not made_up:
             value = await self.sandbox.ask("expression", expression)
             if value.status == "solved":
-                text = program_answer(expression, value)
+                text = program_answer(expression, value.result)
                 mean = logprob / max(1, used[1])  # how sure the model was of its expression
                 async for chunk in self._say(
                     request, text, n_prompt + used[0], used[1], "program_aided", mean
@@ -198,15 +181,3 @@ class SymbolicEngine(SpecialistEngine):
 
     def shutdown(self) -> None:
         self.sandbox.close()
-
-
-def program_answer(expression: str, value: Outcome) -> str:
-    return "\n".join(
-        [
-            value.result,
-            "",
-            "Steps (the model wrote the expression, the symbolic engine evaluated it exactly):",
-            f"1. The question as an expression: {expression}",
-            f"2. Evaluated exactly: {expression} = {value.result}",
-        ]
-    )

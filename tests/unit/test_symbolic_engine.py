@@ -14,7 +14,7 @@ import pytest
 
 from specialists import Chunk, GenerationRequest, SpecialistEngine, build_solver
 from specialists.symbolic import Limits, SymbolicEngine
-from specialists.symbolic.engine import PROGRAM_SYSTEM
+from specialists.symbolic.program import PROGRAM_SYSTEM, ungrounded
 
 
 class ScriptedModel(SpecialistEngine):
@@ -249,3 +249,22 @@ async def test_in_a_cascade_it_is_the_cheap_step_accepted_only_when_it_found_a_n
     first = finish.calls[0]
     assert (first.specialist, first.outcome, first.method) == ("symbolic", outcome, method)
     assert finish.specialist == ("symbolic" if outcome == "accepted" else "big")
+
+
+def test_an_expression_is_grounded_only_in_numbers_the_question_gives() -> None:
+    question = "A baker makes 22 loaves every day. How many loaves does he make in 24 days?"
+    assert ungrounded("22 * 24", question) == []
+    assert ungrounded("22 * 24 * 2", question) == []  # 2: a unit factor (twice, half)
+    assert ungrounded("22 * 24 * 3", question) == ["3"]
+    assert ungrounded("25 * 7 * 2", "Sara reads 25 pages a day for 2 weeks.") == []
+    assert ungrounded("12 * 3", "A dozen eggs, three times.") == []
+    assert ungrounded("1200 + 5", "It costs 1,200 dollars plus 5.") == []  # 1,200 is 1200
+
+
+async def test_a_made_up_number_is_not_passed_off_as_exact(engines) -> None:
+    model = ScriptedModel("22 * 24 * 3", answer="He makes many loaves.")
+    engine = await engines(model)
+    question = "A baker makes 22 loaves every day. How many loaves does he make in 24 days?"
+    chunks = await collect(engine, request(question))
+    assert "".join(c.text for c in chunks) == "He makes many loaves."
+    assert {c.method for c in chunks} == {"unverified"}
