@@ -16,8 +16,9 @@ Measured, against the few-shot head alone at full depth:
   set, the one that decides most of the tuning set early (ties: the higher RouterDC
   accuracy);
 - latency of one decision as served (``build_router``, eager, 2 threads): full depth, the
-  margin rule and the chosen rule, alternating query by query, on RouterDC questions and
-  on both everyday sets.
+  margin rule, the chosen rule and, when the profile ships another, that one
+  (``shipped``), alternating query by query, on RouterDC questions and on both everyday
+  sets.
 
 Writes ``benchmarks/results/router_early_exit.json`` and a PNG of the accuracy curves.
 
@@ -207,6 +208,18 @@ def main() -> None:
                 exit_agree=chosen["agree"],
             ),
         }
+        if shipped is not None and (shipped.min_margin, shipped.agree) != (
+            chosen["margin"],
+            chosen["agree"],
+        ):  # the rule the profile ships is timed too
+            routers["shipped"] = build_router(
+                model_dir,
+                profiles_,
+                **common,
+                **exit_,
+                exit_margin=shipped.min_margin,
+                exit_agree=shipped.agree,
+            )
         rng = np.random.default_rng(0)
         sample = [queries[i] for i in rng.choice(len(queries), args.queries, replace=False)]
         timed_sets = {"routerdc": sample, **{n: texts for n, (texts, _) in sets.items()}}
@@ -238,6 +251,7 @@ def main() -> None:
         "full_depth_accuracy": base,
         "curves": curves,
         "chosen": chosen,
+        "shipped": None if shipped is None else scored(shipped.min_margin, shipped.agree),
         "margin_only": margin_only,
         "latency": latency,
         "seconds": round(time.monotonic() - started, 1),

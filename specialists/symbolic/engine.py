@@ -139,6 +139,9 @@ class SymbolicEngine(SpecialistEngine):
     ) -> AsyncIterator[Chunk]:
         """``text`` streamed line by line, cut to ``max_tokens``; ``spent``: completion
         tokens the model already used for it."""
+        cuts = [text.find(s) for s in request.stop if s and s in text]
+        if cuts:  # the client's stop strings apply to exact answers too
+            text = text[: min(cuts)]
         if request.continuation and text.startswith(request.continuation):
             text = text[len(request.continuation) :]  # a lost replica sent the start
         text, finish = self._fit(text, request.max_tokens)

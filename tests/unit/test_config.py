@@ -260,3 +260,21 @@ def test_the_readmes_config_snippets_are_valid_in_the_cpu_profile():
             data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
         data["base_dir"] = str(profiles.FOLDER)
         parse_config(data)  # raises ConfigError naming the field if the README is wrong
+
+
+def test_a_solver_is_chosen_by_name_and_an_unknown_one_refused():
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    assert {s.name: s.solver for s in cfg.specialists} == {
+        "general": None,
+        "code": None,
+        "math": "symbolic",
+    }
+    assert load_config(profiles.FOLDER / "gpu.yaml").specialist("math").solver == "symbolic"
+    data = minimal()
+    data["specialists"][1].update(solver="wolfram", solver_timeout_s=0)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert any(
+        e.startswith("specialists[1].solver: Input should be 'symbolic'") for e in info.value.errors
+    )
+    assert any(e.startswith("specialists[1].solver_timeout_s:") for e in info.value.errors)

@@ -6,6 +6,7 @@ the same paths with the real model on the running service."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator
@@ -268,3 +269,11 @@ async def test_a_made_up_number_is_not_passed_off_as_exact(engines) -> None:
     chunks = await collect(engine, request(question))
     assert "".join(c.text for c in chunks) == "He makes many loaves."
     assert {c.method for c in chunks} == {"unverified"}
+
+
+async def test_stop_strings_cut_an_exact_answer_as_they_cut_a_models(engines) -> None:
+    engine = await engines(ScriptedModel("none"))
+    asked = dataclasses.replace(request("What is 6 * 7?"), stop=["\n", "\nQuestion:"])
+    chunks = await collect(engine, asked)
+    assert "".join(c.text for c in chunks) == "6 * 7 = 42"
+    assert chunks[-1].finish_reason == "stop" and chunks[-1].completion_tokens == 5
