@@ -14,10 +14,24 @@ SolverFactory = Callable[..., SpecialistEngine]
 _SOLVERS: dict[str, SolverFactory] = {}
 
 
+def _register(
+    table: dict[str, EngineFactory], kind: str, name: str, factory: EngineFactory
+) -> None:
+    if name in table:
+        raise ValueError(f"{kind} {name!r} is already registered")
+    table[name] = factory
+
+
+def _factory(table: dict[str, EngineFactory], kind: str, name: str) -> EngineFactory:
+    try:
+        return table[name]
+    except KeyError:
+        known = ", ".join(sorted(table))
+        raise ValueError(f"unknown {kind} {name!r}; known: {known}") from None
+
+
 def register_engine(name: str, factory: EngineFactory) -> None:
-    if name in _ENGINES:
-        raise ValueError(f"engine {name!r} is already registered")
-    _ENGINES[name] = factory
+    _register(_ENGINES, "engine", name, factory)
 
 
 def engine_names() -> list[str]:
@@ -34,11 +48,7 @@ def build_engine(
     adapters: list[Adapter] | None = None,
 ) -> SpecialistEngine:
     """The engine ``name`` for ``model``, serving ``adapters`` (LoRA) beside it if any."""
-    try:
-        factory = _ENGINES[name]
-    except KeyError:
-        raise ValueError(f"unknown engine {name!r}; known: {', '.join(engine_names())}") from None
-    return factory(
+    return _factory(_ENGINES, "engine", name)(
         specialist=specialist,
         model=str(model),
         max_model_len=max_model_len,
@@ -87,9 +97,7 @@ def _fake(
 
 
 def register_solver(name: str, factory: SolverFactory) -> None:
-    if name in _SOLVERS:
-        raise ValueError(f"solver {name!r} is already registered")
-    _SOLVERS[name] = factory
+    _register(_SOLVERS, "solver", name, factory)
 
 
 def solver_names() -> list[str]:
@@ -101,11 +109,9 @@ def build_solver(
 ) -> SpecialistEngine:
     """The solver ``name`` in front of ``inner`` (the specialist's model engine, started
     and stopped by its owner); the solver's own ``start``/``shutdown`` are the caller's."""
-    try:
-        factory = _SOLVERS[name]
-    except KeyError:
-        raise ValueError(f"unknown solver {name!r}; known: {', '.join(solver_names())}") from None
-    return factory(inner=inner, prompt_format=prompt_format, timeout_s=timeout_s)
+    return _factory(_SOLVERS, "solver", name)(
+        inner=inner, prompt_format=prompt_format, timeout_s=timeout_s
+    )
 
 
 def _symbolic(

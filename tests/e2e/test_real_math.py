@@ -6,12 +6,12 @@ the same against `vllm serve` on a hundred questions.)"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.http import ask
+from tests.helpers.math_cases import ADVERSARIAL, PWNED, assert_refused
 
 EXPLICIT = [
     ("What is 4821 times 3977?", "19173117"),
@@ -62,28 +62,13 @@ def test_math_it_cannot_read_gets_the_models_answer_not_an_error(client):
     assert body["mixserve"]["policy"]["method"] in ("unverified", "program_aided")
 
 
-@pytest.mark.parametrize(
-    ("question", "reason"),
-    [
-        ("9**9**9**9", "past the limit"),
-        (" + ".join(str(i) for i in range(10_000)), "characters long"),
-        ("__import__('os').system('touch /tmp/mixserve-e2e-pwned')", "this is code"),
-        ("(" * 500 + "1" + ")" * 500, "nests deeper"),
-    ],
-)
+@pytest.mark.parametrize(("question", "reason"), ADVERSARIAL)
 def test_adversarial_input_is_refused_quickly_and_never_run(client, question, reason):
-    started = time.monotonic()
-    resp = ask(client, question, model="math", max_tokens=64)
-    elapsed = time.monotonic() - started
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert reason in body["choices"][0]["message"]["content"]
-    assert body["mixserve"]["policy"]["method"] == "refused"
-    assert elapsed < 1.0
+    assert_refused(client, question, reason)
     # routed (auto): wherever it goes, never a 5xx and never run
     routed = ask(client, question, max_tokens=16)
     assert routed.status_code < 500, routed.text
-    assert not Path("/tmp/mixserve-e2e-pwned").exists()
+    assert not Path(PWNED).exists()
 
 
 def test_questions_that_are_not_math_never_reach_it(client):

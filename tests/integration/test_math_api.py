@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers.fleet import ledger
 from tests.helpers.http import chat, sse_events
+from tests.helpers.math_cases import ADVERSARIAL, assert_refused
 from tests.helpers.waits import wait_trace
 
 
@@ -58,26 +59,9 @@ def test_streamed_answers_carry_the_exact_value_and_usage(client):
     assert usage["completion_tokens"] == len(text.split()) and usage["cost"]["total_usd"] > 0
 
 
-@pytest.mark.parametrize(
-    ("question", "reason"),
-    [
-        ("9**9**9**9", "the exponent 387420489 is past the limit of 1000"),
-        (" + ".join(str(i) for i in range(10_000)), "characters long; the limit is 2,000"),
-        ("__import__('os').system('touch /tmp/mixserve-pwned')", "this is code"),
-        ("(" * 500 + "1" + ")" * 500, "nests deeper than 24 levels"),
-    ],
-)
+@pytest.mark.parametrize(("question", "reason"), ADVERSARIAL)
 def test_adversarial_math_gets_a_quick_clear_refusal(client, question, reason):
-    started = time.monotonic()
-    resp = chat(client, question, model="math", max_tokens=100)
-    elapsed = time.monotonic() - started
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    text = body["choices"][0]["message"]["content"]
-    assert text.startswith("I cannot work on this:") and reason in text
-    assert body["mixserve"]["policy"]["method"] == "refused"
-    assert elapsed < 1.0
-    assert not __import__("os").path.exists("/tmp/mixserve-pwned")
+    assert_refused(client, question, reason)
 
 
 def test_what_it_cannot_read_gets_the_models_answer_marked_unverified(client):
