@@ -26,6 +26,7 @@ class Sandbox:
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.restarts = 0
+        self.in_flight = False  # a question is with the worker, its reply not yet read
 
     async def start(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
@@ -54,6 +55,7 @@ class Sandbox:
             proc.stdin.write(request.encode())
             try:
                 await proc.stdin.drain()
+                self.in_flight = True
                 line = await asyncio.wait_for(proc.stdout.readline(), self.limits.timeout_s)
             except TimeoutError:
                 await self._kill()
@@ -63,6 +65,13 @@ class Sandbox:
                 )
             except (BrokenPipeError, ConnectionResetError):
                 line = b""
+            except asyncio.CancelledError:
+                # the caller went away mid-solve: its reply would be read by the next
+                # question, so this worker goes (a fresh one starts on the next ask)
+                self.close()
+                raise
+            finally:
+                self.in_flight = False
             if not line:  # the worker died (its memory cap): a fresh one next time
                 await self._kill()
                 return Outcome("refused", "I cannot work on this: it needs too much memory.")

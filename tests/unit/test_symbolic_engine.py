@@ -277,3 +277,17 @@ async def test_stop_strings_cut_an_exact_answer_as_they_cut_a_models(engines) ->
     chunks = await collect(engine, asked)
     assert "".join(c.text for c in chunks) == "6 * 7 = 42"
     assert chunks[-1].finish_reason == "stop" and chunks[-1].completion_tokens == 5
+
+
+async def test_a_question_abandoned_mid_solve_leaves_no_reply_for_the_next(engines) -> None:
+    engine = await engines(ScriptedModel("none"), Limits(timeout_s=30.0))
+    slow = asyncio.create_task(
+        engine.sandbox.ask("question", "integrate sin(x)**20*cos(x)**17*exp(x)")
+    )
+    while not engine.sandbox.in_flight:  # until the worker has it
+        await asyncio.sleep(0.01)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    outcome = await engine.sandbox.ask("question", "What is 6 * 7?")
+    assert outcome.status == "solved" and outcome.result == "42"
