@@ -285,7 +285,9 @@ class Answering:
         if plan.release_slot is not None:
             plan.release_slot()
         done = plan.settlement()
-        self.metrics.answered(done.specialist, done.policy, usage, outcome, done.latency_s)
+        self.metrics.answered(
+            done.specialist, done.policy, usage, outcome, done.latency_s, done.method
+        )
         if plan.trace is None:
             await self.accounts.settle(done, usage, outcome)
             return

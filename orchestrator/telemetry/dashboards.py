@@ -29,6 +29,16 @@ PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "Answers by method (the symbolic math engine)",
+        "reqps",
+        [
+            (
+                "sum(rate(ray_mixserve_answer_methods_total[5m])) by (specialist, method)",
+                "{{specialist}} {{method}}",
+            )
+        ],
+    ),
+    (
         "Tokens per second",
         "short",
         [

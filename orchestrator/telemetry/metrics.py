@@ -54,6 +54,13 @@ class ServiceMetrics:
                 "specialist",
             ),
         )
+        self.methods = metrics.Counter(
+            "mixserve_answer_methods",
+            description="Answers of engines with several ways to make one (the symbolic "
+            "math engine), by specialist and method: symbolic, program_aided, unverified, "
+            "refused.",
+            tag_keys=_tags("specialist", "method"),
+        )
         self.routed = metrics.Counter(
             "mixserve_routing_decisions",
             description="Routing decisions, by chosen specialist.",
@@ -111,10 +118,13 @@ class ServiceMetrics:
         usage: dict[str, Any] | None,
         outcome: str,
         seconds: float,
+        method: str = "",
     ) -> None:
         """One finished request: its outcome, latency, and (when it produced an answer)
-        its tokens and cost."""
+        its tokens, cost and, from an engine with several ways, the way it was made."""
         self.requests.inc(1, tags={"specialist": specialist, "policy": policy, "outcome": outcome})
+        if method:
+            self.methods.inc(1, tags={"specialist": specialist, "method": method})
         self.latency.observe(seconds, tags={"specialist": specialist})
         if not usage:
             return

@@ -15,6 +15,7 @@ WANTED = (
     "ray_mixserve_request_latency_s_bucket",
     "ray_mixserve_time_to_first_token_s_bucket",
     "ray_mixserve_routing_decisions_total",
+    "ray_mixserve_answer_methods_total",
 )
 
 
@@ -34,3 +35,5 @@ def test_request_metrics_appear_in_rays_prometheus_export(client):
     requests = [ln for ln in lines if ln.startswith("ray_mixserve_requests_total")]
     assert any('specialist="math"' in ln and 'outcome="ok"' in ln for ln in requests), requests
     assert any('deployment="gateway"' in ln for ln in requests)  # Serve's tags ride along
+    methods = [ln for ln in lines if ln.startswith("ray_mixserve_answer_methods_total")]
+    assert any('specialist="math"' in ln and 'method="symbolic"' in ln for ln in methods)
