@@ -23,6 +23,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from specialists.engine import Chunk, EngineLoad, GenerationRequest, SpecialistEngine
+from specialists.errors import ContextLengthError
 from specialists.prompts import STOP_STRINGS
 from specialists.symbolic.limits import Limits
 from specialists.symbolic.program import (
@@ -97,9 +98,12 @@ class SymbolicEngine(SpecialistEngine):
         )
         parts: list[str] = []
         last = Chunk("", 0, 0)
-        async for chunk in self.inner.generate(ask):
-            parts.append(chunk.text)
-            last = chunk
+        try:
+            async for chunk in self.inner.generate(ask):
+                parts.append(chunk.text)
+                last = chunk
+        except ContextLengthError:  # the worked examples do not fit beside the question
+            return (0, 0), "", 0.0
         expression = "".join(parts).strip()
         if expression.lower().rstrip(".") in ("none", ""):
             expression = ""

@@ -13,15 +13,25 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from specialists import Chunk, GenerationRequest, SpecialistEngine, build_solver
+from specialists import (
+    Chunk,
+    ContextLengthError,
+    GenerationRequest,
+    SpecialistEngine,
+    build_solver,
+)
 from specialists.symbolic import Limits, SymbolicEngine
 from specialists.symbolic.program import PROGRAM_SYSTEM, ungrounded
 
 
 class ScriptedModel(SpecialistEngine):
-    """Writes ``expression`` when asked for one, else ``answer``; one token a word."""
+    """Writes ``expression`` when asked for one, else ``answer``; one token a word; a
+    prompt longer than ``context`` words is refused as the real engines refuse it."""
 
-    def __init__(self, expression: str, answer: str = "The answer is probably 7.") -> None:
+    def __init__(
+        self, expression: str, answer: str = "The answer is probably 7.", context: int = 10_000
+    ) -> None:
+        self.context = context
         self.expression = expression
         self.answer = answer
         self.asked: list[str] = []
@@ -35,6 +45,8 @@ class ScriptedModel(SpecialistEngine):
         return len(prompt.split())
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        if self.count_tokens(request.prompt) + request.max_tokens > self.context:
+            raise ContextLengthError("the prompt does not fit")
         self.asked.append(request.prompt)
         program = PROGRAM_SYSTEM in request.prompt
         text = self.expression if program else self.answer
@@ -291,3 +303,16 @@ async def test_a_question_abandoned_mid_solve_leaves_no_reply_for_the_next(engin
         await slow
     outcome = await engine.sandbox.ask("question", "What is 6 * 7?")
     assert outcome.status == "solved" and outcome.result == "42"
+
+
+async def test_a_question_too_long_for_the_worked_examples_still_gets_the_models_answer(
+    engines,
+) -> None:
+    question = "Why do " + "very " * 30 + "long proofs work?"
+    fits = len(request(question, max_tokens=20).prompt.split()) + 20
+    model = ScriptedModel("1 + 1", answer="Because they do.", context=fits)
+    engine = await engines(model)
+    chunks = await collect(engine, request(question, max_tokens=20))
+    assert "".join(c.text for c in chunks) == "Because they do."
+    assert {c.method for c in chunks} == {"unverified"}
+    assert chunks[-1].completion_tokens == 3  # nothing spent on the expression
