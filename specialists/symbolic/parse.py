@@ -159,8 +159,8 @@ class _Builder:
         if exponent.is_number:
             if not exponent.is_finite or abs(exponent) > limit:
                 raise Refused(f"the exponent {_short(exponent)} is past the limit of {limit}")
-            if base.is_number and base.is_finite and abs(base) > 1 and exponent.is_real:
-                digits = float(exponent) * math.log10(float(abs(base)))
+            if base.is_number and base.is_finite and base != 0 and exponent.is_real:
+                digits = abs(float(exponent)) * _log10_size(base)
                 if digits > self.limits.max_digits:
                     raise Refused(
                         f"{_short(base)}**{_short(exponent)} has about {digits:,.0f} digits; "
@@ -188,9 +188,22 @@ class _Builder:
             raise Refused(f"{name}() does not take {len(args)} arguments") from None
 
     def _sized(self, value: Any) -> Any:
-        if isinstance(value, sp.Integer) and value.p.bit_length() > self.limits.max_digits * 3.33:
-            raise Refused(f"a number has more than {self.limits.max_digits:,} digits")
+        if isinstance(value, sp.Rational):  # an integer, or a fraction's two integers
+            bits = max(value.p.bit_length(), value.q.bit_length())
+            if bits > self.limits.max_digits * 3.33:
+                raise Refused(f"a number has more than {self.limits.max_digits:,} digits")
         return value
+
+
+def _log10_size(value: Any) -> float:
+    """|log10 |value||: the digits a power of ``value`` gains per unit of exponent (a
+    number too large for a float counts as infinitely large)."""
+    try:
+        if value.is_Rational:
+            return abs(math.log10(abs(value.p)) - math.log10(value.q))
+        return abs(math.log10(float(abs(value))))
+    except (OverflowError, ValueError, TypeError):
+        return math.inf
 
 
 def _short(value: Any) -> str:

@@ -29,8 +29,10 @@ class Outcome:
 
 def show(value: Any) -> str:
     """A value as people read it: exact, with a decimal beside it when not a whole number."""
-    if value.is_Rational and not value.is_Integer and _decimal(value.q):
-        return str(sp.N(value, len(str(value.p)) + len(str(value.q)) + 2)).rstrip("0")
+    if value.is_Rational and not value.is_Integer:
+        decimal = _exact_decimal(int(value.p), int(value.q))
+        if decimal is not None:
+            return decimal
     text = sp.sstr(value)
     if value.is_number and not value.is_Integer and value.is_finite and value.is_real:
         decimal = sp.N(value, 15)
@@ -40,12 +42,21 @@ def show(value: Any) -> str:
     return text
 
 
-def _decimal(denominator: int) -> bool:
-    """1/denominator has a finite decimal expansion (only 2s and 5s divide it)."""
-    for p in (2, 5):
-        while denominator % p == 0:
-            denominator //= p
-    return denominator == 1
+def _exact_decimal(p: int, q: int, most: int = 40) -> str | None:
+    """p/q written out exactly in decimals, when it ends within ``most`` places (only 2s
+    and 5s divide q); else None."""
+    twos = fives = 0
+    rest = q
+    while rest % 2 == 0:
+        rest, twos = rest // 2, twos + 1
+    while rest % 5 == 0:
+        rest, fives = rest // 5, fives + 1
+    places = max(twos, fives)
+    if rest != 1 or places > most:
+        return None
+    digits = str(abs(p) * 10**places // q).rjust(places + 1, "0")
+    whole, fraction = digits[:-places], digits[-places:].rstrip("0")
+    return f"{'-' if p < 0 else ''}{whole}.{fraction}"
 
 
 def work(question: str, limits: Limits) -> Outcome:

@@ -97,6 +97,9 @@ def test_questions_without_a_formula_yield_nothing(question: str) -> None:
         ("What is 10**5000 * 10**5000?", "exponent 5000"),
         ("What is 999999**999?", "digits"),
         ("What is 1/0?", "division by zero"),
+        ("What is (1/10**900)**900?", "digits"),  # tiny numbers have digits too
+        ("What is (10**999/3)**999?", "digits"),
+        ("What is (10**999 + 0.5)**(1/2)**(-10)?", "exponent 1024"),
     ],
 )
 def test_adversarial_input_is_refused_quickly_with_a_reason(question: str, reason: str) -> None:
@@ -133,3 +136,16 @@ def test_a_model_written_expression_is_evaluated_only_when_it_is_a_number() -> N
     assert evaluate("3 apples", LIMITS).status == "none"
     assert evaluate("x + 1", LIMITS).status == "none"
     assert evaluate("9**9**9", LIMITS).status == "refused"
+
+
+def test_terminating_fractions_are_written_out_exactly() -> None:
+    import sympy as sp
+
+    from specialists.symbolic.solve import show
+
+    assert show(sp.Rational(3, 10)) == "0.3"
+    assert show(sp.Rational(-1, 8)) == "-0.125"
+    assert show(sp.Rational(1, 2**20)) == "0.00000095367431640625"  # every digit, none rounded
+    assert show(sp.Rational(123456789, 1000)) == "123456.789"
+    assert show(sp.Rational(7, 3)).startswith("7/3 (about 2.33")
+    assert show(sp.Rational(1, 2**60)).startswith("1/1152921504606846976")  # past 40 places
