@@ -50,7 +50,7 @@ def test_a_word_problem_is_answered_by_the_model_with_or_without_an_expression(c
     assert method in ("program_aided", "unverified") and text.strip()
     if method == "program_aided":
         assert "The question as an expression:" in text
-    # the model's expression is paid for: more than the answer's own tokens
+    # usage counts the model's work (its expression, its answer), not zero as a lookup would
     assert body["usage"]["completion_tokens"] > 0
 
 
