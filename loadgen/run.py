@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,9 +74,16 @@ async def run_load(
     mix: QueryMix | ContextMix,
     allow_remote: bool = False,
     observer: Callable[[Outcome], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Outcome]:
     """Every request's outcome, in the order they were sent; ``observer`` sees each as
-    it ends (a fault test acts once the load is under way)."""
+    it ends (a fault test acts once the load is under way). ``stop``, once set, ends the
+    load before ``duration_s``: no request is sent after it, and those under way finish
+    (a fault test stops once the fault has been dealt with)."""
+
+    def going() -> bool:
+        return time.perf_counter() - start < spec.duration_s and not (stop and stop.is_set())
+
     spec.check(allow_remote)
     rng = random.Random(spec.seed)
     headers = {"authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
@@ -112,7 +120,7 @@ async def run_load(
         if spec.mode == "closed":
 
             async def worker() -> None:
-                while time.perf_counter() - start < spec.duration_s:
+                while going():
                     outcome = await one()
                     if spec.honor_retry_after and outcome.retry_after_s:
                         left = spec.duration_s - (time.perf_counter() - start)
@@ -123,6 +131,8 @@ async def run_load(
             tasks: set[asyncio.Task[Outcome]] = set()
             for offset in poisson_times(spec.rate_per_s, spec.duration_s, rng):
                 await asyncio.sleep(max(0.0, offset - (time.perf_counter() - start)))
+                if not going():
+                    break
                 if len(tasks) >= MAX_OPEN:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 task: asyncio.Task[Outcome] = asyncio.create_task(one())

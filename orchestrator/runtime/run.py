@@ -80,6 +80,76 @@ def serve_env(max_header_bytes: int) -> dict[str, str]:
     }
 
 
+@dataclass
+class RayStart:
+    """What ``init_ray`` did: started a Ray of this process's own, or joined one."""
+
+    started: bool
+    dashboard_url: str | None
+
+
+_STARTED_DASHBOARD: list[str | None] = []  # the dashboard of the Ray this process started
+
+
+def init_ray(settings: Settings, max_header_bytes: int) -> RayStart:
+    """Start or join Ray, keeping the caller's SIGTERM handler.
+
+    ``ray.init`` installs a SIGTERM handler that exits at once, which would skip the
+    graceful Serve shutdown (engines stopping themselves); a handler the caller had
+    installed is put back. A Ray this process already runs is used as it is (a test
+    session deploys one service after another on it), with the dashboard recorded when
+    this function started it.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return RayStart(False, _STARTED_DASHBOARD[-1] if _STARTED_DASHBOARD else None)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+    if settings.ray_address:
+        context = ray.init(address=settings.ray_address, logging_level=logging.WARNING)
+        started = False
+    else:
+        # Ray runs its workers (every replica) at nice 15 by default, below its own
+        # daemons and anything else on the machine; a machine that serves gives the
+        # replicas the normal priority (an engine's own `nice` puts it below the
+        # request path). A value set in the environment is kept.
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        for name, value in serve_env(max_header_bytes).items():
+            if name not in os.environ:  # a value the user set is kept
+                os.environ[name] = value
+                _SERVE_ENV_SET.add(name)
+        # "local": a new Ray of this run's own, never one a `ray start` left on this
+        # machine (joining one is what RAY_ADDRESS asks for)
+        context = ray.init(
+            address="local",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            logging_level=logging.WARNING,
+        )
+        started = True
+    if callable(previous):  # a handler the caller installed (mixserve up's): keep it
+        signal.signal(signal.SIGTERM, previous)
+    url = getattr(context, "dashboard_url", None)
+    url = f"http://{url}" if url and "://" not in url else url
+    if started:
+        _STARTED_DASHBOARD[:] = [url]
+    return RayStart(started, url)
+
+
+def shutdown_ray() -> None:
+    """Shut down the Ray that ``init_ray`` started and take back the Serve mode it set
+    in this process's environment, so that what starts next does not inherit it."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    for name in _SERVE_ENV_SET:
+        os.environ.pop(name, None)
+    _SERVE_ENV_SET.clear()
+    _STARTED_DASHBOARD.clear()
+
+
 class ServiceRun:
     """The service run from this process (``mixserve up``, the tests): Ray started or
     joined, the embedded Redis unless ``REDIS_URL`` names one, the Serve app deployed.
@@ -111,6 +181,7 @@ class ServiceRun:
 
     def start(self, step: Step | None = None, ready_timeout_s: float = 900.0) -> None:
         from ray import serve
+        from ray.serve.api import RunTarget
 
         report = step or (lambda _s: None)
         os.environ[MARKER_VAR] = self.run_id  # inherited by Ray's processes started below
@@ -123,7 +194,9 @@ class ServiceRun:
             # marker cannot find it: its pid must be on record for `down`
             self._save_state()
         report("starting Ray" if self.settings.ray_address is None else "joining Ray")
-        self._init_ray()
+        started = init_ray(self.settings, self.config.gateway.max_header_bytes)
+        self.started_ray = started.started
+        self.dashboard_url = started.dashboard_url
         serve.start(
             http_options={"host": self.config.gateway.host, "port": self.port},
             proxy_location=self.config.gateway.proxy_location,
@@ -139,52 +212,20 @@ class ServiceRun:
             tracing=TraceOptions.of(self.config, self.settings, self.redis_url),
         )
         report("deploying specialists, router and retriever")
-        for name, app in apps.items():  # the engines first: the gateway finds them by name
-            prefix = "/" if name == self.config.name else None
-            serve.run(app, name=name, route_prefix=prefix, blocking=False)
+        # every application in one call: Serve starts their replicas side by side (one
+        # after another took 2 s more per engine application); the gateway finds the
+        # engines by name when it first calls them, so their order does not matter
+        serve.run_many(
+            [
+                RunTarget(app, name=name, route_prefix="/" if name == self.config.name else None)
+                for name, app in apps.items()
+            ],
+            wait_for_applications_running=True,
+        )
         report("waiting until ready")
         self.wait_ready(ready_timeout_s)
         self.ready = True
         self._save_state()
-
-    def _init_ray(self) -> None:
-        """Start or join Ray, keeping the caller's SIGTERM handler.
-
-        ``ray.init`` installs a SIGTERM handler that exits at once, which would skip the
-        graceful Serve shutdown (engines stopping themselves); a handler the caller had
-        installed is put back.
-        """
-        import ray
-
-        if ray.is_initialized():
-            return
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.getsignal(signal.SIGTERM) if main_thread else None
-        if self.settings.ray_address:
-            context = ray.init(address=self.settings.ray_address, logging_level=logging.WARNING)
-        else:
-            # Ray runs its workers (every replica) at nice 15 by default, below its own
-            # daemons and anything else on the machine; a machine that serves gives the
-            # replicas the normal priority (an engine's own `nice` puts it below the
-            # request path). A value set in the environment is kept.
-            os.environ.setdefault("RAY_worker_niceness", "0")
-            for name, value in serve_env(self.config.gateway.max_header_bytes).items():
-                if name not in os.environ:  # a value the user set is kept
-                    os.environ[name] = value
-                    _SERVE_ENV_SET.add(name)
-            # "local": a new Ray of this run's own, never one a `ray start` left on this
-            # machine (joining one is what RAY_ADDRESS asks for)
-            context = ray.init(
-                address="local",
-                include_dashboard=True,
-                dashboard_host="127.0.0.1",
-                logging_level=logging.WARNING,
-            )
-            self.started_ray = True
-        if callable(previous):  # a handler the caller installed (mixserve up's): keep it
-            signal.signal(signal.SIGTERM, previous)
-        url = getattr(context, "dashboard_url", None)
-        self.dashboard_url = f"http://{url}" if url and "://" not in url else url
 
     def wait_ready(self, timeout_s: float) -> None:
         wait_until_ready(self.url, timeout_s)
@@ -222,12 +263,8 @@ class ServiceRun:
                 serve.shutdown()
         except Exception as exc:  # noqa: BLE001 - keep stopping the rest
             logger.warning("serve shutdown failed: %s", exc)
-        if self.started_ray and ray.is_initialized():
-            ray.shutdown()
         if self.started_ray:  # the Serve mode was this Ray's: not inherited by what follows
-            for name in _SERVE_ENV_SET:
-                os.environ.pop(name, None)
-            _SERVE_ENV_SET.clear()
+            shutdown_ray()
         if self.redis is not None:  # ours: stop it before sweeping, so it is not a "leftover"
             self.redis.stop()
             self.redis = None

@@ -31,7 +31,9 @@ def long_questions(topic: str, n: int = 8) -> QueryMix:
 
 class Load:
     """``spec`` run in a background thread; ``wait_answered(n)`` blocks until ``n``
-    requests have ended (the load is under way), ``outcomes()`` until it is over."""
+    requests have ended (the load is under way), ``outcomes()`` until it is over.
+    ``finish_when`` ends it once the fault has been dealt with instead of at the end of
+    ``spec.duration_s``, which stays the longest it runs."""
 
     def __init__(self, spec: LoadSpec, mix: QueryMix) -> None:
         self.spec = spec
@@ -40,6 +42,8 @@ class Load:
         self._cond = threading.Condition()
         self._result: list[Outcome] | None = None
         self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self.stopped_at: float | None = None  # monotonic time finish_when stopped it
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _seen(self, outcome: Outcome) -> None:
@@ -49,7 +53,8 @@ class Load:
 
     def _run(self) -> None:
         try:
-            self._result = asyncio.run(run_load(self.spec, self.mix, observer=self._seen))
+            load = run_load(self.spec, self.mix, observer=self._seen, stop=self._stop)
+            self._result = asyncio.run(load)
         except BaseException as exc:  # noqa: BLE001 - re-raised in outcomes()
             self._error = exc
         with self._cond:
@@ -72,6 +77,35 @@ class Load:
                 if left <= 0:
                     raise TimeoutError(f"only {len(self.ended)} of {n} requests ended")
                 self._cond.wait(left)
+
+    def finish_when(
+        self, what: str, check: Callable[[], Any], then: int, every_s: float = 0.5
+    ) -> None:
+        """Poll ``check`` while the load runs; once it is true, let ``then`` more
+        requests end and stop the load. If the load reaches its duration first, it ends
+        there as it would have anyway (what the test asserts afterwards decides)."""
+        while not self._over():
+            if check():
+                with self._cond:
+                    seen = len(self.ended)
+                try:
+                    self.wait_answered(seen + then, timeout_s=self.spec.duration_s)
+                except (RuntimeError, TimeoutError):
+                    pass  # the load ended by itself first
+                break
+            time.sleep(every_s)
+        else:
+            print(f"load ended before {what}")
+        self.stopped_at = time.monotonic()
+        self._stop.set()
+
+    def finish_after(self, then: int) -> None:
+        """Let ``then`` more requests end, then stop the load."""
+        self.finish_when("now", lambda: True, then)
+
+    def _over(self) -> bool:
+        with self._cond:
+            return self._error is not None or self._result is not None
 
     def outcomes(self) -> list[Outcome]:
         self._thread.join(self.spec.duration_s + self.spec.timeout_s + 30)

@@ -1,12 +1,13 @@
 """The integration tier's service: the shipped CPU profile with fake specialist engines
-(the router LLM and the retriever stay real), a real Redis, a real local Ray, started
-through the same ``ServiceRun`` that ``mixserve up`` uses."""
+(the router LLM and the retriever stay real), a real Redis, a real local Ray (the
+session's one, ``tests/helpers/shared_ray.py``), started through the same ``ServiceRun``
+that ``mixserve up`` uses."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from orchestrator.settings import get_settings
 from router_model import read_score_tables
 from tests.helpers.cli import require_prepared_models
 from tests.helpers.otlp_receiver import http_receiver
+from tests.helpers.shared_ray import SharedRay
 
 TOKEN_DELAY_S = 0.02
 REQUEST_TIMEOUT_S = 6.0  # the fake needs 0.02 s a token: 1000 tokens overrun it
@@ -115,9 +117,26 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
     return MixserveConfig.model_validate(fake.model_dump())  # the cross-checks hold too
 
 
-def sigterm_marker(_signum: int, _frame: Any) -> None:
-    """A SIGTERM handler of the test's own, as `mixserve up` installs one."""
-    raise KeyboardInterrupt
+_ARTIFACTS: dict[str, Path] = {}  # what an example artifact depends on -> where it is
+
+
+def example_artifact(cfg: MixserveConfig, out_dir: Path) -> Path:
+    """``train_example_artifact``, trained once per test session for what it depends on
+    (the specialists' examples, the router model, its layer, length and dtype, the
+    prices): the services of a session share it instead of training it again (7 s each,
+    measured here). A cached one that is gone from disk is trained again."""
+    r = cfg.router
+    what = [
+        [[s.name, list(s.examples)] for s in cfg.specialists],
+        str(r.model.location(get_settings().cache_dir)),
+        [r.layer, r.max_query_tokens, r.dtype],
+        PRICES,
+    ]
+    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    found = _ARTIFACTS.get(key)
+    if found is None or not found.exists():
+        found = _ARTIFACTS[key] = train_example_artifact(cfg, out_dir)
+    return found
 
 
 def key_store(service: ServiceRun) -> KeyStore:
@@ -181,10 +200,13 @@ def fake_fleet(
     state_dir: Path,
     router_dir: Path,
     adjust: Callable[[MixserveConfig], MixserveConfig] | None = None,
+    *,
+    ray: SharedRay,
 ) -> Iterator[Any]:
     """A running service of the fake fleet (learned router, API keys on, spans also sent
-    to an OTLP receiver), with ``api_key`` (tenant-a's), ``otlp`` (received spans) and
-    ``sigterm_after_start`` set on it; stopped on exit."""
+    to an OTLP receiver) on the session's Ray, with ``api_key`` (tenant-a's), ``otlp``
+    (received spans) and ``sigterm_after_start`` (the SIGTERM handler found after Ray
+    started) set on it; Serve, its Redis and its receiver stopped on exit."""
     require_prepared_models()
     with http_receiver() as (endpoint, received):  # every process exports its spans here too
         settings = dataclasses.replace(
@@ -195,21 +217,22 @@ def fake_fleet(
             otlp_endpoint=endpoint,
             otlp_protocol="http/protobuf",
         )
-        artifact = train_example_artifact(load_config(profiles.FOLDER / "cpu.yaml"), router_dir)
+        artifact = example_artifact(load_config(profiles.FOLDER / "cpu.yaml"), router_dir)
         config = fake_config(artifact)
+        ray.acquire()
         run = ServiceRun(
             adjust(config) if adjust else config,
             settings,
             port=free_port(),
             state_file=settings.state_file,
         )
-        previous = signal.signal(signal.SIGTERM, sigterm_marker)  # as `mixserve up` does
+        ray.deploying(run.run_id)
         try:
             run.start(ready_timeout_s=300)
-            run.sigterm_after_start = signal.getsignal(signal.SIGTERM)  # type: ignore[attr-defined]
+            run.sigterm_after_start = ray.sigterm_after_start  # type: ignore[attr-defined]
             run.api_key, _ = key_store(run).create("tenant-a")  # type: ignore[attr-defined]
             run.otlp = received  # type: ignore[attr-defined]
             yield run
         finally:
-            signal.signal(signal.SIGTERM, previous)
             run.stop()
+            ray.stopped(run.run_id)

@@ -1,8 +1,17 @@
-"""Fixtures of the integration tier: one service of the fake fleet shared by the whole
-package (tests that disrupt a service, by killing its Redis or saturating a specialist,
-live in ``isolated/`` and get one each), and a Redis server per test."""
+"""Fixtures of the integration tier: one local Ray for the session, on which each service
+is deployed in turn (``tests/helpers/shared_ray.py``); one service of the fake fleet
+shared by the package's tests (tests that disrupt a service, by killing its Redis or
+saturating a specialist, live in ``isolated/`` and get one each, deployed after the one
+before has stopped); and a Redis server per test.
+
+The order of the tier (``pytest_collection_modifyitems``): first the tests that need no
+service (the CLI on real models and data, Redis alone), while no Ray runs beside them;
+then those that start multi-node clusters of their own; then ``isolated/``; last the
+tests of the shared service. Within each group, the order of collection."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,11 +19,49 @@ import pytest
 from orchestrator.runtime import start_redis
 from tests.helpers.fleet import fake_fleet
 from tests.helpers.http import auth
+from tests.helpers.shared_ray import SharedRay
+
+# modules that start clusters of their own: the shared Ray is released before them
+MULTI_NODE = {
+    "test_cluster_faults.py",
+    "test_cluster_ingest.py",
+    "test_sharded_search.py",
+    "test_multinode_trace.py",
+}
+SERVICE_FIXTURES = {"service", "client"}
+
+
+def tier_group(item: pytest.Item) -> int:
+    path = Path(str(item.fspath))
+    if "integration" not in path.parts:
+        return 0
+    if path.name in MULTI_NODE:
+        return 2
+    if "isolated" in path.parts:
+        return 3
+    if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return 4
+    return 1
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=tier_group)  # stable: collection order within a group
+
+
+@pytest.fixture(scope="session")
+def shared_ray():
+    ray = SharedRay()
+    try:
+        yield ray
+    finally:
+        ray.release()  # Ray shut down and its processes swept, as `mixserve down` does
 
 
 @pytest.fixture(scope="package")
-def service(tmp_path_factory):
-    with fake_fleet(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("router")) as run:
+def service(tmp_path_factory, shared_ray):
+    with fake_fleet(
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("router"), ray=shared_ray
+    ) as run:
         yield run
 
 

@@ -345,7 +345,7 @@ def test_a_stalling_answer_hits_the_gateway_deadline_instead_of_hanging(client):
 def test_starting_ray_keeps_the_callers_sigterm_handler(service):
     # ray.init installs a handler that exits at once; `mixserve up` needs its own kept so
     # SIGTERM shuts the engines down gracefully
-    from tests.helpers.fleet import sigterm_marker
+    from tests.helpers.shared_ray import sigterm_marker
 
     assert service.sigterm_after_start is sigterm_marker
 

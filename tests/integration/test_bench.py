@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers.cli import run_mixserve
+from tests.helpers.cli import invoke_mixserve
 from tests.helpers.paths import SHARED_DATA
 
 
 def bench(*args: str) -> dict:
-    proc = run_mixserve("bench", *args)
+    proc = invoke_mixserve("bench", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -44,11 +44,11 @@ def test_an_open_loop_sweep_writes_reports_and_a_plot(service, tmp_path):
 
 
 def test_bench_refuses_what_it_cannot_do_in_one_line(service):
-    remote = run_mixserve("bench", "run", "--url", "http://10.0.0.5:8000", "--duration", "1")
+    remote = invoke_mixserve("bench", "run", "--url", "http://10.0.0.5:8000", "--duration", "1")
     assert remote.returncode == 1 and "not on this machine" in remote.stderr
-    both = run_mixserve("bench", "sweep", "--url", service.url)
+    both = invoke_mixserve("bench", "sweep", "--url", service.url)
     assert both.returncode == 1 and "give --clients" in both.stderr
-    skew = run_mixserve("bench", "run", "--url", service.url, "--skew", "nope=0.5")
+    skew = invoke_mixserve("bench", "run", "--url", service.url, "--skew", "nope=0.5")
     assert skew.returncode == 1 and "no group 'nope'" in skew.stderr
 
 
@@ -59,3 +59,29 @@ def test_a_probe_beside_a_load_times_each_of_its_answers(service):
     assert result["statuses"] == [200]  # nothing refused: the shared service is not full
     assert result["refused"]["count"] == 0 and result["refused"]["p99"] is None
     assert result["other"]["count"] >= 3 and result["other"]["p50"] > 0
+
+
+def test_a_load_told_to_stop_sends_nothing_after_and_ends_long_before_its_duration(service):
+    """What the fault tests' ``finish_when`` relies on: ``run_load``'s ``stop``."""
+    import time
+
+    from loadgen.run import LoadSpec
+    from tests.helpers.faults import Load, long_questions
+
+    spec = LoadSpec(
+        url=service.url, clients=3, duration_s=120, model="general", max_tokens=8,
+        temperature=0.5, timeout_s=30, api_key=service.api_key,
+    )  # fmt: skip
+    started = time.monotonic()
+    with Load(spec, long_questions("Say")) as load:
+        load.wait_answered(3)
+        load.finish_after(3)
+        outcomes = load.outcomes()
+    assert load.stopped_at is not None
+    assert time.monotonic() - started < 60  # not the 120 s it was given
+    assert len(outcomes) >= 6 and all(o.answered for o in outcomes)
+    # nothing was sent after the stop (times from the load's start, which is a little
+    # after ``started``: a request sent after the stop would start later than this)
+    stopped_s = load.stopped_at - started
+    late = [o for o in outcomes if o.started > stopped_s]
+    assert late == [], late

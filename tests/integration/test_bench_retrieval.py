@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from orchestrator import profiles
-from tests.helpers.cli import run_mixserve
+from tests.helpers.cli import invoke_mixserve, run_mixserve
 from tests.helpers.paths import ROOT
 
 KEYS = {
@@ -61,6 +61,6 @@ def test_bench_retrieval_prints_the_target_figures(corpus, tmp_path):
     ],
 )
 def test_bench_retrieval_refuses_bad_options_in_one_line(args, message):
-    proc = run_mixserve("bench", "retrieval", *args)
+    proc = invoke_mixserve("bench", "retrieval", *args)
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr

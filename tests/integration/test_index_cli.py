@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers.cli import run_mixserve
+from tests.helpers.cli import invoke_mixserve
 from tests.helpers.documents import write_pdf
 
 
@@ -40,7 +40,7 @@ def built(corpus, tmp_path_factory):
 
 
 def mixserve(data, *args, check=True):
-    proc = run_mixserve(*args, "--data-dir", str(data))
+    proc = invoke_mixserve(*args, "--data-dir", str(data))
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

@@ -8,12 +8,12 @@ import time
 import httpx
 import pytest
 
-from tests.helpers.cli import run_mixserve
+from tests.helpers.cli import invoke_mixserve
 from tests.helpers.http import chat
 
 
 def keys_cli(service, *args):
-    return run_mixserve("keys", *args, env={"REDIS_URL": service.redis_url}, timeout=120)
+    return invoke_mixserve("keys", *args, env={"REDIS_URL": service.redis_url})
 
 
 def listed(service):

@@ -1,5 +1,7 @@
 """Every `mixserve` command the README shows in a code block, that needs no running
-service, works exactly as written (run from the checkout, as a reader would)."""
+service, works exactly as written (run from the checkout, as a reader would), through the
+`mixserve` app in this process (the entry point itself runs in a subprocess in the
+packaging test, the cluster tests and the e2e tier)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import shlex
 
 import pytest
 
-from tests.helpers.cli import require_prepared_models, run_mixserve
+from tests.helpers.cli import invoke_mixserve, require_prepared_models
 from tests.helpers.paths import ROOT, SHARED_DATA
 
 OFFLINE = {"build", "config", "dashboards", "index", "models", "router"}  # the rest need a service
@@ -35,6 +37,6 @@ def test_every_offline_readme_command_works_as_written():
     assert SHARED_DATA.is_dir(), f"the README's examples read {SHARED_DATA}"
     commands = [c for c in readme_commands() if c[1] in OFFLINE]
     for words in commands:  # in order: eval reads what train wrote
-        proc = run_mixserve(*words[1:])
+        proc = invoke_mixserve(*words[1:])
         if proc.returncode != 0:
             pytest.fail(f"`{shlex.join(words)}` exited {proc.returncode}: {proc.stderr[-1500:]}")

@@ -13,7 +13,7 @@ import yaml
 
 from orchestrator import profiles
 from router_model import ArtifactError, SpecialistProfile, build_router, read_score_tables
-from tests.helpers.cli import run_mixserve
+from tests.helpers.cli import invoke_mixserve
 from tests.helpers.paths import ROOT
 
 DATA = ROOT.parent / "shared" / "data"
@@ -30,7 +30,7 @@ def data_dir():
 
 
 def mixserve(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = run_mixserve(*args)
+    proc = invoke_mixserve(*args)
     if check:
         assert proc.returncode == 0, proc.stderr[-2000:]
     return proc

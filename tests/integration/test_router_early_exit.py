@@ -14,7 +14,7 @@ from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model import ArtifactError, SpecialistProfile, build_router
 from router_model.backbone import HiddenStateEmbedder
-from tests.helpers.cli import require_prepared_models, run_mixserve
+from tests.helpers.cli import invoke_mixserve, require_prepared_models
 from tests.helpers.paths import ROOT
 
 ROUTERDC = ROOT.parent / "shared" / "data" / "routerdc"
@@ -123,7 +123,7 @@ def test_router_probe_trains_a_probe_the_config_can_use(tmp_path):
         (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
         tasks += ["--task", f"{tmp_path / name}.jsonl={specialist}"]
     out = tmp_path / "probe"
-    proc = run_mixserve("router", "probe", *tasks, "--layer", "2", "--out", str(out))
+    proc = invoke_mixserve("router", "probe", *tasks, "--layer", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((out / "router.json").read_text())
     assert meta["head"]["name"] == "linear" and meta["models"] == ["general", "code", "math"]
@@ -132,7 +132,7 @@ def test_router_probe_trains_a_probe_the_config_can_use(tmp_path):
     assert [f["n"] for f in meta["training"]["files"]] == [40, 40, 40]
 
     def refused(*args: str) -> str:
-        bad = run_mixserve("router", "probe", *args, "--out", str(tmp_path / "x"))
+        bad = invoke_mixserve("router", "probe", *args, "--out", str(tmp_path / "x"))
         assert bad.returncode != 0 and not (tmp_path / "x").exists()
         assert "Traceback" not in bad.stderr
         return bad.stderr

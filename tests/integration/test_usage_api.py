@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from tests.helpers.cli import run_mixserve
+from tests.helpers.cli import invoke_mixserve
 from tests.helpers.http import chat
 
 
 def costs_cli(service, *args):
-    return run_mixserve("costs", *args, env={"REDIS_URL": service.redis_url}, timeout=120)
+    return invoke_mixserve("costs", *args, env={"REDIS_URL": service.redis_url})
 
 
 def test_usage_shows_the_callers_own_spend_only(client):

@@ -17,10 +17,10 @@ LIMIT = 3
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, shared_ray):
     small_gate = gateway_changed(admission_limit=LIMIT, replicas=1)  # one gate of 3
     with fake_fleet(
-        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), small_gate
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), small_gate, ray=shared_ray
     ) as run:
         yield run
 

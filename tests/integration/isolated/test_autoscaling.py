@@ -32,9 +32,9 @@ SCALING_CODE = specialist_changed(
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, shared_ray):
     with fake_fleet(
-        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), SCALING_CODE
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), SCALING_CODE, ray=shared_ray
     ) as run:
         yield run
 

@@ -23,12 +23,14 @@ RIGID = {"balance": False}  # the first choice or a 503
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, shared_ray):
     adjust = both(
         gateway_changed(request_timeout_s=DEADLINE_S, replicas=1),
         spill_changed(max_wait_s=20.0, max_waiting=1),
     )
-    with fake_fleet(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), adjust) as run:
+    with fake_fleet(
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), adjust, ray=shared_ray
+    ) as run:
         yield run
 
 

@@ -157,10 +157,11 @@ def ready(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
+def deployed(tmp_path_factory, shared_ray):
     import ray
 
     require_prepared_models()
+    shared_ray.release()  # this process joins the cluster below, whose nodes inherit its env
     folder = tmp_path_factory.mktemp("cluster")
     cluster = LocalCluster(f"cf{uuid.uuid4().hex[:8]}")
     redis = start_redis(folder / "redis")
@@ -252,9 +253,16 @@ def test_serve_deploy_places_each_part_on_its_kind_of_node(deployed):
 
 def test_a_killed_specialist_replica_on_a_worker_costs_no_request(deployed):
     victim = sorted(replica_pids(CODE).values())[0]
+
+    def replaced() -> bool:
+        pids = replica_pids(CODE).values()
+        return victim not in pids and len(pids) == 2
+
     with deployed.load() as load:
         load.wait_answered(12)
         os.kill(victim, signal.SIGKILL)
+        # the load goes on until the replica is replaced and 12 more requests have ended
+        load.finish_when("the code replica replaced", replaced, then=12)
         outcomes = load.outcomes()
     summary = report("cluster: specialist replica SIGKILL", outcomes)
     assert summary["failed"] == 0 and summary["retried_by_client"] == 0, summary
@@ -269,6 +277,7 @@ def test_a_rolling_update_of_one_specialist_fails_no_request(deployed):
     with deployed.load(duration_s=45) as load:
         load.wait_answered(6)
         proc = deployed.cli("deploy", "--config", str(path), "--timeout", "600")
+        load.finish_after(12)  # requests on the updated specialist too
         outcomes = load.outcomes()
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = report("cluster: rolling update of code", outcomes)
@@ -285,6 +294,7 @@ def test_rollback_returns_to_the_previous_version_under_load(deployed):
     with deployed.load(duration_s=40) as load:
         load.wait_answered(6)
         proc = deployed.cli("rollback", "--app", deployed.name, "--timeout", "600")
+        load.finish_after(12)  # requests on the version rolled back to too
         outcomes = load.outcomes()
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = report("cluster: rollback of code", outcomes)
@@ -297,24 +307,24 @@ def test_a_killed_gateway_replica_leaves_the_other_serving(deployed):
     gateways = replica_pids("gateway")
     assert len(gateways) == 2
     victim_id, victim = sorted(gateways.items())[0]
+
     # clients retry as the OpenAI SDKs do (max_retries 2): what was in flight on the
     # killed gateway (Serve's proxy answers it 500, or the connection drops) is sent
     # again and answered by the other
+    def replaced() -> bool:
+        found = replica_pids("gateway")
+        return victim_id not in found and len(found) == 2
+
     with deployed.load(retries=2) as load:
         load.wait_answered(12)
         os.kill(victim, signal.SIGKILL)
+        load.finish_when("the gateway replaced", replaced, then=12)
         outcomes = load.outcomes()
     summary = report("cluster: gateway replica SIGKILL", outcomes)
     assert summary["failed"] == 0, summary
     after = [o for o in outcomes if o.started > outcomes[len(outcomes) // 2].started]
     assert after and all(o.answered for o in after)  # the survivor kept serving
-    replaced = wait_for(
-        "the gateway replaced",
-        lambda: victim_id not in replica_pids("gateway") and len(replica_pids("gateway")) == 2,
-        180,
-        2,
-    )
-    assert replaced
+    assert wait_for("the gateway replaced", replaced, 180, 2)
 
 
 def test_a_stopped_worker_node_leaves_the_service_answering_and_rejoins(deployed):
@@ -323,6 +333,9 @@ def test_a_stopped_worker_node_leaves_the_service_answering_and_rejoins(deployed
     with deployed.load(duration_s=30) as load:
         load.wait_answered(12)
         killed = deployed.cluster.kill_node("w1")
+        load.finish_when(
+            "the node seen dead", lambda: len(deployed.cluster.alive_nodes()) == 2, then=12
+        )
         outcomes = load.outcomes()
     assert killed
     summary = report("cluster: worker node stopped", outcomes)

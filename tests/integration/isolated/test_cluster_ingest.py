@@ -15,9 +15,10 @@ from tests.helpers.cli import run_mixserve
 
 
 @pytest.fixture(scope="module")
-def two_nodes():
+def two_nodes(shared_ray):
     from ray.cluster_utils import Cluster
 
+    shared_ray.release()  # the nodes below inherit this process's environment
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     cluster.add_node(num_cpus=2)
     try:

@@ -28,9 +28,9 @@ def _slow_parts(config: MixserveConfig) -> MixserveConfig:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, shared_ray):
     with fake_fleet(
-        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), _slow_parts
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), _slow_parts, ray=shared_ray
     ) as run:
         yield run
 

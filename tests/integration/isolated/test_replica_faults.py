@@ -22,13 +22,13 @@ DEPLOYMENT = "specialist-code"
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, shared_ray):
     two_replicas = both(
         gateway_changed(request_timeout_s=60.0),
         specialist_changed("code", replicas=2, max_ongoing_requests=8, max_queued_requests=16),
     )
     with fake_fleet(
-        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), two_replicas
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), two_replicas, ray=shared_ray
     ) as run:
         yield run
 
@@ -55,9 +55,19 @@ def test_a_killed_specialist_replica_costs_no_request(service):
         timeout_s=60,
         api_key=service.api_key,
     )
+
+    def replaced() -> bool:
+        return (
+            running_replicas(service.config.name) == 2
+            and victim_id not in replica_pids(DEPLOYMENT)
+            and len(replica_pids(DEPLOYMENT)) == 2
+        )
+
     with Load(spec, long_questions("Write a Python function")) as load:
         load.wait_answered(16)  # under way: every client has had answers
         os.kill(victim, signal.SIGKILL)
+        # on until the replica is replaced and 16 more requests have ended
+        load.finish_when("the killed replica replaced", replaced, then=16)
         outcomes = load.outcomes()
     summary = report("specialist replica SIGKILL", outcomes)
     assert summary["failed"] == 0, summary
@@ -66,13 +76,4 @@ def test_a_killed_specialist_replica_costs_no_request(service):
     # all whole, none cut or doubled: "[code]", the prompt's "Question:" and the words
     assert {o.output_tokens for o in outcomes} == {WORDS + 2}
     assert {o.specialist for o in outcomes} == {"code"}
-    replaced = wait_for(
-        "the killed replica replaced",
-        lambda: (
-            running_replicas(service.config.name) == 2
-            and victim_id not in replica_pids(DEPLOYMENT)
-            and len(replica_pids(DEPLOYMENT)) == 2
-        ),
-        180,
-    )
-    assert replaced
+    assert wait_for("the killed replica replaced", replaced, 180)

@@ -31,12 +31,13 @@ TWO_CODE_REPLICAS = specialist_changed(
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, shared_ray):
     with fake_fleet(
         tmp_path_factory.mktemp("state"),
         tmp_path_factory.mktemp("r"),
         # one gateway replica: each remembers the prefixes it routed on its own
         both(gateway_changed(replicas=1), TWO_CODE_REPLICAS),
+        ray=shared_ray,
     ) as run:
         yield run
 

@@ -16,10 +16,11 @@ from tests.unit.test_retrieval_indexes import clustered
 
 
 @pytest.fixture(scope="module")
-def two_nodes():
+def two_nodes(shared_ray):
     import ray
     from ray.cluster_utils import Cluster
 
+    shared_ray.release()  # this process joins the cluster below
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     cluster.add_node(num_cpus=2)
     ray.init(address=cluster.address)

@@ -20,12 +20,14 @@ DEADLINE_S = 30.0  # the queued fillers end after ~6 s: twice the fleet's usual 
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, shared_ray):
     patient = both(
         gateway_changed(request_timeout_s=DEADLINE_S, replicas=1),
         spill_changed(joint_assignment=False, max_wait_s=0),
     )
-    with fake_fleet(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), patient) as run:
+    with fake_fleet(
+        tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("r"), patient, ray=shared_ray
+    ) as run:
         yield run
 
 
