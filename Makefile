@@ -33,19 +33,24 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Each tier prints its 25 slowest tests and its own time (tests/README.md: the budget).
+# The unit tier runs on two workers (pytest-xdist); the others start services one at a
+# time and run in one process.
+DURATIONS := --durations=25 --durations-min=0.5
+
 test-unit: setup
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q -n 2 $(DURATIONS)
 
 test-integration: models
-	$(BIN)/python -m pytest tests/integration -q
+	$(BIN)/python -m pytest tests/integration -q $(DURATIONS)
 
 test-e2e: models
-	$(BIN)/python -m pytest tests/e2e -q
+	$(BIN)/python -m pytest tests/e2e -q $(DURATIONS)
 
 test: lint models
-	$(BIN)/python -m pytest tests/unit -q
-	$(BIN)/python -m pytest tests/integration -q
-	$(BIN)/python -m pytest tests/e2e -q
+	$(BIN)/python -m pytest tests/unit -q -n 2 $(DURATIONS)
+	$(BIN)/python -m pytest tests/integration -q $(DURATIONS)
+	$(BIN)/python -m pytest tests/e2e -q $(DURATIONS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

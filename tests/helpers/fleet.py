@@ -219,9 +219,10 @@ def fake_fleet(
         )
         artifact = example_artifact(load_config(profiles.FOLDER / "cpu.yaml"), router_dir)
         config = fake_config(artifact)
-        ray.acquire()
+        config = adjust(config) if adjust else config
+        ray.acquire(config.gateway.max_header_bytes)
         run = ServiceRun(
-            adjust(config) if adjust else config,
+            config,
             settings,
             port=free_port(),
             state_file=settings.state_file,

@@ -23,8 +23,6 @@ from orchestrator.runtime import init_ray, shutdown_ray, stop_run
 from orchestrator.runtime.procs import MARKER_VAR
 from orchestrator.settings import get_settings
 
-MAX_HEADER_BYTES = 16_384  # the gateway's default limit: HAProxy's buffer is sized from it
-
 
 def sigterm_marker(_signum: int, _frame: Any) -> None:
     """A SIGTERM handler of the test's own, as `mixserve up` installs one."""
@@ -38,13 +36,18 @@ class SharedRay:
         self.sigterm_after_start: Any = None
         self.starts = 0  # how many times it was started
         self.serving: str | None = None  # the run of the service deployed on it now
+        self.max_header_bytes: int | None = None  # HAProxy's buffer was sized from it
 
     @property
     def running(self) -> bool:
         return self.run_id is not None
 
-    def acquire(self) -> SharedRay:
-        """Ray running in this process, started now unless it already is."""
+    def acquire(self, max_header_bytes: int) -> SharedRay:
+        """Ray running in this process, started now unless it already is. HAProxy's
+        buffer is sized from the gateway's header limit when Ray starts: a service with
+        another limit gets a Ray started again for it."""
+        if self.running and self.max_header_bytes != max_header_bytes:
+            self.release()
         if self.running:
             return self
         import ray
@@ -56,12 +59,13 @@ class SharedRay:
         settings = dataclasses.replace(get_settings(), ray_address=None)
         previous = signal.signal(signal.SIGTERM, sigterm_marker)
         try:
-            started = init_ray(settings, MAX_HEADER_BYTES)
+            started = init_ray(settings, max_header_bytes)
             self.sigterm_after_start = signal.getsignal(signal.SIGTERM)
         finally:
             signal.signal(signal.SIGTERM, previous)
         assert started.started, "init_ray joined a Ray instead of starting one"
         self.dashboard_url = started.dashboard_url
+        self.max_header_bytes = max_header_bytes
         self.starts += 1
         return self
 

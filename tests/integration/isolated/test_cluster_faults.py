@@ -6,8 +6,9 @@ declares: ``cpu_node`` on the head (gateway, router, retriever), ``gpu_small`` o
 workers (specialists; ``code`` asks for 0.6 of it per replica, so its two replicas sit on
 different workers). Deployed first with Ray's own ``serve deploy`` of the config
 ``mixserve build serve-config`` writes, then updated and rolled back with
-``mixserve deploy`` / ``mixserve rollback``. Under load from the harness, each fault
-reports requests sent, succeeded, retried and failed.
+``mixserve deploy`` / ``mixserve rollback``. One request's trace is followed across the
+nodes. Under load from the harness, each fault reports requests sent, succeeded, retried
+and failed.
 
 Engines are the fake (the test is about placement, Serve and the gateway; the e2e tier
 kills the real engine's replica). Serve's HTTP proxy runs on the head only: the nodes
@@ -40,6 +41,7 @@ from tests.helpers.cli import require_prepared_models, run_mixserve
 from tests.helpers.cluster import LocalCluster
 from tests.helpers.faults import WORDS, Load, long_questions, replica_pids, report, wait_for
 from tests.helpers.fleet import fake_config
+from tests.helpers.waits import wait_trace
 
 CODE = "specialist-code"
 TIMEOUT_S = 60.0
@@ -249,6 +251,35 @@ def test_serve_deploy_places_each_part_on_its_kind_of_node(deployed):
     assert {key.split("(")[1].rstrip(")") for key in code_nodes(status)} == workers
     code = next(s for s in status["specialists"] if s["name"] == "code")
     assert code["running_version"] == code["version"]
+
+
+def test_a_trace_spans_two_nodes(deployed):
+    """One request's trace across nodes: the router on the head node, the specialist on a
+    worker node (its own raylet), joined by the traceparent carried in call arguments."""
+    body = {
+        "model": "auto",
+        "messages": [{"role": "user", "content": "What is 12 times 7?"}],
+        "max_tokens": 4,
+        "temperature": 0.5,
+    }
+    with httpx.Client(base_url=deployed.url, timeout=120) as client:
+        answer = client.post("/v1/chat/completions", json=body).json()
+        rid = answer["mixserve"]["request_id"]
+        trace = wait_trace(client, rid, lambda names: "mixserve.specialist.generate" in names, 30)
+    nodes = {n["NodeID"]: n["Resources"] for n in deployed.cluster.alive_nodes()}
+    spans = trace["spans"]
+    by_name = {s["name"]: s for s in spans}
+    assert {s["trace_id"] for s in spans} == {trace["trace_id"]}
+    head = next(n for n, res in nodes.items() if "cpu_node" in res)
+    workers = {n for n, res in nodes.items() if "gpu_small" in res}
+    generate = by_name["mixserve.specialist.generate"]
+    route = by_name["mixserve.router.route"]
+    assert generate["attributes"]["mixserve.node"] in workers
+    assert route["attributes"]["mixserve.node"] == head
+    specialist = answer["model"]
+    call = by_name[f"chat {specialist}"]
+    assert generate["parent_id"] == call["span_id"] and call["component"] == "gateway"
+    assert call["parent_id"] == by_name["chat auto"]["span_id"]
 
 
 def test_a_killed_specialist_replica_on_a_worker_costs_no_request(deployed):
