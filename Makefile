@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup models serve test lint test-unit test-integration test-e2e bench clean
+.PHONY: setup models serve test lint test-unit test-integration integration-cli \
+	integration-services test-e2e bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv; }
@@ -41,15 +42,25 @@ DURATIONS := --durations=25 --durations-min=0.5
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit -q -n 2 $(DURATIONS)
 
+# the integration tier in two pytest processes side by side: tests/integration/cli (the
+# CLI on real models, CPU-heavy) beside the services (mostly waiting on them)
 test-integration: models
-	$(BIN)/python -m pytest tests/integration -q $(DURATIONS)
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration-cli integration-services
+
+integration-cli:
+	$(BIN)/python -m pytest tests/integration/cli -q $(DURATIONS)
+
+integration-services:
+	$(BIN)/python -m pytest tests/integration -q --ignore=tests/integration/cli $(DURATIONS)
 
 test-e2e: models
 	$(BIN)/python -m pytest tests/e2e -q $(DURATIONS)
 
-test: lint models
-	$(BIN)/python -m pytest tests/unit -q -n 2 $(DURATIONS)
-	$(BIN)/python -m pytest tests/integration -q $(DURATIONS)
+# lint, the unit tier and the model preparation side by side (each one's output printed
+# whole when it ends), then the tiers that start services, one after the other
+test: setup
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint test-unit models
+	$(MAKE) --no-print-directory -j2 --output-sync=target integration-cli integration-services
 	$(BIN)/python -m pytest tests/e2e -q $(DURATIONS)
 
 clean:

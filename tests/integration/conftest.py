@@ -5,9 +5,10 @@ saturating a specialist, live in ``isolated/`` and get one each, deployed after 
 before has stopped); and a Redis server per test.
 
 The order of the tier (``pytest_collection_modifyitems``): first the tests that need no
-service (the CLI on real models and data, Redis alone), while no Ray runs beside them;
-then those that start multi-node clusters of their own; then ``isolated/``; last the
-tests of the shared service. Within each group, the order of collection."""
+service (Redis alone); then those that start multi-node clusters of their own; then
+``isolated/``; last the tests of the shared service. Within each group, the order of
+collection. ``cli/`` (the CLI on real models, no service) runs in a pytest process of its
+own beside all this under ``make test``; run alone, it comes first."""
 
 from __future__ import annotations
 
