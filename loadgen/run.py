@@ -80,10 +80,6 @@ async def run_load(
     it ends (a fault test acts once the load is under way). ``stop``, once set, ends the
     load before ``duration_s``: no request is sent after it, and those under way finish
     (a fault test stops once the fault has been dealt with)."""
-
-    def going() -> bool:
-        return time.perf_counter() - start < spec.duration_s and not (stop and stop.is_set())
-
     spec.check(allow_remote)
     rng = random.Random(spec.seed)
     headers = {"authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
@@ -91,6 +87,9 @@ async def run_load(
                           else MAX_OPEN, max_keepalive_connections=256)  # fmt: skip
     start = time.perf_counter()
     outcomes: list[Outcome] = []
+
+    def going() -> bool:
+        return time.perf_counter() - start < spec.duration_s and not (stop and stop.is_set())
 
     async with httpx.AsyncClient(base_url=spec.url, headers=headers, limits=limits) as client:
 

@@ -17,22 +17,16 @@ from tests.helpers.paths import ROOT
 WIDE = {"COLUMNS": "200"}  # so rich does not wrap lines
 
 
-class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _CurrentStderr(logging.Handler):
     """Log records on whatever ``sys.stderr`` is when they are written (the runner's),
     in the format ``mixserve``'s ``main()`` gives them."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.setLevel(logging.WARNING)
+        super().__init__(logging.WARNING)
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value):  # type: ignore[no-untyped-def]
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
 
 
 def run_mixserve(

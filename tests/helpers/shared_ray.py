@@ -32,9 +32,7 @@ def sigterm_marker(_signum: int, _frame: Any) -> None:
 class SharedRay:
     def __init__(self) -> None:
         self.run_id: str | None = None
-        self.dashboard_url: str | None = None
         self.sigterm_after_start: Any = None
-        self.starts = 0  # how many times it was started
         self.serving: str | None = None  # the run of the service deployed on it now
         self.max_header_bytes: int | None = None  # HAProxy's buffer was sized from it
 
@@ -64,9 +62,7 @@ class SharedRay:
         finally:
             signal.signal(signal.SIGTERM, previous)
         assert started.started, "init_ray joined a Ray instead of starting one"
-        self.dashboard_url = started.dashboard_url
         self.max_header_bytes = max_header_bytes
-        self.starts += 1
         return self
 
     def deploying(self, run_id: str) -> None:

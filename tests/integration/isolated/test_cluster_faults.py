@@ -339,13 +339,13 @@ def test_a_killed_gateway_replica_leaves_the_other_serving(deployed):
     assert len(gateways) == 2
     victim_id, victim = sorted(gateways.items())[0]
 
-    # clients retry as the OpenAI SDKs do (max_retries 2): what was in flight on the
-    # killed gateway (Serve's proxy answers it 500, or the connection drops) is sent
-    # again and answered by the other
     def replaced() -> bool:
         found = replica_pids("gateway")
         return victim_id not in found and len(found) == 2
 
+    # clients retry as the OpenAI SDKs do (max_retries 2): what was in flight on the
+    # killed gateway (Serve's proxy answers it 500, or the connection drops) is sent
+    # again and answered by the other
     with deployed.load(retries=2) as load:
         load.wait_answered(12)
         os.kill(victim, signal.SIGKILL)
