@@ -30,11 +30,10 @@ from loadgen.compare import median
 from loadgen.peer import vllm_server
 from orchestrator import profiles
 from orchestrator.cli.bench import BUILTIN_MIX
-from orchestrator.cli.bench_suites import CHAT_TEMPLATE
+from orchestrator.cli.bench_suites import peer_template
 from orchestrator.config import load_config
 from orchestrator.runtime import free_port
 from orchestrator.settings import get_settings
-from specialists.prompts import STOP_STRINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,11 +52,10 @@ def variants(args: argparse.Namespace) -> dict[str, dict[str, str]]:
 
 
 def one_round(
-    env: dict[str, str], args: argparse.Namespace, tmp: Path, spec: Any
+    env: dict[str, str], args: argparse.Namespace, tmp: Path, cfg: Any, spec: Any
 ) -> dict[str, Any]:
     template = tmp / "template.jinja"
-    system = f"{{% raw %}}{spec.system_prompt}\n\n{{% endraw %}}" if spec.system_prompt else ""
-    template.write_text(CHAT_TEMPLATE.replace("<SYSTEM>", system))
+    template.write_text(peer_template(cfg, spec))
     started = time.monotonic()
     with vllm_server(
         spec.model.location(get_settings().cache_dir),
@@ -71,7 +69,7 @@ def one_round(
         ready_s = time.monotonic() - started
         load = LoadSpec(url=url, clients=args.clients, duration_s=args.duration,
                         model=spec.name, max_tokens=args.max_tokens,
-                        extra={"stop": STOP_STRINGS[spec.prompt_format]})  # fmt: skip
+                        extra={"stop": spec.stop})  # fmt: skip
         report = summarize(asyncio.run(run_load(load, QueryMix(BUILTIN_MIX))), 60.0)
     report["ready_s"] = round(ready_s, 1)
     return report
@@ -89,14 +87,15 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu_engine_settings.json"
     )
     args = parser.parse_args()
-    spec = load_config(profiles.FOLDER / "cpu.yaml").specialists[0]  # read once, at the start
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")  # read once, at the start
+    spec = cfg.specialists[0]
     runs = variants(args)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory(prefix="cpu-settings-") as tmp:
         for r in range(args.rounds):
             for name, env in runs.items():
                 print(f"round {r + 1}: {name} {env}", flush=True)
-                results[name].append(one_round(env, args, Path(tmp), spec))
+                results[name].append(one_round(env, args, Path(tmp), cfg, spec))
                 o = results[name][-1]["overall"]
                 print(f"  {o['output_tokens_per_s']} tok/s, TTFT p50 {o['ttft_ms']['p50']} ms",
                       flush=True)  # fmt: skip

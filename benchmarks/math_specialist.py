@@ -262,7 +262,7 @@ def main() -> None:
 
     from loadgen.peer import vllm_server
     from orchestrator.app import OFFLINE_ENV
-    from orchestrator.cli.bench_suites import CHAT_TEMPLATE
+    from orchestrator.cli.bench_suites import peer_template
     from orchestrator.deployments import all_cpus
     from orchestrator.runtime import ServiceRun, free_port
     from orchestrator.settings import get_settings
@@ -278,8 +278,7 @@ def main() -> None:
     asked = questions(args.per_kind, args.seed)
     with tempfile.TemporaryDirectory(prefix="mixserve-math-") as tmp:
         template = Path(tmp) / "template.jinja"
-        system = f"{{% raw %}}{spec.system_prompt}\n\n{{% endraw %}}" if spec.system_prompt else ""
-        template.write_text(CHAT_TEMPLATE.replace("<SYSTEM>", system))
+        template.write_text(peer_template(cfg, spec))
         settings = dataclasses.replace(
             get_settings(), redis_url=None, ray_address=None, state_dir=Path(tmp) / "state"
         )

@@ -149,6 +149,9 @@ class EngineArgs(BaseModel):
     members: list[SpecialistConfig] = Field(description="The specialists the engine serves.")
     model_dir: str = Field(description="The prepared model directory, or a model id.")
     adapters: dict[str, str] = Field(description="Specialist -> its LoRA adapter's location.")
+    templates: dict[str, str] = Field(
+        description="Specialist -> its chat template's text (absent: the model's own)."
+    )
     run_id: str = Field(description="Marks the run's processes.")
     tracing: dict[str, Any] = Field(description="TraceOptions, as plain values.")
 
@@ -158,10 +161,12 @@ def engine_args(
     trace: TraceOptions,
 ) -> EngineArgs:  # fmt: skip
     adapters = {m.name: str(config.adapter(m)) for m in members if m.lora is not None}
+    templates = {m.name: config.chat_template(m) for m in members}
     return EngineArgs(
         members=members,
         model_dir=members[0].model.location(cache_dir),
         adapters=adapters,
+        templates={name: text for name, text in templates.items() if text is not None},
         run_id=run_id,
         tracing=asdict(trace),
     )
@@ -187,7 +192,14 @@ def _engine(a: EngineArgs) -> Application:
             ray_actor_options=_actor_options(s.resources, env),
             request_router_config=_request_router(s),
         )
-        .bind(a.members, a.model_dir, a.adapters, trace, specialist_versions(a.members))
+        .bind(
+            a.members,
+            a.model_dir,
+            a.adapters,
+            trace,
+            specialist_versions(a.members),
+            a.templates,
+        )
     )
     return (
         _deployment(EngineFront)

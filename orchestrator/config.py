@@ -244,8 +244,17 @@ class SpecialistConfig(_Strict):
     solver_timeout_s: float = Field(
         2.0, gt=0, le=60, description="Longest one symbolic solve may run before it is refused."
     )
-    prompt_format: Literal["gemma", "gemma_base", "chatml", "llama3", "plain"] = Field(
-        "gemma", description="Chat prompt format of the model."
+    chat_template: str | None = Field(
+        None,
+        description="The Jinja chat template its conversations are rendered with: a file "
+        "(relative to the config), or the name of one shipped with mixserve (gemma_base: "
+        "Question/Answer turns for a base model). Unset: the model's own (its tokenizer's).",
+    )
+    stop: list[str] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Stop strings added to every request's (a base model's template may "
+        "need one: gemma_base stops at the next '\\nQuestion:').",
     )
     system_prompt: str = Field("", description="Instructions prepended to every conversation.")
     max_model_len: int = Field(2048, ge=64, description="Context window in tokens.")
@@ -780,6 +789,7 @@ class MixserveConfig(_Strict):
         self._check_policy(names)
         self._check_engine_groups()
         self._check_adapters()
+        self._check_templates()
         self._check_early_exit()
         if self.auth.enabled and not self.ledger.enabled:
             raise ValueError("auth.enabled needs ledger.enabled: key budgets are kept there")
@@ -831,6 +841,20 @@ class MixserveConfig(_Strict):
                     f"({', '.join(ENGINE_FIELDS)}, price.usd_per_replica_hour)"
                 )
 
+    def _check_templates(self) -> None:
+        from specialists.templates import SHIPPED
+
+        for i, spec in enumerate(self.specialists):
+            name = spec.chat_template
+            if name is None or name in SHIPPED:
+                continue
+            path = self.resolve(str(Path(name).expanduser()))
+            if not path.is_file():
+                raise ValueError(
+                    f"specialists[{i}].chat_template: no file {path}, and no shipped "
+                    f"template of that name ({', '.join(SHIPPED)})"
+                )
+
     def _check_adapters(self) -> None:
         for i, spec in enumerate(self.specialists):
             lora = spec.lora
@@ -849,6 +873,18 @@ class MixserveConfig(_Strict):
         if probe is not None and not (self.resolve(probe.artifact) / "router.json").is_file():
             where = "router.early_exit.artifact"
             raise ValueError(f"{where}: no router artifact at {self.resolve(probe.artifact)}")
+
+    def chat_template(self, spec: SpecialistConfig) -> str | None:
+        """The text of ``spec``'s chat template: a shipped one by name, else the file
+        (relative to the config); None for the model's own."""
+        from specialists.templates import SHIPPED, shipped_template
+
+        name = spec.chat_template
+        if name is None:
+            return None
+        if name in SHIPPED:
+            return shipped_template(name)
+        return self.resolve(str(Path(name).expanduser())).read_text(encoding="utf-8")
 
     def adapter(self, spec: SpecialistConfig) -> str | None:
         """Where ``spec``'s LoRA adapter loads from: its local directory, or its id."""

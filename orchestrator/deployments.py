@@ -285,6 +285,7 @@ class SpecialistServer:
         adapters: dict[str, str],
         tracing: TraceOptions | None = None,
         versions: dict[str, str] | None = None,
+        templates: dict[str, str] | None = None,
     ) -> None:
         from specialists import Adapter, build_engine, build_solver
 
@@ -296,6 +297,8 @@ class SpecialistServer:
         self.tracing = Tracing(tracing, first.deployment)
         self.engine_name = first.engine
         self.members = {m.name: m for m in members}
+        # specialist -> its chat template's text (none: the model's own)
+        self.templates = dict(templates or {})
         self.adapters = {
             name: Adapter(name, number, adapters[name])
             for number, name in enumerate(sorted(adapters), start=1)
@@ -310,12 +313,7 @@ class SpecialistServer:
         )
         # specialists with a solver in front of the engine (the symbolic math engine)
         self.solvers = {
-            m.name: build_solver(
-                m.solver,
-                inner=self.engine,
-                prompt_format=m.prompt_format,
-                timeout_s=m.solver_timeout_s,
-            )
+            m.name: build_solver(m.solver, inner=self.engine, timeout_s=m.solver_timeout_s)
             for m in members
             if m.solver is not None
         }
@@ -338,25 +336,30 @@ class SpecialistServer:
 
     async def generate(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         from specialists import GenerationRequest
-        from specialists.prompts import STOP_STRINGS, Turn, render
+        from specialists.conversation import chat_messages
 
         name = str(payload.get("specialist") or next(iter(self.members)))
         spec = self.members.get(name)
         if spec is None:
             raise ValueError(f"{name!r} is not served here (serving: {', '.join(self.members)})")
-        turns = [Turn(role, content) for role, content in payload["messages"]]
+        turns = [(role, content) for role, content in payload["messages"]]
         passages = [(src, text) for src, text in payload.get("passages", [])]
-        prompt = render(spec.prompt_format, spec.system_prompt, turns, passages)
-        asked = [t.content for t in turns if t.role == "user"]
+        asked = [content for role, content in turns if role == "user"]
         request = GenerationRequest(
             request_id=payload["request_id"],
-            prompt=prompt,
+            messages=chat_messages(spec.system_prompt, turns, passages),
             max_tokens=int(payload["max_tokens"]),
             temperature=float(payload.get("temperature", 0.0)),
             top_p=float(payload.get("top_p", 1.0)),
-            stop=[*payload.get("stop", []), *STOP_STRINGS.get(spec.prompt_format, [])],
+            stop=[*payload.get("stop", []), *spec.stop],
             seed=payload.get("seed"),
             logprobs=bool(payload.get("logprobs", False)),
+            top_logprobs=payload.get("top_logprobs"),
+            presence_penalty=float(payload.get("presence_penalty") or 0.0),
+            frequency_penalty=float(payload.get("frequency_penalty") or 0.0),
+            logit_bias=payload.get("logit_bias"),
+            response_format=payload.get("response_format"),
+            chat_template=self.templates.get(name),
             specialist=name,
             adapter=self.adapters.get(name),
             continuation=str(payload.get("continuation") or ""),
@@ -394,6 +397,8 @@ class SpecialistServer:
                     "cached_tokens": chunk.cached_tokens,
                     "method": chunk.method,
                 }
+                if chunk.logprobs is not None:  # this chunk's tokens, as OpenAI lists them
+                    last["logprobs"] = chunk.logprobs
                 yield last
             # a closing item with no text: this request's share of the replica's busy time
             busy, charged = self.meter.stop(token), True
@@ -407,7 +412,7 @@ class SpecialistServer:
             )
             if last.get("method"):
                 span.set_attribute("mixserve.answer.method", str(last["method"]))
-            yield {**last, "text": "", "finish_reason": None, "busy_s": busy}
+            yield {**last, "text": "", "finish_reason": None, "busy_s": busy, "logprobs": None}
             finished = True
             stats["served"] += 1
         except (asyncio.CancelledError, GeneratorExit) as exc:

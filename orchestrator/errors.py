@@ -10,7 +10,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from specialists.errors import ContextLengthError, EngineOverloadedError, EngineUnhealthyError
+from specialists.errors import (
+    ContextLengthError,
+    EngineOverloadedError,
+    EngineRequestError,
+    EngineUnhealthyError,
+)
 
 
 class APIError(Exception):
@@ -133,6 +138,8 @@ def from_exception(exc: BaseException, request_id: str) -> APIError:
         return exc
     if isinstance(cause, ContextLengthError):
         return APIError(400, str(cause), param="messages", code="context_length_exceeded")
+    if isinstance(cause, EngineRequestError):  # the engine's own validation (vLLM's)
+        return APIError(cause.status, str(cause), param=cause.param, code="invalid_value")
     # imported here: `ray.serve` pulls in the whole of Serve and FastAPI, which the CLI
     # (it imports this module through billing) must not pay for
     from ray.serve.exceptions import BackPressureError

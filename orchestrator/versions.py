@@ -19,7 +19,8 @@ VERSIONED_FIELDS = (
     "max_model_len",
     "engine_kwargs",
     "engine_env",
-    "prompt_format",
+    "chat_template",
+    "stop",
     "system_prompt",
     "lora",
 )

@@ -1,9 +1,12 @@
 """The contract every specialist engine implements, and the request/chunk types it speaks.
 
 An engine is constructed cheaply and synchronously from its config; ``start()`` loads the
-model (under a deadline set by the caller); ``generate()`` streams ``Chunk``s whose
-``text`` is the new text since the previous chunk and whose token counts (and, when the
-request asks for ``logprobs``, the sum of the sampled tokens' log-probabilities) are cumulative;
+model (under a deadline set by the caller); ``generate()`` takes OpenAI chat messages
+(rendered by the model's chat template, or the one the request names) and streams
+``Chunk``s whose ``text`` is the new text since the previous chunk, whose token counts
+(and, when the request asks for ``logprobs``, the sum of the sampled tokens'
+log-probabilities) are cumulative, and whose ``logprobs`` are the OpenAI log-probability
+entries of this chunk's tokens when the request asks for ``top_logprobs``;
 closing or cancelling a ``generate()`` stream aborts its request inside the engine (a
 client that went away), and ``abort()`` stops one explicitly; ``load()`` tells how busy
 it is (for replica routing); ``check_health()`` raises when the engine cannot serve;
@@ -15,6 +18,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,21 +33,37 @@ class Adapter:
 @dataclass(frozen=True)
 class GenerationRequest:
     request_id: str
-    prompt: str
+    # OpenAI chat messages ({"role": ..., "content": ...}), system prompt and passages in them
+    messages: list[dict[str, Any]]
     max_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     logprobs: bool = False  # report the sampled tokens' log-probabilities (cascades judge by them)
+    # OpenAI's per-token log-probabilities, with this many alternatives each (0-20); None:
+    # not asked
+    top_logprobs: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[str, float] | None = None  # token id (as a string) -> bias, -100..100
+    # OpenAI's response_format, checked by the gateway: {"type": "json_object"} or
+    # {"type": "json_schema", "json_schema": {...}}; the engine constrains its decoding
+    response_format: dict[str, Any] | None = None
+    chat_template: str | None = None  # a Jinja chat template; None: the model's own
     specialist: str = ""  # who asks: one engine may serve several specialists
     adapter: Adapter | None = None  # the LoRA adapter this request runs with, if any
     # the answer's text so far, from a replica that was lost mid-answer: the engine
     # continues after it (as if it had generated it), and counts only the new tokens
     continuation: str = ""
-    # the question itself (the last user turn, without prompt format or passages), for
+    # the question itself (the last user turn, without system prompt or passages), for
     # engines that read it rather than the model's prompt (the symbolic engine)
     question: str = ""
+
+    @property
+    def constrained(self) -> bool:
+        """The answer's form is set by the request (a JSON format), not free text."""
+        return self.response_format is not None and self.response_format.get("type") != "text"
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,9 @@ class Chunk:
     # how the answer was made, for engines that have more than one way ("" for a model's
     # plain answer): symbolic, program_aided, unverified or refused (specialists.symbolic)
     method: str = ""
+    # OpenAI log-probability entries of this chunk's tokens ({"token", "logprob", "bytes",
+    # "top_logprobs"}), when the request asks for top_logprobs
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,8 +103,12 @@ class SpecialistEngine(abc.ABC):
     async def start(self) -> None: ...
 
     @abc.abstractmethod
-    def count_tokens(self, prompt: str) -> int:
-        """Tokens ``prompt`` occupies in the context (special tokens included)."""
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes (no special tokens added)."""
+
+    @abc.abstractmethod
+    def count_prompt(self, request: GenerationRequest) -> int:
+        """Tokens the request's messages take once rendered by its chat template."""
 
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]: ...

@@ -1,12 +1,14 @@
 """A deterministic stand-in engine for tests of everything around the model.
 
-It answers ``[<specialist>] <the last line of the prompt's user text>`` word by word
+It answers ``[<specialist>] <the last line of the last user message>`` word by word
 (the specialist the request names, else the engine's; ``[<specialist>+<adapter>]`` when
 it runs with a LoRA adapter, which must be one the engine was built with; after the
 words a lost replica already sent, given as ``continuation``), with a
 configurable delay and log-probability per token (so tests can make a specialist look
-unsure and drive a cascade), counts whitespace tokens, honours ``max_tokens`` and the
-context limit, and records aborted request ids so tests can see that aborts arrive.
+unsure and drive a cascade; with ``top_logprobs`` each word's OpenAI log-probability entry,
+its alternatives the word upper-cased and then numbered), counts whitespace tokens,
+honours ``max_tokens`` and the context limit, and records aborted request ids so tests
+can see that aborts arrive.
 Every test that uses it is matched by an e2e test against the real vLLM engine.
 """
 
@@ -43,12 +45,17 @@ class FakeEngine(SpecialistEngine):
         await asyncio.sleep(self.start_delay_s)
         self.started = True
 
-    def count_tokens(self, prompt: str) -> int:
-        return len(prompt.split())
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def count_prompt(self, request: GenerationRequest) -> int:
+        return sum(len(str(m.get("content") or "").split()) for m in request.messages)
 
     def _answer_words(self, request: GenerationRequest) -> list[str]:
-        lines = [ln for ln in request.prompt.strip().splitlines() if ln.strip()]
-        subject = lines[-2] if len(lines) >= 2 else (lines[0] if lines else "")
+        asked = [m for m in request.messages if m.get("role") == "user"]
+        text = str(asked[-1].get("content") or "") if asked else ""
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        subject = lines[-1] if lines else ""
         who = request.specialist or self.name
         if request.adapter is not None:
             who += f"+{request.adapter.name}"
@@ -62,7 +69,7 @@ class FakeEngine(SpecialistEngine):
             and self.adapters.get(request.adapter.name) != request.adapter
         ):
             raise ValueError(f"LoRA adapter {request.adapter.name!r} is not loaded")
-        n_prompt = self.count_tokens(request.prompt)
+        n_prompt = self.count_prompt(request)
         if n_prompt + request.max_tokens > self.max_model_len:
             raise ContextLengthError(
                 f"the prompt is {n_prompt} tokens and max_tokens is {request.max_tokens}, "
@@ -79,7 +86,10 @@ class FakeEngine(SpecialistEngine):
                 last = i == len(words) - 1
                 logprob = (i + 1) * self.token_logprob if request.logprobs else None
                 text = ("" if i == 0 and not done else " ") + word
-                yield Chunk(text, n_prompt, i + 1, finish if last else None, logprob)
+                entries = _entries(text, request.top_logprobs, self.token_logprob)
+                yield Chunk(
+                    text, n_prompt, i + 1, finish if last else None, logprob, logprobs=entries
+                )
             if not words:
                 yield Chunk("", n_prompt, 0, "stop", 0.0 if request.logprobs else None)
         except (asyncio.CancelledError, GeneratorExit):
@@ -100,3 +110,16 @@ class FakeEngine(SpecialistEngine):
 
     def shutdown(self) -> None:
         self.started = False
+
+
+def _entries(token: str, top: int | None, logprob: float) -> list[dict[str, object]] | None:
+    """The OpenAI log-probability entry of one fake token, with ``top`` alternatives."""
+    if top is None:
+        return None
+
+    def entry(text: str, value: float) -> dict[str, object]:
+        return {"token": text, "logprob": value, "bytes": list(text.encode())}
+
+    alternatives = [entry(token, logprob)]
+    alternatives += [entry(f"{token.upper()}{i}", logprob - i) for i in range(1, top)]
+    return [{**entry(token, logprob), "top_logprobs": alternatives[:top]}]

@@ -105,22 +105,18 @@ def solver_names() -> list[str]:
 
 
 def build_solver(
-    name: str, *, inner: SpecialistEngine, prompt_format: str, timeout_s: float | None = None
+    name: str, *, inner: SpecialistEngine, timeout_s: float | None = None
 ) -> SpecialistEngine:
     """The solver ``name`` in front of ``inner`` (the specialist's model engine, started
     and stopped by its owner); the solver's own ``start``/``shutdown`` are the caller's."""
-    return _factory(_SOLVERS, "solver", name)(
-        inner=inner, prompt_format=prompt_format, timeout_s=timeout_s
-    )
+    return _factory(_SOLVERS, "solver", name)(inner=inner, timeout_s=timeout_s)
 
 
-def _symbolic(
-    *, inner: SpecialistEngine, prompt_format: str, timeout_s: float | None
-) -> SpecialistEngine:
+def _symbolic(*, inner: SpecialistEngine, timeout_s: float | None) -> SpecialistEngine:
     from specialists.symbolic import Limits, SymbolicEngine
 
     limits = Limits() if timeout_s is None else Limits(timeout_s=timeout_s)
-    return SymbolicEngine(inner, prompt_format, limits)
+    return SymbolicEngine(inner, limits)
 
 
 register_engine("vllm", _vllm)

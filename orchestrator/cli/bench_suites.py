@@ -21,15 +21,23 @@ import typer
 
 from orchestrator.cli.bench import BUILTIN_MIX, MixOpt, _mix, _show, _write, bench_app
 from orchestrator.cli.common import ConfigOpt, err, fail, load_checked, prepare_models, progress
-from orchestrator.config import MixserveConfig
+from orchestrator.config import MixserveConfig, SpecialistConfig
 from orchestrator.settings import get_settings
 
-CHAT_TEMPLATE = (  # the gemma_base layout mixserve renders, for the peer's chat endpoint
-    "<bos><SYSTEM>"
-    "{% for m in messages %}{% if m.role == 'user' %}Question: {{ m.content }}\n"
-    "{% elif m.role == 'assistant' %}Answer: {{ m.content }}\n\n{% endif %}{% endfor %}"
-    "Answer:"
-)
+
+def peer_template(cfg: MixserveConfig, spec: SpecialistConfig) -> str:
+    """The chat template `vllm serve` (the peer) renders ``spec``'s requests with: the
+    specialist's own, its system prompt put in first (mixserve adds it as a message; the
+    peer's clients send none), so both sides give the model the same prompt."""
+    text = cfg.chat_template(spec)
+    if text is None:
+        raise ValueError(f"specialist {spec.name} names no chat_template to give the peer")
+    if not spec.system_prompt:
+        return text
+    lead = json.dumps(spec.system_prompt, ensure_ascii=False)
+    return f"{{%- set messages = [{{'role': 'system', 'content': {lead}}}] + messages -%}}\n" + text
+
+
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the full JSON report.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON, last line.")]
 
@@ -172,8 +180,8 @@ def overhead(
     spec = cfg.specialists[0]
     if spec.engine != "vllm":
         fail(f"specialist {spec.name} runs engine {spec.engine!r}; the peer is vLLM's server")
-    if spec.prompt_format != "gemma_base":
-        fail(f"the peer's chat template here is gemma_base's, not {spec.prompt_format!r}")
+    if spec.chat_template is None:
+        fail(f"specialist {spec.name} names no chat_template to give the peer")
     prepare_models(cfg)
     queries = _mix(mix, None)
     results, router = _or_fail(
@@ -260,13 +268,11 @@ def _overhead_rounds(
     from orchestrator.app import OFFLINE_ENV
     from orchestrator.deployments import all_cpus
     from orchestrator.runtime import free_port
-    from specialists.prompts import STOP_STRINGS
 
     spec = cfg.specialists[0]
     with tempfile.TemporaryDirectory(prefix="mixserve-bench-") as tmp:
         template = Path(tmp) / "template.jinja"
-        system = f"{{% raw %}}{spec.system_prompt}\n\n{{% endraw %}}" if spec.system_prompt else ""
-        template.write_text(CHAT_TEMPLATE.replace("<SYSTEM>", system))
+        template.write_text(peer_template(cfg, spec))
         kwargs = {**spec.engine_kwargs, "chat_template": str(template)}
         model_dir = spec.model.location(get_settings().cache_dir)
         # the peer gets the engine's CPU binding too: the same engine settings on both sides
@@ -286,7 +292,7 @@ def _overhead_rounds(
                         log_path=get_settings().state_dir / "bench" / "vllm-serve.log",
                     )
                 )
-            stop = {"stop": STOP_STRINGS["gemma_base"]}  # as mixserve adds them
+            stop = {"stop": spec.stop} if spec.stop else None  # as mixserve adds them
             variants = {
                 "vllm_serve": _round(
                     peer, spec.name, clients, duration, max_tokens, queries, 60.0, stop

@@ -321,10 +321,12 @@ class Answering:
         await self.remember(plan, answer)
         return answer, usage
 
-    async def events(self, plan: Plan, include_usage: bool) -> AsyncIterator[bytes]:
+    async def events(
+        self, plan: Plan, include_usage: bool, per_token: bool = False
+    ) -> AsyncIterator[bytes]:
         try:
             items = await self.source(plan)
         except BaseException as exc:
             await self.close(plan, None, outcome_of(exc))
             raise
-        return sse_body(self, plan, items, include_usage)
+        return sse_body(self, plan, items, include_usage, per_token)

@@ -26,15 +26,25 @@ def digest_of(value: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+BASIC = ("max_tokens", "temperature", "top_p", "stop", "seed")
+# what else changes an answer, in a payload only when the request sets it
+SAMPLING = (
+    *BASIC,
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "top_logprobs",
+    "response_format",
+)
+
+
 def cache_key(specialist: str, model_version: str, payload: dict[str, Any]) -> str:
     material = {
         "specialist": specialist,
         "model_version": model_version,
         "messages": payload["messages"],
         "passages": payload.get("passages", []),
-        "sampling": {
-            k: payload.get(k) for k in ("max_tokens", "temperature", "top_p", "stop", "seed")
-        },
+        "sampling": {k: payload.get(k) for k in SAMPLING if k in payload or k in BASIC},
     }
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return PREFIX + hashlib.sha256(blob.encode()).hexdigest()

@@ -197,11 +197,12 @@ class Gateway:
             "top_p": body.top_p,
             "stop": body.stop_list(),
             "seed": body.seed,
+            **body.sampling_extras(),
         }
         plan = await self.planner.plan(trace, body.model, messages, sampling, body.mixserve, key)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            events = await self.answering.events(plan, include_usage)
+            events = await self.answering.events(plan, include_usage, bool(body.logprobs))
             return StreamingResponse(
                 events,
                 media_type="text/event-stream",
@@ -215,6 +216,7 @@ class Gateway:
             answer.finish_reason,
             usage,
             plan.meta,
+            answer.logprobs if body.logprobs else None,
         )
         return JSONResponse(out, headers=plan.headers)
 

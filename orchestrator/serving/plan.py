@@ -69,6 +69,8 @@ class Answer:
     busy_s: float = 0.0  # the specialist replica's busy time charged to this answer
     cached_tokens: int = 0  # prompt tokens the engine found in its prefix cache
     method: str = ""  # how the engine made it, when it has several ways (symbolic, ...)
+    # each token's OpenAI log-probability entry, when the request asked for them
+    logprobs: list[dict[str, Any]] | None = None
 
     def absorb(self, item: dict[str, Any]) -> str:
         self.parts.append(item["text"])
@@ -78,6 +80,9 @@ class Answer:
         self.busy_s = float(item.get("busy_s") or self.busy_s)
         self.cached_tokens = max(self.cached_tokens, int(item.get("cached_tokens") or 0))
         self.method = str(item.get("method") or self.method)
+        entries = item.get("logprobs")
+        if entries is not None:
+            self.logprobs = [*(self.logprobs or []), *entries]
         return str(item["text"])
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +94,7 @@ class Answer:
             "busy_s": self.busy_s,
             "cached_tokens": self.cached_tokens,
             "method": self.method,
+            "logprobs": self.logprobs,
         }
 
 

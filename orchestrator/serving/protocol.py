@@ -3,9 +3,10 @@
 
 Every OpenAI parameter mixserve does not honour is refused with a 400 naming it (never
 accepted and ignored): an unknown one as ``unknown_parameter``, a known one it does not
-implement (tools, log-probabilities, structured output, penalties, ...) as
-``unsupported_parameter`` unless its value is the neutral one (``"tools": []``,
-``"logprobs": false``, ``"response_format": {"type": "text"}``, ``null``, ...).
+implement yet (tools, ``n`` above 1, audio, ...) as ``unsupported_parameter`` unless its
+value is the neutral one (``"tools": []``, ``null``, ...). What it honours (sampling,
+penalties, ``logit_bias``, ``logprobs`` and ``top_logprobs``, ``response_format``) the
+specialist's engine carries out with vLLM's own serving layer.
 """
 
 from __future__ import annotations
@@ -36,12 +37,6 @@ UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
     "parallel_tool_calls": ((None,), "tool calling is not supported"),
     "functions": ((None, []), "function calling is not supported"),
     "function_call": ((None, "none"), "function calling is not supported"),
-    "logprobs": ((None, False), "token log-probabilities are not returned"),
-    "top_logprobs": ((None, 0), "token log-probabilities are not returned"),
-    "response_format": ((None, {"type": "text"}), "structured output is not supported"),
-    "frequency_penalty": ((None, 0), "sampling penalties are not supported"),
-    "presence_penalty": ((None, 0), "sampling penalties are not supported"),
-    "logit_bias": ((None, {}), "logit bias is not supported"),
     "audio": ((None,), "audio output is not supported"),
     "modalities": ((None, ["text"]), "only text output is supported"),
     "prediction": ((None,), "predicted outputs are not supported"),
@@ -128,6 +123,50 @@ class ChatMessage(BaseModel):
         return "".join(parts)
 
 
+class JSONSchemaFormat(BaseModel):
+    """``response_format.json_schema``: the schema the answer must match."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: StrictStr = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: StrictStr | None = None
+    json_schema: dict[str, Any] = Field(alias="schema")
+    strict: StrictBool | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from jsonschema import SchemaError, validators
+
+        try:
+            validators.validator_for(value).check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        return value
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's ``response_format``: free text, any JSON object, or JSON matching a schema
+    (decoding constrained by the engine, so the answer parses whatever the model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_iff_json_schema(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("json_schema is given with, and only with, type 'json_schema'")
+        return self
+
+    def for_engine(self) -> dict[str, Any] | None:
+        """What the engine is sent (None for free text)."""
+        if self.type == "text":
+            return None
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -190,6 +229,12 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
     seed: StrictInt | None = Field(None, ge=-(2**63), lt=2**63)  # OpenAI's: a 64-bit int
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = Field(None, max_length=300)
+    logprobs: StrictBool | None = None
+    top_logprobs: StrictInt | None = Field(None, ge=0, le=20)
+    response_format: ResponseFormat | None = None
     user: str | None = Field(None, max_length=256)  # the end user, for the caller's records
     mixserve: MixserveOptions | None = None
 
@@ -197,6 +242,35 @@ class ChatCompletionRequest(BaseModel):
     @classmethod
     def _unsupported(cls, data: Any) -> Any:
         return refuse_unsupported(data)
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (value or {}).items():
+            if not token.isdigit():
+                raise ValueError(f"keys are token ids, not {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"the bias of token {token} is {bias}, outside -100..100")
+        return value
+
+    @model_validator(mode="after")
+    def _top_logprobs_needs_logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
+
+    def sampling_extras(self) -> dict[str, Any]:
+        """What the request asks of the engine beyond mixserve's own sampling fields
+        (penalties, bias, per-token log-probabilities, the answer's format): only those
+        set, so that a plain request's payload (and cache key) stays as it was."""
+        extras: dict[str, Any] = {
+            "presence_penalty": self.presence_penalty or None,
+            "frequency_penalty": self.frequency_penalty or None,
+            "logit_bias": self.logit_bias or None,
+            "top_logprobs": (self.top_logprobs or 0) if self.logprobs else None,
+            "response_format": self.response_format.for_engine() if self.response_format else None,
+        }
+        return {k: v for k, v in extras.items() if v is not None}
 
     @field_validator("stop")
     @classmethod
@@ -279,6 +353,11 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) ->
     }
 
 
+def logprobs_of(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """A choice's ``logprobs`` object: its tokens' entries, when they were asked for."""
+    return None if entries is None else {"content": entries, "refusal": None}
+
+
 def completion(
     request_id: str,
     model: str,
@@ -286,6 +365,7 @@ def completion(
     finish_reason: str | None,
     usage: dict[str, Any],
     meta: dict[str, Any],
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": request_id,
@@ -297,7 +377,7 @@ def completion(
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
                 "finish_reason": finish_reason or "stop",
-                "logprobs": None,
+                "logprobs": logprobs_of(logprobs),
             }
         ],
         "usage": usage,
@@ -312,13 +392,20 @@ def chunk(
     delta: dict[str, Any],
     finish_reason: str | None = None,
     extra: dict[str, Any] | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    choice = {
+        "index": 0,
+        "delta": delta,
+        "finish_reason": finish_reason,
+        "logprobs": logprobs_of(logprobs),
+    }
     body: dict[str, Any] = {
         "id": request_id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+        "choices": [choice],
     }
     if extra:
         body.update(extra)

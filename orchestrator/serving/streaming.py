@@ -37,7 +37,9 @@ async def sse_body(
     plan: Plan,
     items: AsyncIterator[dict[str, Any]],
     include_usage: bool,
+    per_token: bool = False,
 ) -> AsyncIterator[bytes]:
+    """``per_token``: the client asked for ``logprobs``; each chunk carries its tokens'."""
     created = int(time.time())
     cid = f"chatcmpl-{plan.request_id}"
     model = plan.specialist
@@ -48,9 +50,12 @@ async def sse_body(
         answer, done = Answer(), False
         try:
             async for item in items:
-                if answer.absorb(item):
+                text = answer.absorb(item)
+                entries = item.get("logprobs") if per_token else None
+                if text or entries:
                     gateway.first_token(plan)
-                    yield fmt.sse(fmt.chunk(cid, model, created, {"content": item["text"]}))
+                    delta = {"content": text}
+                    yield fmt.sse(fmt.chunk(cid, model, created, delta, logprobs=entries))
             done = True
         except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
             err = from_exception(exc, plan.request_id)

@@ -24,12 +24,11 @@ from collections.abc import AsyncIterator
 
 from specialists.engine import Chunk, EngineLoad, GenerationRequest, SpecialistEngine
 from specialists.errors import ContextLengthError
-from specialists.prompts import STOP_STRINGS
 from specialists.symbolic.limits import Limits
 from specialists.symbolic.program import (
     PROGRAM_MAX_TOKENS,
     program_answer,
-    program_prompt,
+    program_messages,
     ungrounded,
 )
 from specialists.symbolic.sandbox import Sandbox
@@ -41,24 +40,30 @@ class SymbolicEngine(SpecialistEngine):
     """Wraps ``inner``, the model engine (already started by its owner, and maybe shared
     with other specialists); starts and stops only its own worker."""
 
-    def __init__(
-        self, inner: SpecialistEngine, prompt_format: str, limits: Limits | None = None
-    ) -> None:
+    def __init__(self, inner: SpecialistEngine, limits: Limits | None = None) -> None:
         self.inner = inner
-        self.prompt_format = prompt_format
         self.limits = limits or Limits()
         self.sandbox = Sandbox(self.limits)
 
     async def start(self) -> None:
         await self.sandbox.start()
 
-    def count_tokens(self, prompt: str) -> int:
-        return self.inner.count_tokens(prompt)
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def count_prompt(self, request: GenerationRequest) -> int:
+        return self.inner.count_prompt(request)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        question = request.question or request.prompt
+        if request.constrained or request.top_logprobs is not None:
+            # the answer's form is the request's (JSON), or each token's log-probability is
+            # asked: only the model, constrained by its engine, can give that
+            async for chunk in self.inner.generate(request):
+                yield chunk
+            return
+        question = request.question or _last_user(request)
         outcome = await self.sandbox.ask("question", question)
-        n_prompt = self.count_tokens(request.prompt)
+        n_prompt = self.count_prompt(request)
         if outcome.status in ("solved", "refused"):
             method = "symbolic" if outcome.status == "solved" else "refused"
             sure = 0.0 if outcome.status == "solved" else None
@@ -89,12 +94,13 @@ class SymbolicEngine(SpecialistEngine):
         (prompt, completion) and their log-probability."""
         ask = GenerationRequest(
             request_id=f"{request.request_id}.program",
-            prompt=program_prompt(self.prompt_format, question),
+            messages=program_messages(question),
             max_tokens=PROGRAM_MAX_TOKENS,
-            stop=["\n", *STOP_STRINGS.get(self.prompt_format, [])],
+            stop=["\n", *request.stop],
             logprobs=True,
             specialist=request.specialist,
             adapter=request.adapter,
+            chat_template=request.chat_template,
         )
         parts: list[str] = []
         last = Chunk("", 0, 0)
@@ -188,3 +194,8 @@ class SymbolicEngine(SpecialistEngine):
 
     def shutdown(self) -> None:
         self.sandbox.close()
+
+
+def _last_user(request: GenerationRequest) -> str:
+    asked = [m for m in request.messages if m.get("role") == "user"]
+    return str(asked[-1].get("content") or "") if asked else ""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
-from specialists.prompts import Turn, render
+from specialists.conversation import chat_messages
 
 PROGRAM_SYSTEM = (
     "Write one arithmetic expression whose value answers the question. Use only numbers, "
@@ -44,12 +45,13 @@ _SPELLED = {
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
-def program_prompt(prompt_format: str, question: str) -> str:
-    turns: list[Turn] = []
+def program_messages(question: str) -> list[dict[str, Any]]:
+    """The worked examples, then ``question``, as chat messages for the model's template."""
+    turns: list[tuple[str, str]] = []
     for q, expression in PROGRAM_EXAMPLES:
-        turns += [Turn("user", q), Turn("assistant", expression)]
-    turns.append(Turn("user", question))
-    return render(prompt_format, PROGRAM_SYSTEM, turns, [])
+        turns += [("user", q), ("assistant", expression)]
+    turns.append(("user", question))
+    return chat_messages(PROGRAM_SYSTEM, turns)
 
 
 def numbers_in(text: str) -> set[Fraction]:

@@ -26,8 +26,8 @@ def test_chat_completion_is_routed_and_says_who_answered(client):
     routing = body["mixserve"]["routing"]
     assert routing["choice"] == "code" and not routing["pinned"]
     assert set(routing["scores"]) == {"general", "code", "math"}
-    # the fake engine echoes the last prompt line: the rendered question reached it
-    assert body["choices"][0]["message"]["content"].startswith("[code] Question: Write a Python")
+    # the fake engine echoes the last line of the last user message: the question reached it
+    assert body["choices"][0]["message"]["content"].startswith("[code] Write a Python")
     usage = body["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
 

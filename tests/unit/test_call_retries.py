@@ -19,7 +19,7 @@ from orchestrator.serving.calls import SpecialistCalls
 from specialists import GenerationRequest
 from specialists.fake_engine import FakeEngine
 
-QUESTION = "Question: write a function that reverses a list\nAnswer:\n"
+QUESTION = "write a function that reverses a list"
 
 
 class Stream:
@@ -64,7 +64,7 @@ class FlakyHandle:
     async def _items(self, payload: dict[str, Any], limit: int | None) -> Any:
         request = GenerationRequest(
             request_id=payload["request_id"],
-            prompt=QUESTION,
+            messages=[{"role": "user", "content": QUESTION}],
             max_tokens=int(payload["max_tokens"]),
             logprobs=True,
             continuation=payload.get("continuation", ""),
@@ -132,12 +132,12 @@ def test_the_resumed_call_continues_from_the_text_and_asks_for_what_is_left():
     call(handle, FAST, max_tokens=64)
     first, rest = handle.payloads
     assert "continuation" not in first and first["max_tokens"] == 64
-    assert rest["continuation"] == "[code] Question: write" and rest["max_tokens"] == 61
+    assert rest["continuation"] == "[code] write a" and rest["max_tokens"] == 61
 
 
 def test_a_replica_lost_before_the_first_token_is_sent_again():
     items, retries, _ = call(FlakyHandle([0, 0]), FAST)
-    assert answer_of(items)[0].startswith("[code] Question: write a function")
+    assert answer_of(items)[0].startswith("[code] write a function")
     assert [(r["stage"], r["after_tokens"]) for r in retries] == [
         ("before_first_token", 0),
         ("before_first_token", 0),

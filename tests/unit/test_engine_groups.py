@@ -75,7 +75,7 @@ def test_members_may_differ_in_prompts_and_token_prices():
     cfg = parse_config(
         fleet(
             ("general", {"engine_group": "base", "price": {"usd_per_mtok_out": 1}}),
-            ("math", {"engine_group": "base", "prompt_format": "plain", "system_prompt": "x"}),
+            ("math", {"engine_group": "base", "chat_template": "gemma_base", "system_prompt": "x"}),
         )
     )
     assert len(cfg.engine_groups()) == 1

@@ -24,12 +24,34 @@ def test_one_engine_answers_as_each_specialist_and_with_its_adapter():
         "fake", specialist="engine-base", model="m", max_model_len=256, engine_kwargs={},
         adapters=[sql],
     )  # fmt: skip
-    ask = GenerationRequest("r1", "Question: hi there\nAnswer:", 8)
-    assert answer(engine, ask).startswith("[engine-base] ")
-    math = GenerationRequest("r2", "Question: hi there\nAnswer:", 8, specialist="math")
-    assert answer(engine, math).startswith("[math] ")
-    lora = GenerationRequest("r3", "Question: q\nAnswer:", 8, specialist="sql", adapter=sql)
+    asked = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi there"}]
+    ask = GenerationRequest("r1", asked, 8)
+    assert answer(engine, ask) == "[engine-base] hi there"
+    math = GenerationRequest("r2", asked, 8, specialist="math")
+    assert answer(engine, math) == "[math] hi there"
+    lora = GenerationRequest("r3", asked, 8, specialist="sql", adapter=sql)
     assert answer(engine, lora).startswith("[sql+sql] ")
     other = Adapter("sql", 1, "/elsewhere")
     with pytest.raises(ValueError, match="'sql' is not loaded"):
-        answer(engine, GenerationRequest("r4", "q", 8, adapter=other))
+        answer(engine, GenerationRequest("r4", asked, 8, adapter=other))
+
+
+def test_asked_for_top_logprobs_each_token_comes_with_its_entry():
+    engine = build_engine(
+        "fake", specialist="general", model="m", max_model_len=256,
+        engine_kwargs={"token_logprob": -0.5},
+    )  # fmt: skip
+
+    async def chunks(top):
+        await engine.start()
+        asked = [{"role": "user", "content": "one two"}]
+        request = GenerationRequest("r1", asked, 8, top_logprobs=top)
+        return [c async for c in engine.generate(request)]
+
+    plain = asyncio.run(chunks(None))
+    assert all(c.logprobs is None for c in plain)
+    entries = [c.logprobs for c in asyncio.run(chunks(3))]
+    assert [e[0]["token"] for e in entries] == ["[general]", " one", " two"]
+    first = entries[0][0]
+    assert first["logprob"] == -0.5 and first["bytes"] == list(b"[general]")
+    assert [t["logprob"] for t in first["top_logprobs"]] == [-0.5, -1.5, -2.5]

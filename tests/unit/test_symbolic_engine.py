@@ -41,18 +41,21 @@ class ScriptedModel(SpecialistEngine):
     async def start(self) -> None:
         pass
 
-    def count_tokens(self, prompt: str) -> int:
-        return len(prompt.split())
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def count_prompt(self, request: GenerationRequest) -> int:
+        return self.count_tokens(prompt_of(request))
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        if self.count_tokens(request.prompt) + request.max_tokens > self.context:
+        if self.count_prompt(request) + request.max_tokens > self.context:
             raise ContextLengthError("the prompt does not fit")
-        self.asked.append(request.prompt)
-        program = PROGRAM_SYSTEM in request.prompt
+        self.asked.append(prompt_of(request))
+        program = PROGRAM_SYSTEM in prompt_of(request)
         text = self.expression if program else self.answer
         per_token = -2.0 if self.unsure and not program else -0.5
         words = text.split()
-        n = self.count_tokens(request.prompt)
+        n = self.count_prompt(request)
         for i, word in enumerate(words):
             last = i == len(words) - 1
             logprob = per_token * (i + 1) if request.logprobs else None
@@ -71,10 +74,15 @@ class ScriptedModel(SpecialistEngine):
         pass
 
 
+def prompt_of(request: GenerationRequest) -> str:
+    """The messages' text, one per line (what the scripted model reads and counts)."""
+    return "\n".join(str(m["content"]) for m in request.messages)
+
+
 def request(question: str, max_tokens: int = 200, logprobs: bool = True) -> GenerationRequest:
     return GenerationRequest(
         "r1",
-        f"<bos>Question: {question}\nAnswer:",
+        [{"role": "user", "content": question}],
         max_tokens,
         logprobs=logprobs,
         specialist="math",
@@ -91,7 +99,7 @@ async def engines():
     made: list[SymbolicEngine] = []
 
     async def make(model: ScriptedModel, limits: Limits | None = None) -> SymbolicEngine:
-        engine = SymbolicEngine(model, "gemma_base", limits)
+        engine = SymbolicEngine(model, limits)
         await engine.start()
         made.append(engine)
         return engine
@@ -122,7 +130,7 @@ async def test_a_formula_is_answered_symbolically_without_the_model(engines) -> 
     assert model.asked == []  # the model was not needed
     last = chunks[-1]
     assert last.finish_reason == "stop"
-    assert last.prompt_tokens == len(asked.prompt.split())  # the model's tokenizer counts
+    assert last.prompt_tokens == len(prompt_of(asked).split())  # the model's tokenizer counts
     assert last.completion_tokens == len(text.split())
     assert last.cumulative_logprob == 0.0  # exact: a cascade accepts it
     counts = [c.completion_tokens for c in chunks]
@@ -201,11 +209,11 @@ async def test_a_solve_past_its_time_is_killed_refused_and_the_worker_replaced(e
 
 async def test_the_registry_builds_it_by_name_in_front_of_a_model() -> None:
     model = ScriptedModel("none")
-    solver = build_solver("symbolic", inner=model, prompt_format="gemma_base", timeout_s=3.0)
+    solver = build_solver("symbolic", inner=model, timeout_s=3.0)
     assert isinstance(solver, SymbolicEngine) and solver.limits.timeout_s == 3.0
     assert solver.inner is model
     with pytest.raises(ValueError, match="unknown solver 'wolfram'; known: symbolic"):
-        build_solver("wolfram", inner=model, prompt_format="gemma_base")
+        build_solver("wolfram", inner=model)
 
 
 @pytest.mark.parametrize(
@@ -233,7 +241,7 @@ async def test_in_a_cascade_it_is_the_cheap_step_accepted_only_when_it_found_a_n
         assert specialist == "symbolic"
         req = GenerationRequest(
             payload["request_id"],
-            f"Question: {question}\nAnswer:",
+            [{"role": "user", "content": question}],
             payload["max_tokens"],
             logprobs=payload.get("logprobs", False),
             question=question,
@@ -309,7 +317,7 @@ async def test_a_question_too_long_for_the_worked_examples_still_gets_the_models
     engines,
 ) -> None:
     question = "Why do " + "very " * 30 + "long proofs work?"
-    fits = len(request(question, max_tokens=20).prompt.split()) + 20
+    fits = len(prompt_of(request(question, max_tokens=20)).split()) + 20
     model = ScriptedModel("1 + 1", answer="Because they do.", context=fits)
     engine = await engines(model)
     chunks = await collect(engine, request(question, max_tokens=20))

@@ -297,7 +297,7 @@ def test_a_killed_specialist_replica_on_a_worker_costs_no_request(deployed):
         outcomes = load.outcomes()
     summary = report("cluster: specialist replica SIGKILL", outcomes)
     assert summary["failed"] == 0 and summary["retried_by_client"] == 0, summary
-    assert {o.output_tokens for o in outcomes} == {WORDS + 2}  # every answer whole
+    assert {o.output_tokens for o in outcomes} == {WORDS + 1}  # every answer whole
     wait_for("code back to two replicas", lambda: len(replica_pids(CODE)) == 2, 180, 2)
 
 
@@ -371,7 +371,7 @@ def test_a_stopped_worker_node_leaves_the_service_answering_and_rejoins(deployed
     assert killed
     summary = report("cluster: worker node stopped", outcomes)
     assert summary["failed"] == 0 and summary["retried_by_client"] == 0, summary
-    assert {o.output_tokens for o in outcomes} == {WORDS + 2}
+    assert {o.output_tokens for o in outcomes} == {WORDS + 1}
     wait_for("the node seen dead", lambda: len(deployed.cluster.alive_nodes()) == 2, 120, 2)
     deployed.cluster.restart_node("w1")
     rebalanced = wait_for(

@@ -73,7 +73,7 @@ def test_a_killed_specialist_replica_costs_no_request(service):
     assert summary["failed"] == 0, summary
     assert summary["retried_by_service"] >= 1, summary  # its in-flight calls went on
     assert summary["retried_by_client"] == 0, summary
-    # all whole, none cut or doubled: "[code]", the prompt's "Question:" and the words
-    assert {o.output_tokens for o in outcomes} == {WORDS + 2}
+    # all whole, none cut or doubled: "[code]" and the words
+    assert {o.output_tokens for o in outcomes} == {WORDS + 1}
     assert {o.specialist for o in outcomes} == {"code"}
     assert wait_for("the killed replica replaced", replaced, 180)

@@ -1,0 +1,145 @@
+"""vLLM's own OpenAI serving layer over one engine (``OpenAIServingChat`` and its
+siblings, built by ``init_app_state`` as ``vllm serve`` builds them): chat templates,
+structured outputs, log-probabilities and penalties are vLLM's code, not ours.
+
+The layer serves the engine's specialists under their own names (a specialist with a
+LoRA adapter is that adapter's name, so vLLM picks the adapter by the request's model).
+Requests carry their specialist's chat template (the layer trusts request templates;
+clients cannot send one, the gateway refuses the parameter). Every call streams, with
+usage on every chunk, so that token counts are known as the answer goes (a lost replica's
+answer resumes from them) and a client that leaves aborts the generation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from specialists.engine import Chunk, GenerationRequest
+from specialists.errors import ContextLengthError, EngineRequestError
+
+
+async def build_layer(engine: Any, model: str, names: list[str], adapters: dict[str, str]) -> Any:
+    """vLLM's serving state (a starlette ``State``) over a started ``AsyncLLM``: the
+    frontend arguments are ``vllm serve``'s defaults, plus the served names and LoRA
+    modules given here."""
+    from starlette.datastructures import State
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.entrypoints.openai.api_server import init_app_state
+    from vllm.entrypoints.openai.models.protocol import LoRAModulePath
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    args = make_arg_parser(FlexibleArgumentParser()).parse_args(["--model", model])
+    args.served_model_name = names
+    args.trust_request_chat_template = True  # the specialist's template, set by its replica
+    args.enable_prompt_tokens_details = True  # cached prompt tokens, for usage and cost
+    args.lora_modules = [LoRAModulePath(name, path) for name, path in adapters.items()] or None
+    state = State()
+    await init_app_state(engine, state, args, supported_tasks=await engine.get_supported_tasks())
+    return state
+
+
+def chat_body(request: GenerationRequest, model: str) -> dict[str, Any]:
+    """The OpenAI chat request vLLM's layer runs for ``request`` (streamed, usage on every
+    chunk); an answer cut short elsewhere goes on from its text (``continuation``, the
+    last assistant message continued)."""
+    messages = list(request.messages)
+    if request.continuation:
+        messages.append({"role": "assistant", "content": request.continuation})
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_completion_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": request.stop or None,
+        "seed": request.seed,
+        "presence_penalty": request.presence_penalty,
+        "frequency_penalty": request.frequency_penalty,
+        "logit_bias": request.logit_bias,
+        "response_format": request.response_format,
+        "chat_template": request.chat_template,
+        "request_id": request.request_id,
+        "stream": True,
+        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+    }
+    if request.logprobs or request.top_logprobs is not None:
+        body["logprobs"] = True
+        body["top_logprobs"] = request.top_logprobs or 0
+    if request.continuation:
+        body["continue_final_message"] = True
+        body["add_generation_prompt"] = False
+    return body
+
+
+def _rejected(error: dict[str, Any], body: dict[str, Any]) -> Exception:
+    """vLLM's error body as the engine error the gateway maps to an HTTP answer (a
+    grammar vLLM cannot build from a JSON schema names no parameter: it is the format's)."""
+    message = str(error.get("message") or "the engine refused the request")
+    if "context length" in message or "maximum context" in message:
+        return ContextLengthError(message)
+    code = error.get("code")
+    status = int(code) if isinstance(code, int) else 400
+    param = error.get("param")
+    if param is None and body.get("response_format") and "rammar" in message:
+        param = "response_format"
+    return EngineRequestError(message, status=status, param=param)
+
+
+async def chat_chunks(
+    serving: Any, body: dict[str, Any], per_token: bool = False
+) -> AsyncIterator[Chunk]:
+    """Run ``body`` through vLLM's ``OpenAIServingChat`` and read its server-sent events
+    back as ``Chunk``s (one choice), with each token's log-probability entries when
+    ``per_token``. Closing this stream closes vLLM's, which aborts the request in the
+    engine."""
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+    from vllm.exceptions import VLLMClientError
+
+    try:
+        request = ChatCompletionRequest.model_validate(body)
+        out = await serving.create_chat_completion(request, None)
+    except (ValueError, VLLMClientError) as exc:  # vLLM's validation of the request
+        error = serving.create_error_response(exc).error
+        raise _rejected(error.model_dump(), body) from None
+    if not hasattr(out, "__aiter__"):  # an ErrorResponse
+        raise _rejected(out.error.model_dump(), body)
+    logprob = 0.0 if body.get("logprobs") else None
+    prompt_tokens = completion_tokens = cached = 0
+    try:
+        async for event in out:
+            data = event[len("data: ") :].strip()
+            if data == "[DONE]":
+                return
+            chunk = json.loads(data)
+            if "error" in chunk:
+                raise _rejected(chunk["error"], body)
+            usage = chunk.get("usage") or {}
+            before = cached
+            prompt_tokens = int(usage.get("prompt_tokens", prompt_tokens))
+            completion_tokens = int(usage.get("completion_tokens", completion_tokens))
+            details = usage.get("prompt_tokens_details") or {}
+            cached = int(details.get("cached_tokens") or cached)
+            choices = chunk.get("choices") or ()
+            if not choices and cached != before:  # the closing usage: cached prompt tokens
+                yield Chunk("", prompt_tokens, completion_tokens, None, logprob, cached)
+            for choice in choices:
+                entries = (choice.get("logprobs") or {}).get("content")
+                if logprob is not None and entries:
+                    logprob += sum(float(e["logprob"]) for e in entries)
+                text = (choice.get("delta") or {}).get("content") or ""
+                finish = choice.get("finish_reason")
+                if not text and finish is None and not entries:
+                    continue
+                yield Chunk(
+                    text,
+                    prompt_tokens,
+                    completion_tokens,
+                    finish,
+                    logprob,
+                    cached,
+                    logprobs=entries if per_token else None,
+                )
+    finally:
+        await out.aclose()
