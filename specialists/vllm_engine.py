@@ -101,8 +101,8 @@ class VLLMEngine(SpecialistEngine):
             yield chunk
 
     async def abort(self, request_id: str) -> None:
-        if self._engine is not None:
-            await self._engine.abort(request_id)
+        if self._engine is not None:  # vLLM's chat layer runs it as chatcmpl-<id>
+            await self._engine.abort(f"chatcmpl-{request_id}")
 
     def num_unfinished(self) -> int:
         return 0 if self._engine is None else int(self._engine.get_num_unfinished_requests())

@@ -187,17 +187,17 @@ def test_temperature_zero_answers_are_cached_in_redis(client):
         ),
         (
             b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], '
-            b'"logprobs": true, "top_logprobs": 2}',
+            b'"logprobs": true, "top_logprobs": 25}',
             400,
-            "logprobs",
-            "unsupported_parameter",
+            "top_logprobs",
+            "invalid_value",
         ),
         (
             b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], '
-            b'"response_format": {"type": "json_object"}}',
+            b'"response_format": {"type": "xml"}}',
             400,
-            "response_format",
-            "unsupported_parameter",
+            "response_format.type",
+            "invalid_value",
         ),
         (
             b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "colour": 1}',

@@ -140,4 +140,4 @@ def test_top_logprobs_without_logprobs_is_refused():
     base = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(APIError, match="top_logprobs needs logprobs") as caught:
         validate(ChatCompletionRequest, {**base, "top_logprobs": 2})
-    assert caught.value.status == 400
+    assert (caught.value.status, caught.value.param) == (400, "top_logprobs")

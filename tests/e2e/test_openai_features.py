@@ -1,0 +1,102 @@
+"""OpenAI features carried out by the real engine through vLLM's own serving layer,
+asked by the unmodified `openai` SDK: a pydantic model parsed from a constrained answer
+(on a 270M base model: the grammar, not the model, makes it valid), a JSON schema
+streamed, each token's top log-probabilities, the math specialist's solver giving way to
+the constrained model when the request sets the answer's form, and an invalid schema
+refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openai import BadRequestError, OpenAI
+from pydantic import BaseModel
+
+
+class City(BaseModel):
+    city: str
+    country: str
+
+
+@pytest.fixture(scope="module")
+def oai(live):
+    return OpenAI(base_url=f"{live['url']}/v1", api_key="unused", timeout=300)
+
+
+def test_parse_returns_the_pydantic_object(oai):
+    out = oai.chat.completions.parse(
+        model="general",
+        messages=[{"role": "user", "content": "Which city is the capital of France?"}],
+        response_format=City,
+        max_tokens=60,
+        temperature=0,
+    )
+    parsed = out.choices[0].message.parsed
+    assert isinstance(parsed, City) and parsed.city, out.choices[0].message.content
+    assert out.choices[0].finish_reason == "stop"
+
+
+def test_a_json_schema_streamed_joins_into_a_matching_object(oai):
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}, "unit": {"type": "string"}},
+        "required": ["answer", "unit"],
+        "additionalProperties": False,
+    }
+    stream = oai.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "How many legs does a spider have?"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "count", "schema": schema, "strict": True},
+        },
+        max_tokens=60,
+        temperature=0,
+        stream=True,
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    value = json.loads(text)
+    assert set(value) == {"answer", "unit"} and isinstance(value["answer"], int)
+
+
+def test_each_token_comes_with_its_five_most_likely(oai):
+    out = oai.chat.completions.create(
+        model="general",
+        messages=[{"role": "user", "content": "Name a primary color."}],
+        max_tokens=12,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=5,
+    )
+    choice = out.choices[0]
+    entries = choice.logprobs.content
+    assert entries and "".join(e.token for e in entries) == choice.message.content
+    for e in entries:  # greedy: the sampled token is the likeliest of the five
+        assert len(e.top_logprobs) == 5 and e.logprob <= 0
+        assert e.logprob == pytest.approx(max(t.logprob for t in e.top_logprobs), abs=1e-4)
+
+
+def test_the_math_solver_gives_way_to_the_model_when_the_form_is_set(oai):
+    out = oai.chat.completions.create(
+        model="math",
+        messages=[{"role": "user", "content": "What is 17 times 23?"}],
+        response_format={"type": "json_object"},
+        max_tokens=40,
+        temperature=0,
+    )
+    assert isinstance(json.loads(out.choices[0].message.content), dict)
+    assert out.model_extra["mixserve"]["policy"].get("method", "") != "symbolic"
+
+
+def test_an_invalid_schema_is_refused_by_name(oai):
+    with pytest.raises(BadRequestError) as caught:
+        oai.chat.completions.create(
+            model="general",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "bad", "schema": {"type": "objectx"}},
+            },
+        )
+    assert caught.value.body["param"] == "response_format.json_schema.schema"

@@ -1,0 +1,90 @@
+"""The OpenAI parameters the engine carries out, seen by the unmodified `openai` SDK on
+the fake fleet: each token's log-probabilities (whole and streamed, through a routed and
+a pinned request), and the 400s a bad value gets, naming the parameter. The real engine
+does the same through vLLM's serving layer: tests/e2e/test_openai_features.py."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from openai import BadRequestError, OpenAI
+
+
+@pytest.fixture()
+def oai(service):
+    return OpenAI(base_url=f"{service.url}/v1", api_key=service.api_key, timeout=60)
+
+
+def fresh(question: str) -> str:
+    return f"{question} ({uuid.uuid4().hex[:6]})"  # never an answer from the cache
+
+
+@pytest.mark.parametrize("model", ["general", "auto"])
+def test_each_token_comes_with_its_top_logprobs(oai, model):
+    out = oai.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": fresh("Why is the sky blue?")}],
+        max_tokens=32,
+        logprobs=True,
+        top_logprobs=5,
+    )
+    choice = out.choices[0]
+    entries = choice.logprobs.content
+    assert "".join(e.token for e in entries) == choice.message.content
+    assert all(len(e.top_logprobs) == 5 and e.top_logprobs[0].token == e.token for e in entries)
+    assert len(entries) == out.usage.completion_tokens
+
+
+def test_streamed_chunks_carry_their_tokens_logprobs(oai):
+    stream = oai.chat.completions.create(
+        model="general",
+        messages=[{"role": "user", "content": fresh("Name a primary colour.")}],
+        max_tokens=32,
+        logprobs=True,
+        top_logprobs=2,
+        stream=True,
+    )
+    text, tokens = "", []
+    for chunk in stream:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            if choice.logprobs is not None:
+                tokens += [e.token for e in choice.logprobs.content]
+    assert text.startswith("[general] Name a primary") and "".join(tokens) == text
+
+
+def test_without_logprobs_none_are_sent(oai):
+    out = oai.chat.completions.create(
+        model="general", messages=[{"role": "user", "content": fresh("hi")}], max_tokens=8
+    )
+    assert out.choices[0].logprobs is None
+
+
+SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"response_format": {"type": "yaml"}}, "response_format.type"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x",
+             "schema": {"type": "object", "properties": {"a": {"type": 7}}}}}},
+            "response_format.json_schema.schema",
+        ),  # fmt: skip
+        ({"logit_bias": {"hello": 3}}, "logit_bias"),
+        ({"presence_penalty": -3}, "presence_penalty"),
+        ({"n": 2}, "n"),
+    ],
+)
+def test_bad_values_are_400s_naming_the_parameter(oai, service, extra, param):
+    with pytest.raises(BadRequestError) as caught:
+        oai.chat.completions.create(
+            model="general", messages=[{"role": "user", "content": "hi"}], extra_body=extra
+        )
+    error = caught.value.body
+    assert error["param"] == param, error
+    assert caught.value.status_code == 400 and "Traceback" not in str(error)
