@@ -61,7 +61,10 @@ def test_without_logprobs_none_are_sent(oai):
     assert out.choices[0].logprobs is None
 
 
-SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}}
+BAD_SCHEMA = {  # a property's type must be a string or a list of them
+    "type": "json_schema",
+    "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": 7}}}},
+}
 
 
 @pytest.mark.parametrize(
@@ -70,11 +73,7 @@ SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}}
         ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"top_logprobs": 3}, "top_logprobs"),
         ({"response_format": {"type": "yaml"}}, "response_format.type"),
-        (
-            {"response_format": {"type": "json_schema", "json_schema": {"name": "x",
-             "schema": {"type": "object", "properties": {"a": {"type": 7}}}}}},
-            "response_format.json_schema.schema",
-        ),  # fmt: skip
+        ({"response_format": BAD_SCHEMA}, "response_format.json_schema.schema"),
         ({"logit_bias": {"hello": 3}}, "logit_bias"),
         ({"presence_penalty": -3}, "presence_penalty"),
         ({"n": 2}, "n"),
