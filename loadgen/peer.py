@@ -4,6 +4,7 @@ stopped by its process group (its engine core included), never by name."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,17 +17,20 @@ from typing import Any
 
 import httpx
 
-EngineValue = str | int | float | bool | None
+EngineValue = str | int | float | bool | None | Mapping[str, Any]
 
 
 def engine_flags(engine_kwargs: Mapping[str, EngineValue]) -> list[str]:
     """``AsyncEngineArgs`` keyword arguments as ``vllm serve`` flags (``enforce_eager:
-    true`` is ``--enforce-eager``; ``false`` and ``None`` leave the default)."""
+    true`` is ``--enforce-eager``; ``false`` and ``None`` leave the default; a config
+    group's mapping is its JSON)."""
     flags: list[str] = []
     for key, value in engine_kwargs.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
             flags.append(flag)
+        elif isinstance(value, Mapping):
+            flags += [flag, json.dumps(dict(value))]
         elif value is not False and value is not None:
             flags += [flag, str(value)]
     return flags

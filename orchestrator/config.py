@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 EngineValue = str | int | float | bool | None
+# one level of nesting, for vLLM's config groups (structured_outputs_config: {...})
+EngineArg = EngineValue | dict[str, EngineValue]
 
 
 class _Strict(BaseModel):
@@ -258,8 +260,10 @@ class SpecialistConfig(_Strict):
     )
     system_prompt: str = Field("", description="Instructions prepended to every conversation.")
     max_model_len: int = Field(2048, ge=64, description="Context window in tokens.")
-    engine_kwargs: dict[str, EngineValue] = Field(
-        default_factory=dict, description="Passed through to vLLM's AsyncEngineArgs."
+    engine_kwargs: dict[str, EngineArg] = Field(
+        default_factory=dict,
+        description="Passed through to vLLM's AsyncEngineArgs; a mapping for one of its "
+        "config groups (structured_outputs_config: {disable_any_whitespace: true}).",
     )
     engine_env: dict[str, str] = Field(
         default_factory=dict, description="Environment variables of the replica process."

@@ -107,6 +107,7 @@ async def chat_chunks(
         raise _rejected(out.error.model_dump(), body)
     logprob = 0.0 if body.get("logprobs") else None
     prompt_tokens = completion_tokens = cached = 0
+    entries = TokenEntries()
     try:
         async for event in out:
             data = event[len("data: ") :].strip()
@@ -125,12 +126,13 @@ async def chat_chunks(
             if not choices and cached != before:  # the closing usage: cached prompt tokens
                 yield Chunk("", prompt_tokens, completion_tokens, None, logprob, cached)
             for choice in choices:
-                entries = (choice.get("logprobs") or {}).get("content")
-                if logprob is not None and entries:
-                    logprob += sum(float(e["logprob"]) for e in entries)
+                new = (choice.get("logprobs") or {}).get("content") or []
+                if logprob is not None:
+                    logprob += sum(float(e["logprob"]) for e in new)
                 text = (choice.get("delta") or {}).get("content") or ""
                 finish = choice.get("finish_reason")
-                if not text and finish is None and not entries:
+                ready = entries.feed(new, text, finish is not None)
+                if not text and finish is None and not ready:
                     continue
                 yield Chunk(
                     text,
@@ -139,7 +141,31 @@ async def chat_chunks(
                     finish,
                     logprob,
                     cached,
-                    logprobs=entries if per_token else None,
+                    logprobs=ready if per_token else None,
                 )
     finally:
         await out.aclose()
+
+
+class TokenEntries:
+    """Log-probability entries released as the text they spell is: vLLM lists the tokens
+    of a stop string too, whose text it holds back and then drops, so an entry goes out
+    once the answer's text reaches past it, and those left when the answer ends (the
+    stop string's) are dropped. Entries are OpenAI's: ``token`` is the token's text."""
+
+    def __init__(self) -> None:
+        self.pending: list[dict[str, Any]] = []
+        self.text = 0  # characters of answer text so far
+        self.spelled = 0  # characters the released entries spell
+
+    def feed(self, new: list[dict[str, Any]], text: str, last: bool) -> list[dict[str, Any]]:
+        self.pending += new
+        self.text += len(text)
+        out = []
+        while self.pending and self.spelled + len(self.pending[0]["token"]) <= self.text:
+            entry = self.pending.pop(0)
+            self.spelled += len(entry["token"])
+            out.append(entry)
+        if last:
+            self.pending = []
+        return out

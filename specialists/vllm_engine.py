@@ -53,7 +53,7 @@ class VLLMEngine(SpecialistEngine):
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = AsyncEngineArgs(
-            model=self.model, max_model_len=self.max_model_len, **self.engine_kwargs
+            model=self.model, max_model_len=self.max_model_len, **_grouped(self.engine_kwargs)
         )
         # Building the engine loads weights and warms up for tens of seconds: keep it off
         # the event loop so the replica still answers health checks meanwhile.
@@ -77,13 +77,13 @@ class VLLMEngine(SpecialistEngine):
 
     def count_prompt(self, request: GenerationRequest) -> int:
         self._require()
-        ids = self._tokenizer.apply_chat_template(
+        text = self._tokenizer.apply_chat_template(
             request.messages,
             chat_template=request.chat_template,
             add_generation_prompt=True,
-            tokenize=True,
+            tokenize=False,
         )
-        return len(ids)
+        return len(self._tokenizer.encode(str(text), add_special_tokens=False))
 
     def _served_as(self, request: GenerationRequest) -> str:
         """The model name the request runs under: its LoRA adapter's, else the base's."""
@@ -154,3 +154,24 @@ class VLLMEngine(SpecialistEngine):
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.shutdown()
+
+
+def _grouped(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Engine kwargs with each mapping made the config class its AsyncEngineArgs field
+    takes (``structured_outputs_config: {...}`` -> ``StructuredOutputsConfig(...)``)."""
+    import dataclasses
+    import types
+    import typing
+
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    fields = {f.name: f for f in dataclasses.fields(AsyncEngineArgs)}
+    out = dict(kwargs)
+    for name, value in kwargs.items():
+        if not isinstance(value, dict) or name not in fields:
+            continue
+        kind = fields[name].type
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        out[name] = kind(**value) if isinstance(kind, type) else value
+    return out

@@ -34,6 +34,10 @@ def test_gemma_base_continues_a_partial_answer_after_its_text():
     messages = chat_messages("", [("user", "Capital of France?")], continuation=" The capital")
     prompt = render(messages, continue_final_message=True)
     assert prompt == "<bos>Question: Capital of France?\nAnswer: The capital"
+    # an answer that began with a line break goes on from exactly the text it had
+    messages = chat_messages("", [("user", "Hash maps?")], continuation="\n\nThe hash map ")
+    prompt = render(messages, continue_final_message=True)
+    assert prompt == "<bos>Question: Hash maps?\nAnswer:\n\nThe hash map "
 
 
 def test_passages_open_the_last_question_and_never_change_the_prefix():
@@ -84,3 +88,20 @@ def test_only_shipped_templates_are_found_by_name():
     assert "gemma_base" in SHIPPED
     with pytest.raises(KeyError, match="no shipped chat template 'chatml'"):
         shipped_template("chatml")
+
+
+def test_logprob_entries_go_out_with_their_text_and_a_stop_strings_are_dropped():
+    from specialists.openai_layer import TokenEntries
+
+    def entry(token):
+        return {"token": token, "logprob": -1.0, "bytes": list(token.encode())}
+
+    entries = TokenEntries()
+    assert entries.feed([entry(" Red")], " Red", False) == [entry(" Red")]
+    # the stop string's tokens arrive while vLLM holds their text back, then drops it
+    assert entries.feed([entry("\n"), entry("Question")], "", False) == []
+    assert entries.feed([entry(":")], "", True) == []
+    # a token whose text arrives a chunk later goes out with it
+    late = TokenEntries()
+    assert late.feed([entry(" Pa"), entry("ris")], " Pa", False) == [entry(" Pa")]
+    assert late.feed([], "ris", True) == [entry("ris")]

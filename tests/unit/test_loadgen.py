@@ -114,6 +114,8 @@ def test_the_peer_gets_the_same_engine_settings_as_flags():
 
     flags = engine_flags({"dtype": "bfloat16", "enforce_eager": True, "x_off": False, "y": None})
     assert flags == ["--dtype", "bfloat16", "--enforce-eager"]
+    grouped = engine_flags({"structured_outputs_config": {"disable_any_whitespace": True}})
+    assert grouped == ["--structured-outputs-config", '{"disable_any_whitespace": true}']
     cmd = vllm_command("/models/g", "general", 8123, 2048, {"max_num_seqs": 16})
     assert cmd[1:5] == ["-m", "vllm.entrypoints.openai.api_server", "--model", "/models/g"]
     assert cmd[-2:] == ["--max-num-seqs", "16"]
