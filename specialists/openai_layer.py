@@ -18,6 +18,7 @@ from typing import Any
 
 from specialists.engine import Chunk, GenerationRequest
 from specialists.errors import ContextLengthError, EngineRequestError
+from specialists.stops import StopScanner
 
 
 async def build_layer(engine: Any, model: str, names: list[str], adapters: dict[str, str]) -> Any:
@@ -54,6 +55,10 @@ def chat_body(request: GenerationRequest, model: str) -> dict[str, Any]:
         "temperature": request.temperature,
         "top_p": request.top_p,
         "stop": request.stop or None,
+        # vLLM would hold back the last characters of the text at every step, token or
+        # not (specialists.stops): it sends them, and the stop string is cut off here, so
+        # that pieces end on tokens and a continued answer re-reads the same tokens
+        "include_stop_str_in_output": bool(request.stop),
         "seed": request.seed,
         "presence_penalty": request.presence_penalty,
         "frequency_penalty": request.frequency_penalty,
@@ -108,6 +113,7 @@ async def chat_chunks(
     logprob = 0.0 if body.get("logprobs") else None
     prompt_tokens = completion_tokens = cached = 0
     entries = TokenEntries()
+    stops = StopScanner(body.get("stop") or ())
     try:
         async for event in out:
             data = event[len("data: ") :].strip()
@@ -129,8 +135,10 @@ async def chat_chunks(
                 new = (choice.get("logprobs") or {}).get("content") or []
                 if logprob is not None:
                     logprob += sum(float(e["logprob"]) for e in new)
-                text = (choice.get("delta") or {}).get("content") or ""
-                finish = choice.get("finish_reason")
+                text, stopped = stops.feed((choice.get("delta") or {}).get("content") or "")
+                finish = "stop" if stopped else choice.get("finish_reason")
+                if finish is not None and not stopped:
+                    text += stops.flush()
                 ready = entries.feed(new, text, finish is not None)
                 if not text and finish is None and not ready:
                     continue
@@ -143,6 +151,8 @@ async def chat_chunks(
                     cached,
                     logprobs=ready if per_token else None,
                 )
+                if stopped:  # vLLM ends here too; closing the stream aborts what is left
+                    return
     finally:
         await out.aclose()
 
