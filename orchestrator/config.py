@@ -252,6 +252,12 @@ class SpecialistConfig(_Strict):
         "(relative to the config), or the name of one shipped with mixserve (gemma_base: "
         "Question/Answer turns for a base model). Unset: the model's own (its tokenizer's).",
     )
+    tool_parser: str | None = Field(
+        None,
+        description="vLLM's tool parser for the model's calls (hermes for Qwen, llama3_json "
+        "for Llama, ...): requests with tools are routed only to specialists that have one. "
+        "Unset: the specialist takes no tools.",
+    )
     stop: list[str] = Field(
         default_factory=list,
         max_length=4,
@@ -368,6 +374,7 @@ ENGINE_FIELDS = (
     "routing",
     "autoscaling",
     "rollout_surge_percent",
+    "tool_parser",
 )
 
 

@@ -310,6 +310,7 @@ class SpecialistServer:
             max_model_len=first.max_model_len,
             engine_kwargs=engine_kwargs,
             adapters=list(self.adapters.values()),
+            tool_parser=first.tool_parser,
         )
         # specialists with a solver in front of the engine (the symbolic math engine)
         self.solvers = {
@@ -342,9 +343,13 @@ class SpecialistServer:
         spec = self.members.get(name)
         if spec is None:
             raise ValueError(f"{name!r} is not served here (serving: {', '.join(self.members)})")
-        turns = [(role, content) for role, content in payload["messages"]]
+        fields = payload.get("message_fields") or [{}] * len(payload["messages"])
+        turns = [
+            {"role": role, "content": content, **extra}
+            for (role, content), extra in zip(payload["messages"], fields, strict=True)
+        ]
         passages = [(src, text) for src, text in payload.get("passages", [])]
-        asked = [content for role, content in turns if role == "user"]
+        asked = [t["content"] for t in turns if t["role"] == "user"]
         request = GenerationRequest(
             request_id=payload["request_id"],
             messages=chat_messages(spec.system_prompt, turns, passages),
@@ -359,6 +364,9 @@ class SpecialistServer:
             frequency_penalty=float(payload.get("frequency_penalty") or 0.0),
             logit_bias=payload.get("logit_bias"),
             response_format=payload.get("response_format"),
+            tools=payload.get("tools"),
+            tool_choice=payload.get("tool_choice"),
+            parallel_tool_calls=payload.get("parallel_tool_calls"),
             chat_template=self.templates.get(name),
             specialist=name,
             adapter=self.adapters.get(name),
@@ -399,6 +407,8 @@ class SpecialistServer:
                 }
                 if chunk.logprobs is not None:  # this chunk's tokens, as OpenAI lists them
                     last["logprobs"] = chunk.logprobs
+                if chunk.tool_calls:
+                    last["tool_calls"] = chunk.tool_calls
                 yield last
             # a closing item with no text: this request's share of the replica's busy time
             busy, charged = self.meter.stop(token), True
@@ -412,7 +422,8 @@ class SpecialistServer:
             )
             if last.get("method"):
                 span.set_attribute("mixserve.answer.method", str(last["method"]))
-            yield {**last, "text": "", "finish_reason": None, "busy_s": busy, "logprobs": None}
+            closing = {"text": "", "finish_reason": None, "logprobs": None, "tool_calls": None}
+            yield {**last, **closing, "busy_s": busy}
             finished = True
             stats["served"] += 1
         except (asyncio.CancelledError, GeneratorExit) as exc:

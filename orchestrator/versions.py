@@ -21,6 +21,7 @@ VERSIONED_FIELDS = (
     "engine_env",
     "chat_template",
     "stop",
+    "tool_parser",
     "system_prompt",
     "lora",
 )

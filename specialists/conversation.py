@@ -10,7 +10,7 @@ cache keeps it whatever passages a question brings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -26,16 +26,22 @@ def grounding_block(passages: Sequence[tuple[str, str]]) -> str:
 
 def chat_messages(
     system: str,
-    turns: Sequence[tuple[str, str]],
+    turns: Sequence[tuple[str, str] | Mapping[str, Any]],
     passages: Sequence[tuple[str, str]] = (),
     continuation: str = "",
 ) -> list[dict[str, Any]]:
-    """``turns`` as (role, text) pairs with roles system, user and assistant; with
-    ``continuation``, a last assistant message holding an answer's start, for the engine
-    to go on from."""
-    lead = "\n\n".join(p for p in (system, *(t for r, t in turns if r == "system")) if p)
+    """``turns`` as (role, text) pairs, or OpenAI messages with text content (an
+    assistant's ``tool_calls``, a tool result's ``tool_call_id``), with roles system,
+    user, assistant and tool; with ``continuation``, a last assistant message holding an
+    answer's start, for the engine to go on from."""
+    messages = [
+        dict(t) if isinstance(t, Mapping) else {"role": t[0], "content": t[1]} for t in turns
+    ]
+    lead = "\n\n".join(
+        p for p in (system, *(m["content"] for m in messages if m["role"] == "system")) if p
+    )
     out = [{"role": "system", "content": lead}] if lead else []
-    out += [{"role": r, "content": t} for r, t in turns if r != "system"]
+    out += [m for m in messages if m["role"] != "system"]
     block = grounding_block(passages)
     if block:
         last = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)

@@ -51,6 +51,11 @@ class GenerationRequest:
     # {"type": "json_schema", "json_schema": {...}}; the engine constrains its decoding
     response_format: dict[str, Any] | None = None
     chat_template: str | None = None  # a Jinja chat template; None: the model's own
+    # OpenAI tool definitions the model may call, and how (auto, none, required, or
+    # {"type": "function", "function": {"name": ...}}); calls come back as Chunk.tool_calls
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     specialist: str = ""  # who asks: one engine may serve several specialists
     adapter: Adapter | None = None  # the LoRA adapter this request runs with, if any
     # the answer's text so far, from a replica that was lost mid-answer: the engine
@@ -62,7 +67,10 @@ class GenerationRequest:
 
     @property
     def constrained(self) -> bool:
-        """The answer's form is set by the request (a JSON format), not free text."""
+        """The answer's form is set by the request (a JSON format, or tools the model may
+        call), not free text."""
+        if self.tools and self.tool_choice != "none":
+            return True
         return self.response_format is not None and self.response_format.get("type") != "text"
 
 
@@ -80,6 +88,9 @@ class Chunk:
     # OpenAI log-probability entries of this chunk's tokens ({"token", "logprob", "bytes",
     # "top_logprobs"}), when the request asks for top_logprobs
     logprobs: list[dict[str, Any]] | None = None
+    # OpenAI tool-call deltas of this chunk (index, then id, type and name once, the
+    # arguments in pieces), when the model calls tools
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,16 @@ unsure and drive a cascade; with ``top_logprobs`` each word's OpenAI log-probabi
 its alternatives the word upper-cased and then numbered), counts whitespace tokens,
 honours ``max_tokens`` and the context limit, and records aborted request ids so tests
 can see that aborts arrive.
-Every test that uses it is matched by an e2e test against the real vLLM engine.
+Given tools (and a tool_choice other than none), it calls the named tool, else the
+first, with ``{"query": <that line>}`` unless the last message is a tool's result, which
+it then echoes as its answer. Every test that uses it is matched by an e2e test against
+the real vLLM engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 from specialists.engine import Adapter, Chunk, GenerationRequest, SpecialistEngine
@@ -52,7 +56,7 @@ class FakeEngine(SpecialistEngine):
         return sum(len(str(m.get("content") or "").split()) for m in request.messages)
 
     def _answer_words(self, request: GenerationRequest) -> list[str]:
-        asked = [m for m in request.messages if m.get("role") == "user"]
+        asked = [m for m in request.messages if m.get("role") in ("user", "tool")]
         text = str(asked[-1].get("content") or "") if asked else ""
         lines = [ln for ln in text.strip().splitlines() if ln.strip()]
         subject = lines[-1] if lines else ""
@@ -75,6 +79,11 @@ class FakeEngine(SpecialistEngine):
                 f"the prompt is {n_prompt} tokens and max_tokens is {request.max_tokens}, "
                 f"more than the model's context of {self.max_model_len} tokens"
             )
+        last = request.messages[-1].get("role") if request.messages else None
+        if request.tools and request.tool_choice != "none" and last != "tool":
+            for chunk in self._call(request, n_prompt):
+                yield chunk
+            return
         done = len(request.continuation.split())  # words a lost replica already sent
         words = self._answer_words(request)[done:][: request.max_tokens]
         finish = "length" if len(words) == request.max_tokens else "stop"
@@ -97,6 +106,26 @@ class FakeEngine(SpecialistEngine):
             raise
         finally:
             self.running.discard(request.request_id)
+
+    def _call(self, request: GenerationRequest, n_prompt: int) -> list[Chunk]:
+        """One call of the named tool (else the first), its arguments the question, in
+        two deltas as vLLM streams them; ``finish_reason`` tool_calls."""
+        choice = request.tool_choice
+        tools = request.tools or []
+        if isinstance(choice, dict):
+            name = str(choice["function"]["name"])
+        else:
+            name = str(tools[0]["function"]["name"])
+        subject = " ".join(self._answer_words(request)[1:])
+        arguments = json.dumps({"query": subject})
+        cut = len(arguments) // 2
+        head = {"index": 0, "id": f"call_{request.request_id}", "type": "function",
+                "function": {"name": name, "arguments": arguments[:cut]}}  # fmt: skip
+        tail = {"index": 0, "function": {"arguments": arguments[cut:]}}
+        return [
+            Chunk("", n_prompt, 1, None, tool_calls=[head]),
+            Chunk("", n_prompt, 2, "tool_calls", tool_calls=[tail]),
+        ]
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)

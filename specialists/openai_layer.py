@@ -21,10 +21,16 @@ from specialists.errors import ContextLengthError, EngineRequestError
 from specialists.stops import StopScanner
 
 
-async def build_layer(engine: Any, model: str, names: list[str], adapters: dict[str, str]) -> Any:
+async def build_layer(
+    engine: Any,
+    model: str,
+    names: list[str],
+    adapters: dict[str, str],
+    tool_parser: str | None = None,
+) -> Any:
     """vLLM's serving state (a starlette ``State``) over a started ``AsyncLLM``: the
-    frontend arguments are ``vllm serve``'s defaults, plus the served names and LoRA
-    modules given here."""
+    frontend arguments are ``vllm serve``'s defaults, plus the served names, LoRA
+    modules and tool parser given here (``--enable-auto-tool-choice --tool-call-parser``)."""
     from starlette.datastructures import State
     from vllm.entrypoints.launchers.cli_args import make_arg_parser
     from vllm.entrypoints.openai.api_server import init_app_state
@@ -36,6 +42,9 @@ async def build_layer(engine: Any, model: str, names: list[str], adapters: dict[
     args.trust_request_chat_template = True  # the specialist's template, set by its replica
     args.enable_prompt_tokens_details = True  # cached prompt tokens, for usage and cost
     args.lora_modules = [LoRAModulePath(name, path) for name, path in adapters.items()] or None
+    if tool_parser is not None:
+        args.enable_auto_tool_choice = True
+        args.tool_call_parser = tool_parser
     state = State()
     await init_app_state(engine, state, args, supported_tasks=await engine.get_supported_tasks())
     return state
@@ -66,6 +75,9 @@ def chat_body(request: GenerationRequest, model: str) -> dict[str, Any]:
         "response_format": request.response_format,
         "chat_template": request.chat_template,
         "request_id": request.request_id,
+        "tools": request.tools,
+        "tool_choice": request.tool_choice,
+        "parallel_tool_calls": request.parallel_tool_calls,
         "stream": True,
         "stream_options": {"include_usage": True, "continuous_usage_stats": True},
     }
@@ -75,7 +87,7 @@ def chat_body(request: GenerationRequest, model: str) -> dict[str, Any]:
     if request.continuation:
         body["continue_final_message"] = True
         body["add_generation_prompt"] = False
-    return body
+    return {k: v for k, v in body.items() if v is not None}  # unset: vLLM's defaults
 
 
 def _rejected(error: dict[str, Any], body: dict[str, Any]) -> Exception:
@@ -135,12 +147,14 @@ async def chat_chunks(
                 new = (choice.get("logprobs") or {}).get("content") or []
                 if logprob is not None:
                     logprob += sum(float(e["logprob"]) for e in new)
-                text, stopped = stops.feed((choice.get("delta") or {}).get("content") or "")
+                delta = choice.get("delta") or {}
+                calls = delta.get("tool_calls") or None
+                text, stopped = stops.feed(delta.get("content") or "")
                 finish = "stop" if stopped else choice.get("finish_reason")
                 if finish is not None and not stopped:
                     text += stops.flush()
                 ready = entries.feed(new, text, finish is not None)
-                if not text and finish is None and not ready:
+                if not text and finish is None and not ready and not calls:
                     continue
                 yield Chunk(
                     text,
@@ -150,6 +164,7 @@ async def chat_chunks(
                     logprob,
                     cached,
                     logprobs=ready if per_token else None,
+                    tool_calls=calls,
                 )
                 if stopped:  # vLLM ends here too; closing the stream aborts what is left
                     return

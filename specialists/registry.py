@@ -46,14 +46,17 @@ def build_engine(
     max_model_len: int,
     engine_kwargs: dict[str, object],
     adapters: list[Adapter] | None = None,
+    tool_parser: str | None = None,
 ) -> SpecialistEngine:
-    """The engine ``name`` for ``model``, serving ``adapters`` (LoRA) beside it if any."""
+    """The engine ``name`` for ``model``, serving ``adapters`` (LoRA) beside it if any,
+    turning the model's text into tool calls with ``tool_parser`` (vLLM's, by name)."""
     return _factory(_ENGINES, "engine", name)(
         specialist=specialist,
         model=str(model),
         max_model_len=max_model_len,
         engine_kwargs=dict(engine_kwargs),
         adapters=list(adapters or []),
+        tool_parser=tool_parser,
     )
 
 
@@ -64,10 +67,11 @@ def _vllm(
     max_model_len: int,
     engine_kwargs: dict[str, object],
     adapters: list[Adapter],
+    tool_parser: str | None,
 ) -> SpecialistEngine:
     from specialists.vllm_engine import VLLMEngine
 
-    return VLLMEngine(model, max_model_len, engine_kwargs, adapters)
+    return VLLMEngine(model, max_model_len, engine_kwargs, adapters, tool_parser)
 
 
 def _fake(
@@ -77,6 +81,7 @@ def _fake(
     max_model_len: int,
     engine_kwargs: dict[str, object],
     adapters: list[Adapter],
+    tool_parser: str | None,
 ) -> SpecialistEngine:
     from specialists.fake_engine import FakeEngine
 

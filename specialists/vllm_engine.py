@@ -35,8 +35,10 @@ class VLLMEngine(SpecialistEngine):
         max_model_len: int,
         engine_kwargs: dict[str, Any],
         adapters: list[Adapter] | None = None,
+        tool_parser: str | None = None,
     ) -> None:
         self.model = model
+        self.tool_parser = tool_parser  # vLLM's, by name (hermes, llama3_json, ...)
         self.max_model_len = max_model_len
         self.adapters = {a.name: a for a in adapters or []}
         self.engine_kwargs = dict(engine_kwargs)
@@ -62,7 +64,7 @@ class VLLMEngine(SpecialistEngine):
         )
         self._tokenizer = self._engine.tokenizer
         paths = {a.name: a.path for a in self.adapters.values()}
-        state = await build_layer(self._engine, self.model, [BASE_NAME], paths)
+        state = await build_layer(self._engine, self.model, [BASE_NAME], paths, self.tool_parser)
         self._chat = state.openai_serving_chat
         logger.info("vLLM engine ready: %s", self.model)
 

@@ -244,8 +244,11 @@ class Answering:
             return None
         if len(tried) > spill.max_spills:
             return None
+        able = self.specialists if plan.able is None else {
+            name: h for name, h in self.specialists.items() if name in plan.able
+        }  # fmt: skip
         return spill_target(
-            routing, tried, self.engines, self.specialists, spill.min_score, spill.max_utility_loss
+            routing, tried, self.engines, able, spill.min_score, spill.max_utility_loss
         )
 
     # ---- finishing (also called by the SSE body, ``orchestrator.serving.streaming``) ---------

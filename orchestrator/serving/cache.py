@@ -35,6 +35,10 @@ SAMPLING = (
     "logit_bias",
     "top_logprobs",
     "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "message_fields",
 )
 
 

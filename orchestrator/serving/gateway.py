@@ -46,6 +46,7 @@ from orchestrator.serving.planning import Planner
 from orchestrator.serving.probes import readiness, replica_stats
 from orchestrator.serving.protocol import ChatCompletionRequest, QueryRequest, SearchRequest
 from orchestrator.serving.search import describe, search
+from orchestrator.serving.tools import check_tools
 from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, Tracing
 from orchestrator.telemetry.trace_store import stored_trace
 from orchestrator.versions import specialist_version
@@ -191,6 +192,7 @@ class Gateway:
             ChatCompletionRequest, await read_json(request, self.config.gateway.max_body_bytes)
         )
         messages = protocol.conversation(body)
+        check_tools(body.tools, body.tool_choice, body.messages)
         sampling = {
             "max_tokens": self.planner.max_tokens(body.requested_max_tokens()),
             "temperature": body.temperature,
@@ -217,6 +219,7 @@ class Gateway:
             usage,
             plan.meta,
             answer.logprobs if body.logprobs else None,
+            answer.tool_calls,
         )
         return JSONResponse(out, headers=plan.headers)
 

@@ -42,6 +42,7 @@ class Plan:
     balance: bool = True  # may be reassigned, spilled over or queued (``mixserve.balance``)
     release_slot: Callable[[], None] | None = None  # the engine slot it holds (EngineSlots)
     retries: list[dict[str, Any]] = field(default_factory=list)  # calls sent again (lost replica)
+    able: frozenset[str] | None = None  # who may answer it at all (tools: those with a parser)
 
     def settlement(self) -> Settlement:
         """What the ledger records of this request, as it stands now."""
@@ -71,6 +72,7 @@ class Answer:
     method: str = ""  # how the engine made it, when it has several ways (symbolic, ...)
     # each token's OpenAI log-probability entry, when the request asked for them
     logprobs: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # whole, as they add up
 
     def absorb(self, item: dict[str, Any]) -> str:
         self.parts.append(item["text"])
@@ -83,6 +85,8 @@ class Answer:
         entries = item.get("logprobs")
         if entries is not None:
             self.logprobs = [*(self.logprobs or []), *entries]
+        for delta in item.get("tool_calls") or ():
+            add_call(self.tool_calls, delta)
         return str(item["text"])
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,7 +99,21 @@ class Answer:
             "cached_tokens": self.cached_tokens,
             "method": self.method,
             "logprobs": self.logprobs,
+            "tool_calls": self.tool_calls,
         }
+
+
+def add_call(calls: list[dict[str, Any]], delta: dict[str, Any]) -> None:
+    """Fold one streamed tool-call delta (OpenAI's: ``index``, then ``id``, ``type`` and
+    the function's ``name`` once, its ``arguments`` in pieces) into the whole calls."""
+    index = int(delta.get("index", len(calls)))
+    while len(calls) <= index:
+        calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    call = calls[index]
+    call["id"] = delta.get("id") or call["id"]
+    function = delta.get("function") or {}
+    call["function"]["name"] += function.get("name") or ""
+    call["function"]["arguments"] += function.get("arguments") or ""
 
 
 def settle_calls(calls: list[dict[str, Any]], answer: Answer, cached: bool) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from orchestrator.serving.engine_slots import EngineSlots
 from orchestrator.serving.joint import capacity_of
 from orchestrator.serving.plan import Grounding, Plan, grounding, policy_for, select_passages
 from orchestrator.serving.protocol import MixserveOptions
+from orchestrator.serving.tools import calls_tools, tool_specialist
 from orchestrator.telemetry.log_throttle import Throttled
 from orchestrator.telemetry.metrics import ServiceMetrics
 from orchestrator.telemetry.request_trace import RequestTrace
@@ -73,6 +74,8 @@ class Planner:
         self.retrievers = dict(retrievers)  # collection -> its retriever deployment
         self.specialists = specialists
         self.names = [s.name for s in config.specialists]
+        # the specialists whose engines turn a model's text into tool calls
+        self.tool_capable = frozenset(s.name for s in config.specialists if s.tool_parser)
         self.versions = {s.name: digest_of(s.model_dump(mode="json")) for s in config.specialists}
         self.grounding = grounding(config)
         self.cache = cache
@@ -115,6 +118,16 @@ class Planner:
             )
         trace.request(model, sampling, messages)
         policy, settings = policy_for(self.config.policy, model, options)
+        tools = calls_tools(sampling)
+        if tools and policy != "single":  # calls are not judged or composed across models
+            if options is not None and options.policy not in (None, "single"):
+                raise APIError(
+                    400,
+                    f"policy '{policy}' cannot answer with tool calls; use 'single'",
+                    param="mixserve.policy",
+                    code="invalid_value",
+                )
+            policy = "single"
         await self.accounts.admit_rate(key, request_id)  # 429 before routing; bad input not
         tradeoff = options.quality_cost_tradeoff if options else None
         retrieval = self.config.retrieval
@@ -135,9 +148,16 @@ class Planner:
                 "confidence": 1.0,
                 "reason": "pinned by request",
             }
+            if tools:
+                tool_specialist(routing, self.tool_capable, model)  # a 400 if it cannot
         else:
             specialist = decision["choice"]
             routing = {**decision, "pinned": False}
+            if tools:
+                specialist, why = tool_specialist(routing, self.tool_capable, None)
+                if why:
+                    routing = {**routing, "choice": specialist, "tools_from": decision["choice"]}
+                    routing["reason"] = f"{routing.get('reason', '')}{why}"
             self.metrics.routed.inc(1, tags={"specialist": specialist})
             if "reassigned_from" in routing:
                 moved = {"specialist": routing["reassigned_from"], "to": specialist}
@@ -186,6 +206,7 @@ class Planner:
             key=key,
             trace=trace,
             balance=balance,
+            able=self.tool_capable if tools else None,
         )
         if key is not None and key.budget_usd is not None:
             with trace.child("mixserve.budget.reserve", attributes={"mixserve.key_id": key.key_id}):

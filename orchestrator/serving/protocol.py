@@ -29,13 +29,12 @@ from pydantic import (
 )
 
 from orchestrator.errors import APIError
+from orchestrator.serving.formats import ResponseFormat
+from orchestrator.serving.tools import ToolCall, ToolChoice, ToolDef
 
 # OpenAI parameters mixserve does not implement: the values that ask for nothing (and so
 # may be sent), and what to tell a client that sends another
 UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
-    "tools": ((None, []), "tool calling is not supported"),
-    "tool_choice": ((None, "none"), "tool calling is not supported"),
-    "parallel_tool_calls": ((None,), "tool calling is not supported"),
     "functions": ((None, []), "function calling is not supported"),
     "function_call": ((None, "none"), "function calling is not supported"),
     "audio": ((None,), "audio output is not supported"),
@@ -50,7 +49,6 @@ UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
 }
 # fields of messages a client may echo back from an earlier response
 MESSAGE_UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
-    "tool_calls": ((None, []), "tool calling is not supported"),
     "function_call": ((None,), "function calling is not supported"),
     "audio": ((None,), "audio is not supported"),
 }
@@ -108,7 +106,8 @@ class ChatMessage(BaseModel):
     name: str | None = Field(None, max_length=256)
     refusal: str | None = None  # an assistant message echoed back from a response
     annotations: list[Any] | None = None  # likewise
-    tool_call_id: str | None = None
+    tool_call_id: str | None = Field(None, max_length=256)
+    tool_calls: list[ToolCall] | None = Field(None, max_length=128)  # an assistant's calls
 
     def text(self) -> str:
         """Plain text of the message (text parts of a multi-part content joined)."""
@@ -122,50 +121,6 @@ class ChatMessage(BaseModel):
                 raise ValueError("only text content parts are supported")
             parts.append(str(part["text"]))
         return "".join(parts)
-
-
-class JSONSchemaFormat(BaseModel):
-    """``response_format.json_schema``: the schema the answer must match."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    name: StrictStr = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
-    description: StrictStr | None = None
-    json_schema: dict[str, Any] = Field(alias="schema")
-    strict: StrictBool | None = None
-
-    @field_validator("json_schema")
-    @classmethod
-    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from jsonschema import SchemaError, validators
-
-        try:
-            validators.validator_for(value).check_schema(value)
-        except SchemaError as exc:
-            raise ValueError(f"not a valid JSON schema: {exc.message}") from None
-        return value
-
-
-class ResponseFormat(BaseModel):
-    """OpenAI's ``response_format``: free text, any JSON object, or JSON matching a schema
-    (decoding constrained by the engine, so the answer parses whatever the model)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JSONSchemaFormat | None = None
-
-    @model_validator(mode="after")
-    def _schema_iff_json_schema(self) -> ResponseFormat:
-        if (self.type == "json_schema") != (self.json_schema is not None):
-            raise ValueError("json_schema is given with, and only with, type 'json_schema'")
-        return self
-
-    def for_engine(self) -> dict[str, Any] | None:
-        """What the engine is sent (None for free text)."""
-        if self.type == "text":
-            return None
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class StreamOptions(BaseModel):
@@ -236,6 +191,9 @@ class ChatCompletionRequest(BaseModel):
     logprobs: StrictBool | None = None
     top_logprobs: StrictInt | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
+    tools: list[ToolDef] | None = Field(None, max_length=128)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: StrictBool | None = None
     user: str | None = Field(None, max_length=256)  # the end user, for the caller's records
     mixserve: MixserveOptions | None = None
 
@@ -271,6 +229,14 @@ class ChatCompletionRequest(BaseModel):
             "logit_bias": self.logit_bias or None,
             "top_logprobs": (self.top_logprobs or 0) if self.logprobs else None,
             "response_format": self.response_format.for_engine() if self.response_format else None,
+            "tools": [t.model_dump(exclude_none=True) for t in self.tools] if self.tools else None,
+            "tool_choice": (
+                self.tool_choice.model_dump()
+                if isinstance(self.tool_choice, BaseModel)
+                else self.tool_choice
+            ),
+            "parallel_tool_calls": self.parallel_tool_calls,
+            "message_fields": message_fields(self.messages),
         }
         return {k: v for k, v in extras.items() if v is not None}
 
@@ -295,7 +261,7 @@ ROLES = {
     "system": "system",
     "developer": "system",
     "user": "user",
-    "tool": "user",
+    "tool": "tool",
     "assistant": "assistant",
 }
 
@@ -307,6 +273,20 @@ def conversation(body: ChatCompletionRequest) -> list[tuple[str, str]]:
         return [(ROLES[m.role], m.text()) for m in body.messages]
     except ValueError as exc:
         raise APIError(400, str(exc), param="messages", code="invalid_value") from None
+
+
+def message_fields(messages: list[ChatMessage]) -> list[dict[str, Any]] | None:
+    """What messages carry beside their text, by position (an assistant's ``tool_calls``,
+    a tool result's ``tool_call_id``); None when no message carries anything."""
+    fields: list[dict[str, Any]] = []
+    for m in messages:
+        extra: dict[str, Any] = {}
+        if m.tool_calls:
+            extra["tool_calls"] = [c.model_dump() for c in m.tool_calls]
+        if m.role == "tool" and m.tool_call_id is not None:
+            extra["tool_call_id"] = m.tool_call_id
+        fields.append(extra)
+    return fields if any(fields) else None
 
 
 class QueryRequest(BaseModel):
@@ -368,7 +348,11 @@ def completion(
     usage: dict[str, Any],
     meta: dict[str, Any],
     logprobs: list[dict[str, Any]] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:  # the calls the model made (its text, if any, beside them)
+        message = {**message, "content": text or None, "tool_calls": tool_calls}
     return {
         "id": request_id,
         "object": "chat.completion",
@@ -377,7 +361,7 @@ def completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "finish_reason": finish_reason or "stop",
                 "logprobs": logprobs_of(logprobs),
             }

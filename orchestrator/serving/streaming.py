@@ -52,9 +52,12 @@ async def sse_body(
             async for item in items:
                 text = answer.absorb(item)
                 entries = item.get("logprobs") if per_token else None
-                if text or entries:
+                calls = item.get("tool_calls")
+                if text or entries or calls:
                     gateway.first_token(plan)
-                    delta = {"content": text}
+                    delta: dict[str, Any] = {"content": text}
+                    if calls:
+                        delta["tool_calls"] = calls
                     yield fmt.sse(fmt.chunk(cid, model, created, delta, logprobs=entries))
             done = True
         except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band

@@ -100,3 +100,44 @@ def test_an_invalid_schema_is_refused_by_name(oai):
             },
         )
     assert caught.value.body["param"] == "response_format.json_schema.schema"
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city now.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_a_tool_call_round_trip_on_the_real_model(oai):
+    asked = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = oai.chat.completions.create(
+        model="auto",
+        messages=asked,
+        tools=[WEATHER],
+        tool_choice="required",  # vLLM constrains the calls to the tools' schemas
+        max_tokens=60,
+        temperature=0,
+    )
+    choice = first.choices[0]
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and call.id
+    assert set(json.loads(call.function.arguments)) == {"city"}
+    result = {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 degrees."}
+    final = oai.chat.completions.create(
+        model=first.model,
+        messages=[*asked, choice.message.model_dump(exclude_none=True), result],
+        tools=[WEATHER],
+        max_tokens=30,
+        temperature=0,
+    )
+    assert final.choices[0].finish_reason in ("stop", "length", "tool_calls")
+    assert final.usage.prompt_tokens > first.usage.prompt_tokens  # the result was read

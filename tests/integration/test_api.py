@@ -180,9 +180,9 @@ def test_temperature_zero_answers_are_cached_in_redis(client):
         ),
         (
             b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], '
-            b'"tools": [{"type": "function", "function": {"name": "f"}}]}',
+            b'"functions": [{"name": "f"}]}',
             400,
-            "tools",
+            "functions",
             "unsupported_parameter",
         ),
         (

@@ -5,6 +5,7 @@ does the same through vLLM's serving layer: tests/e2e/test_openai_features.py.""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -87,3 +88,79 @@ def test_bad_values_are_400s_naming_the_parameter(oai, service, extra, param):
     error = caught.value.body
     assert error["param"] == param, error
     assert caught.value.status_code == 400 and "Traceback" not in str(error)
+
+
+LOOKUP = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "description": "Look a question up.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+    },
+}
+
+
+def test_a_tool_call_round_trip(oai):
+    question = fresh("Who wrote Hamlet?")
+    asked = [{"role": "user", "content": question}]
+    first = oai.chat.completions.create(model="auto", messages=asked, tools=[LOOKUP])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "lookup" and call.id
+    assert json.loads(call.function.arguments) == {"query": question}
+    assert first.model_extra["mixserve"]["specialist"] == first.model
+    result = {"role": "tool", "tool_call_id": call.id, "content": "Shakespeare wrote it."}
+    final = oai.chat.completions.create(
+        model="auto",
+        messages=[*asked, choice.message.model_dump(exclude_none=True), result],
+        tools=[LOOKUP],
+    )
+    assert final.choices[0].finish_reason == "stop"
+    assert final.choices[0].message.content.endswith("Shakespeare wrote it.")
+
+
+def test_streamed_tool_call_deltas_add_up_to_the_call(oai):
+    question = fresh("What is the tallest mountain?")
+    stream = oai.chat.completions.create(
+        model="general",
+        messages=[{"role": "user", "content": question}],
+        tools=[LOOKUP],
+        tool_choice={"type": "function", "function": {"name": "lookup"}},
+        stream=True,
+    )
+    arguments, names, finish = "", [], None
+    for chunk in stream:
+        for choice in chunk.choices:
+            for delta in choice.delta.tool_calls or ():
+                names += [delta.function.name] if delta.function.name else []
+                arguments += delta.function.arguments or ""
+            finish = choice.finish_reason or finish
+    assert names == ["lookup"] and json.loads(arguments) == {"query": question}
+    assert finish == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("extra", "messages", "param"),
+    [
+        ({"tool_choice": {"type": "function", "function": {"name": "nope"}}}, None, "tool_choice"),
+        (
+            {},
+            [{"role": "user", "content": "hi"},
+             {"role": "tool", "tool_call_id": "c9", "content": "x"}],
+            "messages[1].tool_call_id",
+        ),  # a result of no call
+        ({"mixserve": {"policy": "ensemble"}}, None, "mixserve.policy"),
+        ({"tools": [{"type": "function", "function": {"name": "has space"}}]}, None,
+         "tools[0].function.name"),
+    ],
+)  # fmt: skip
+def test_bad_tool_requests_are_400s_naming_the_parameter(oai, extra, messages, param):
+    with pytest.raises(BadRequestError) as caught:
+        oai.chat.completions.create(
+            model="auto",
+            messages=messages or [{"role": "user", "content": "hi"}],
+            tools=[LOOKUP],
+            extra_body=extra,
+        )
+    assert caught.value.body["param"] == param, caught.value.body

@@ -105,3 +105,23 @@ def test_logprob_entries_go_out_with_their_text_and_a_stop_strings_are_dropped()
     late = TokenEntries()
     assert late.feed([entry(" Pa"), entry("ris")], " Pa", False) == [entry(" Pa")]
     assert late.feed([], "ris", True) == [entry("ris")]
+
+
+def test_gemma_base_shows_the_tools_the_calls_made_and_their_results():
+    tool = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    call = {"id": "c1", "type": "function",
+            "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip
+    turns = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": "sunny, 21 C", "tool_call_id": "c1"},
+    ]
+    prompt = render(chat_messages("", turns), tools=[tool], add_generation_prompt=True)
+    assert prompt == (
+        '<bos>You may call these tools. To call one, answer with <tool_call>{"name": '
+        '<its name>, "arguments": <its arguments>}</tool_call>.\n'
+        '{"name": "weather", "parameters": {"type": "object"}}\n\n'
+        "Question: Weather in Paris?\n"
+        'Answer: <tool_call>{"name": "weather", "arguments": {"city": "Paris"}}</tool_call>\n\n'
+        "Result: sunny, 21 C\nAnswer:"
+    )

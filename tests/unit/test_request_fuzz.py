@@ -54,8 +54,8 @@ def test_the_named_inputs_that_were_500s_are_400s():
 def test_unsupported_parameters_are_named_and_neutral_values_pass():
     base = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
     for field, value in (
-        ("tools", [{"type": "function", "function": {"name": "f"}}]),
-        ("parallel_tool_calls", True),
+        ("functions", [{"name": "f"}]),  # the deprecated form of tools
+        ("function_call", "auto"),
         ("audio", {"voice": "alloy", "format": "wav"}),
     ):
         try:
