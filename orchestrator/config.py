@@ -708,6 +708,9 @@ class GatewayConfig(_Strict):
         "default: its share of every specialist replica's running and queued slots.",
     )
     max_tokens_limit: int = Field(4096, ge=1, description="Largest `max_tokens` accepted.")
+    max_n: int = Field(
+        8, ge=1, le=128, description="Largest `n` (choices per chat request) accepted."
+    )
     default_max_tokens: int = Field(256, ge=1, description="`max_tokens` when not given.")
     request_timeout_s: float = Field(300.0, gt=0, description="Deadline of one request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body.")

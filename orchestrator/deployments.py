@@ -241,6 +241,27 @@ class RetrieverServer:
                 span.set_attribute(semconv.GEN_AI_RETRIEVAL_QUERY_TEXT, query)
         return {"hits": found, "busy_s": busy}
 
+    async def embed(self, texts: list[str], trace: Carrier | None = None) -> dict[str, Any]:
+        """``texts`` embedded as the collection's chunks and queries are (one batch), the
+        tokens the encoder read of them, and the busy time charged."""
+        attrs = {
+            **where(),
+            semconv.GEN_AI_OPERATION_NAME: "embeddings",
+            "mixserve.inputs": len(texts),
+        }
+        with self.tracing.span("mixserve.retriever.embed", trace, SpanKind.SERVER, attrs) as span:
+            token = self.meter.start()
+            try:
+                embedder = self.retriever.embedder
+                vectors = await self.compute.run(embedder.embed, texts)
+                tokens = await self.compute.run(embedder.count_tokens, texts)
+            finally:
+                busy = self.meter.stop(token)
+            span.set_attributes(
+                {semconv.GEN_AI_USAGE_INPUT_TOKENS: tokens, "mixserve.busy_s": busy}
+            )
+        return {"vectors": vectors, "tokens": tokens, "busy_s": busy}
+
     async def info(self) -> dict[str, Any]:
         """The version served, its size and index, and where its shards run."""
         live = self.retriever.collections[self.name]
@@ -367,6 +388,7 @@ class SpecialistServer:
             tools=payload.get("tools"),
             tool_choice=payload.get("tool_choice"),
             parallel_tool_calls=payload.get("parallel_tool_calls"),
+            n=int(payload.get("n") or 1),
             chat_template=self.templates.get(name),
             specialist=name,
             adapter=self.adapters.get(name),
@@ -409,6 +431,8 @@ class SpecialistServer:
                     last["logprobs"] = chunk.logprobs
                 if chunk.tool_calls:
                     last["tool_calls"] = chunk.tool_calls
+                if chunk.index:  # one of n choices
+                    last["index"] = chunk.index
                 yield last
             # a closing item with no text: this request's share of the replica's busy time
             busy, charged = self.meter.stop(token), True

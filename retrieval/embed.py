@@ -126,6 +126,14 @@ class Embedder:
         return target
 
     # -- embedding -------------------------------------------------------------------
+    def count_tokens(self, texts: list[str]) -> int:
+        """Tokens the encoder reads of ``texts`` (each cut at its window, as embedded)."""
+        if self._st is None:
+            raise RuntimeError("embedder not loaded")
+        window = int(self._st.max_seq_length)
+        ids = self._st.tokenizer(texts, truncation=True, max_length=window)["input_ids"]
+        return sum(len(row) for row in ids)
+
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """One float32 row per text (unit length when the model normalises, so inner
         product is cosine similarity)."""

@@ -56,6 +56,7 @@ class GenerationRequest:
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    n: int = 1  # choices to sample (each chunk names its own by index)
     specialist: str = ""  # who asks: one engine may serve several specialists
     adapter: Adapter | None = None  # the LoRA adapter this request runs with, if any
     # the answer's text so far, from a replica that was lost mid-answer: the engine
@@ -67,9 +68,9 @@ class GenerationRequest:
 
     @property
     def constrained(self) -> bool:
-        """The answer's form is set by the request (a JSON format, or tools the model may
-        call), not free text."""
-        if self.tools and self.tool_choice != "none":
+        """The answer is not one free text: its form is set by the request (a JSON format,
+        tools the model may call), or it is several (``n``)."""
+        if (self.tools and self.tool_choice != "none") or self.n > 1:
             return True
         return self.response_format is not None and self.response_format.get("type") != "text"
 
@@ -91,6 +92,7 @@ class Chunk:
     # OpenAI tool-call deltas of this chunk (index, then id, type and name once, the
     # arguments in pieces), when the model calls tools
     tool_calls: list[dict[str, Any]] | None = None
+    index: int = 0  # the choice this chunk belongs to (n > 1); token counts are over all
 
 
 @dataclass(frozen=True)

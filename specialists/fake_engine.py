@@ -11,7 +11,8 @@ honours ``max_tokens`` and the context limit, and records aborted request ids so
 can see that aborts arrive.
 Given tools (and a tool_choice other than none), it calls the named tool, else the
 first, with ``{"query": <that line>}`` unless the last message is a tool's result, which
-it then echoes as its answer. Every test that uses it is matched by an e2e test against
+it then echoes as its answer. With ``n`` above 1 it interleaves n choices, choice k's
+first word ``[<specialist>#k]``. Every test that uses it is matched by an e2e test against
 the real vLLM engine.
 """
 
@@ -88,17 +89,23 @@ class FakeEngine(SpecialistEngine):
         words = self._answer_words(request)[done:][: request.max_tokens]
         finish = "length" if len(words) == request.max_tokens else "stop"
         self.running.add(request.request_id)
+        produced = 0  # over every choice, as engines count completion tokens
         try:
             for i, word in enumerate(words):
                 if self.token_delay_s:
                     await asyncio.sleep(self.token_delay_s)
                 last = i == len(words) - 1
                 logprob = (i + 1) * self.token_logprob if request.logprobs else None
-                text = ("" if i == 0 and not done else " ") + word
-                entries = _entries(text, request.top_logprobs, self.token_logprob)
-                yield Chunk(
-                    text, n_prompt, i + 1, finish if last else None, logprob, logprobs=entries
-                )
+                for choice in range(request.n):
+                    # choice k > 0 of n names itself: [general#k]
+                    said = word if i or not choice else f"{word[:-1]}#{choice}]"
+                    text = ("" if i == 0 and not done else " ") + said
+                    entries = _entries(text, request.top_logprobs, self.token_logprob)
+                    produced += 1
+                    yield Chunk(
+                        text, n_prompt, produced, finish if last else None, logprob,
+                        logprobs=entries, index=choice,
+                    )  # fmt: skip
             if not words:
                 yield Chunk("", n_prompt, 0, "stop", 0.0 if request.logprobs else None)
         except (asyncio.CancelledError, GeneratorExit):

@@ -78,6 +78,7 @@ def chat_body(request: GenerationRequest, model: str) -> dict[str, Any]:
         "tools": request.tools,
         "tool_choice": request.tool_choice,
         "parallel_tool_calls": request.parallel_tool_calls,
+        "n": request.n if request.n > 1 else None,
         "stream": True,
         "stream_options": {"include_usage": True, "continuous_usage_stats": True},
     }
@@ -124,8 +125,10 @@ async def chat_chunks(
         raise _rejected(out.error.model_dump(), body)
     logprob = 0.0 if body.get("logprobs") else None
     prompt_tokens = completion_tokens = cached = 0
-    entries = TokenEntries()
-    stops = StopScanner(body.get("stop") or ())
+    n = int(body.get("n") or 1)
+    entries = [TokenEntries() for _ in range(n)]
+    stops = [StopScanner(body.get("stop") or ()) for _ in range(n)]
+    ended: set[int] = set()
     try:
         async for event in out:
             data = event[len("data: ") :].strip()
@@ -144,16 +147,21 @@ async def chat_chunks(
             if not choices and cached != before:  # the closing usage: cached prompt tokens
                 yield Chunk("", prompt_tokens, completion_tokens, None, logprob, cached)
             for choice in choices:
+                index = int(choice.get("index") or 0)
+                if index in ended:  # its stop string was found: what vLLM adds is dropped
+                    continue
                 new = (choice.get("logprobs") or {}).get("content") or []
                 if logprob is not None:
                     logprob += sum(float(e["logprob"]) for e in new)
                 delta = choice.get("delta") or {}
                 calls = delta.get("tool_calls") or None
-                text, stopped = stops.feed(delta.get("content") or "")
+                text, stopped = stops[index].feed(delta.get("content") or "")
                 finish = "stop" if stopped else choice.get("finish_reason")
                 if finish is not None and not stopped:
-                    text += stops.flush()
-                ready = entries.feed(new, text, finish is not None)
+                    text += stops[index].flush()
+                ready = entries[index].feed(new, text, finish is not None)
+                if finish is not None:
+                    ended.add(index)
                 if not text and finish is None and not ready and not calls:
                     continue
                 yield Chunk(
@@ -165,8 +173,9 @@ async def chat_chunks(
                     cached,
                     logprobs=ready if per_token else None,
                     tool_calls=calls,
+                    index=index,
                 )
-                if stopped:  # vLLM ends here too; closing the stream aborts what is left
+                if len(ended) == n:  # vLLM ends here too; closing the stream aborts the rest
                     return
     finally:
         await out.aclose()

@@ -264,7 +264,7 @@ class SpecialistCalls:
         """The rest of an answer whose replica was lost after ``seen``: a new call that
         continues from its text, asked for the tokens still allowed; its items' counts
         are carried onto what came before."""
-        if not self.retry.resume:
+        if not self.retry.resume or int(payload.get("n") or 1) > 1:  # n: not one text to go on
             self._note(specialist, "gave_up", seen.completion_tokens, exc)
             raise ReplicaLost(specialist, seen.completion_tokens, tries.count + 1) from exc
         await tries.lost(exc, seen.completion_tokens, "resumed")

@@ -34,6 +34,7 @@ from orchestrator.serving.addresses import handle_of
 from orchestrator.serving.admission import Admission, fleet_limit
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.cache import ResponseCache
+from orchestrator.serving.embeddings import EmbeddingRequest, embed, embedding_model
 from orchestrator.serving.engine_slots import EngineSlots, engine_capacity
 from orchestrator.serving.http import (
     check_headers,
@@ -193,6 +194,14 @@ class Gateway:
         )
         messages = protocol.conversation(body)
         check_tools(body.tools, body.tool_choice, body.messages)
+        if body.n > self.config.gateway.max_n:
+            raise APIError(
+                400,
+                f"n is {body.n}; this service answers at most {self.config.gateway.max_n} "
+                "choices a request (gateway.max_n)",
+                param="n",
+                code="invalid_value",
+            )
         sampling = {
             "max_tokens": self.planner.max_tokens(body.requested_max_tokens()),
             "temperature": body.temperature,
@@ -220,7 +229,14 @@ class Gateway:
             plan.meta,
             answer.logprobs if body.logprobs else None,
             answer.tool_calls,
-        )
+            [
+                protocol.choice(
+                    i, "".join(a.parts), a.finish_reason,
+                    a.logprobs if body.logprobs else None, a.tool_calls,
+                )
+                for i, a in sorted(answer.others.items())
+            ],
+        )  # fmt: skip
         return JSONResponse(out, headers=plan.headers)
 
     async def _query(self, trace: RequestTrace, request: Request) -> Response:
@@ -270,6 +286,17 @@ class Gateway:
         )
         return JSONResponse(await search(self.config, self.retrievers, trace, body))
 
+    @app.post("/v1/embeddings")
+    async def embeddings(self, request: Request) -> Response:
+        return await self._traced("embeddings", request, self._embeddings)
+
+    async def _embeddings(self, trace: RequestTrace, request: Request) -> Response:
+        await self._authorize(request, trace)
+        body: EmbeddingRequest = validate(
+            EmbeddingRequest, await read_json(request, self.config.gateway.max_body_bytes)
+        )
+        return JSONResponse(await embed(self.config, self.retrievers, trace, body))
+
     @app.get("/v1/retrieval/collections")
     async def retrieval_collections(self, request: Request) -> dict[str, Any]:
         await self._authorize(request)
@@ -280,6 +307,9 @@ class Gateway:
         await self._authorize(request)
         entries = [("auto", "routed to the best specialist per query")]
         entries += [(s.name, s.description) for s in self.config.specialists]
+        encoder = embedding_model(self.config)
+        if encoder is not None:
+            entries.append((encoder, "embeddings (/v1/embeddings): the retrieval encoder"))
         return protocol.model_list(entries)
 
     @app.get("/v1/usage")

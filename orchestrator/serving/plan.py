@@ -73,21 +73,34 @@ class Answer:
     # each token's OpenAI log-probability entry, when the request asked for them
     logprobs: list[dict[str, Any]] | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # whole, as they add up
+    # the choices after the first, by index (``n``); token counts stay on this one, summed
+    # over every choice as the engine counts them
+    others: dict[int, Answer] = field(default_factory=dict)
 
     def absorb(self, item: dict[str, Any]) -> str:
-        self.parts.append(item["text"])
         self.prompt_tokens = int(item["prompt_tokens"])
         self.completion_tokens = int(item["completion_tokens"])
-        self.finish_reason = item["finish_reason"] or self.finish_reason
         self.busy_s = float(item.get("busy_s") or self.busy_s)
         self.cached_tokens = max(self.cached_tokens, int(item.get("cached_tokens") or 0))
         self.method = str(item.get("method") or self.method)
+        index = int(item.get("index") or 0)
+        choice = self if index == 0 else self.others.setdefault(index, Answer())
+        return choice.take(item)
+
+    def take(self, item: dict[str, Any]) -> str:
+        """One choice's part of ``item``: its text, finish, log-probabilities and calls."""
+        self.parts.append(item["text"])
+        self.finish_reason = item["finish_reason"] or self.finish_reason
         entries = item.get("logprobs")
         if entries is not None:
             self.logprobs = [*(self.logprobs or []), *entries]
         for delta in item.get("tool_calls") or ():
             add_call(self.tool_calls, delta)
         return str(item["text"])
+
+    def choices(self) -> list[tuple[int, Answer]]:
+        """Every choice by index, this one first."""
+        return [(0, self), *sorted(self.others.items())]
 
     def as_dict(self) -> dict[str, Any]:
         return {

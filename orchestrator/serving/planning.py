@@ -119,11 +119,14 @@ class Planner:
         trace.request(model, sampling, messages)
         policy, settings = policy_for(self.config.policy, model, options)
         tools = calls_tools(sampling)
-        if tools and policy != "single":  # calls are not judged or composed across models
+        several = int(sampling.get("n") or 1) > 1
+        if (tools or several) and policy != "single":
+            # calls are not judged or composed across models, nor are sets of choices
             if options is not None and options.policy not in (None, "single"):
+                what = "tool calls" if tools else "several choices (n)"
                 raise APIError(
                     400,
-                    f"policy '{policy}' cannot answer with tool calls; use 'single'",
+                    f"policy '{policy}' cannot answer with {what}; use 'single'",
                     param="mixserve.policy",
                     code="invalid_value",
                 )
@@ -184,7 +187,7 @@ class Planner:
             meta["trace_id"] = trace.trace_id
             headers["x-mixserve-trace-id"] = trace.trace_id
         entry = None
-        if self.cache is not None and sampling.get("temperature", 1.0) == 0:
+        if self.cache is not None and sampling.get("temperature", 1.0) == 0 and not several:
             if policy == "single":
                 entry = cache_key(specialist, self.versions[specialist], payload)
             else:  # the policy may call any specialist: every version is part of the key

@@ -180,7 +180,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: StrictInt | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    n: StrictInt = Field(1, ge=1, le=1)
+    n: StrictInt = Field(1, ge=1, le=128)  # and at most the gateway's max_n
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
@@ -237,6 +237,7 @@ class ChatCompletionRequest(BaseModel):
             ),
             "parallel_tool_calls": self.parallel_tool_calls,
             "message_fields": message_fields(self.messages),
+            "n": self.n if self.n > 1 else None,
         }
         return {k: v for k, v in extras.items() if v is not None}
 
@@ -340,6 +341,24 @@ def logprobs_of(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     return None if entries is None else {"content": entries, "refusal": None}
 
 
+def choice(
+    index: int,
+    text: str,
+    finish_reason: str | None,
+    logprobs: list[dict[str, Any]] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:  # the calls the model made (its text, if any, beside them)
+        message = {**message, "content": text or None, "tool_calls": tool_calls}
+    return {
+        "index": index,
+        "message": message,
+        "finish_reason": finish_reason or "stop",
+        "logprobs": logprobs_of(logprobs),
+    }
+
+
 def completion(
     request_id: str,
     model: str,
@@ -349,23 +368,16 @@ def completion(
     meta: dict[str, Any],
     logprobs: list[dict[str, Any]] | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
+    more: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    if tool_calls:  # the calls the model made (its text, if any, beside them)
-        message = {**message, "content": text or None, "tool_calls": tool_calls}
+    """A chat completion; ``more``: the choices after the first (``n``), each already
+    built by ``choice``."""
     return {
         "id": request_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": finish_reason or "stop",
-                "logprobs": logprobs_of(logprobs),
-            }
-        ],
+        "choices": [choice(0, text, finish_reason, logprobs, tool_calls), *(more or [])],
         "usage": usage,
         "mixserve": meta,
     }
@@ -379,9 +391,10 @@ def chunk(
     finish_reason: str | None = None,
     extra: dict[str, Any] | None = None,
     logprobs: list[dict[str, Any]] | None = None,
+    index: int = 0,
 ) -> dict[str, Any]:
-    choice = {
-        "index": 0,
+    one = {
+        "index": index,
         "delta": delta,
         "finish_reason": finish_reason,
         "logprobs": logprobs_of(logprobs),
@@ -391,7 +404,7 @@ def chunk(
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [choice],
+        "choices": [one],
     }
     if extra:
         body.update(extra)

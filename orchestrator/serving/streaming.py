@@ -58,7 +58,10 @@ async def sse_body(
                     delta: dict[str, Any] = {"content": text}
                     if calls:
                         delta["tool_calls"] = calls
-                    yield fmt.sse(fmt.chunk(cid, model, created, delta, logprobs=entries))
+                    index = int(item.get("index") or 0)
+                    yield fmt.sse(
+                        fmt.chunk(cid, model, created, delta, logprobs=entries, index=index)
+                    )
             done = True
         except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
             err = from_exception(exc, plan.request_id)
@@ -76,6 +79,8 @@ async def sse_body(
         extra: dict[str, Any] = {"usage": usage}
         if plan.retries:  # the first chunk went out before a replica was lost
             extra["mixserve"] = {"retries": plan.retries}
+        for index, other in sorted(answer.others.items()):  # n: each choice's own finish
+            yield fmt.sse(fmt.chunk(cid, model, created, {}, other.finish_reason, index=index))
         yield fmt.sse(fmt.chunk(cid, model, created, {}, answer.finish_reason, extra=extra))
         if include_usage:
             final = fmt.chunk(cid, model, created, {}, extra={"usage": usage})

@@ -77,7 +77,7 @@ BAD_SCHEMA = {  # a property's type must be a string or a list of them
         ({"response_format": BAD_SCHEMA}, "response_format.json_schema.schema"),
         ({"logit_bias": {"hello": 3}}, "logit_bias"),
         ({"presence_penalty": -3}, "presence_penalty"),
-        ({"n": 2}, "n"),
+        ({"n": 9}, "n"),  # above gateway.max_n (8)
     ],
 )
 def test_bad_values_are_400s_naming_the_parameter(oai, service, extra, param):
@@ -164,3 +164,42 @@ def test_bad_tool_requests_are_400s_naming_the_parameter(oai, extra, messages, p
             extra_body=extra,
         )
     assert caught.value.body["param"] == param, caught.value.body
+
+
+def test_n_choices_each_whole_and_counted_in_usage(oai):
+    question = fresh("Name a river.")
+    out = oai.chat.completions.create(
+        model="general", messages=[{"role": "user", "content": question}], n=3, max_tokens=32
+    )
+    texts = [c.message.content for c in out.choices]
+    assert [c.index for c in out.choices] == [0, 1, 2]
+    assert texts == [f"[general{tag}] {question}" for tag in ("", "#1", "#2")]
+    assert out.usage.completion_tokens == sum(len(t.split()) for t in texts)
+
+
+def test_n_choices_streamed_interleave_and_each_finishes(oai):
+    stream = oai.chat.completions.create(
+        model="general",
+        messages=[{"role": "user", "content": fresh("Name a lake.")}],
+        n=2,
+        stream=True,
+    )
+    texts, finishes = {0: "", 1: ""}, {}
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert texts[0].startswith("[general] ") and texts[1].startswith("[general#1] ")
+    assert finishes == {0: "stop", 1: "stop"}
+
+
+def test_n_with_a_policy_that_picks_one_answer_is_a_400(oai):
+    with pytest.raises(BadRequestError) as caught:
+        oai.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "hi"}],
+            n=2,
+            extra_body={"mixserve": {"policy": "cascade"}},
+        )
+    assert caught.value.body["param"] == "mixserve.policy"

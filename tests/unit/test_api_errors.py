@@ -49,7 +49,8 @@ def test_missing_messages_names_the_parameter():
             "temperature",
         ),
         ({"model": 7, "messages": [{"role": "user", "content": "x"}]}, "model"),
-        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "n": 3}, "n"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "n": 500}, "n"),
     ],
 )
 def test_bad_fields_map_to_400_with_param(data, param):
