@@ -389,6 +389,7 @@ class SpecialistServer:
             tool_choice=payload.get("tool_choice"),
             parallel_tool_calls=payload.get("parallel_tool_calls"),
             n=int(payload.get("n") or 1),
+            prompt=payload.get("prompt"),
             chat_template=self.templates.get(name),
             specialist=name,
             adapter=self.adapters.get(name),

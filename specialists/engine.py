@@ -57,6 +57,9 @@ class GenerationRequest:
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     n: int = 1  # choices to sample (each chunk names its own by index)
+    # a raw text prompt (OpenAI's legacy completions): no chat template, no system prompt;
+    # ``messages`` then hold it as one user message, for engines that read the question
+    prompt: str | None = None
     specialist: str = ""  # who asks: one engine may serve several specialists
     adapter: Adapter | None = None  # the LoRA adapter this request runs with, if any
     # the answer's text so far, from a replica that was lost mid-answer: the engine
@@ -68,9 +71,10 @@ class GenerationRequest:
 
     @property
     def constrained(self) -> bool:
-        """The answer is not one free text: its form is set by the request (a JSON format,
-        tools the model may call), or it is several (``n``)."""
-        if (self.tools and self.tool_choice != "none") or self.n > 1:
+        """The answer is not one free chat answer: its form is set by the request (a JSON
+        format, tools the model may call), it is several (``n``), or it continues a raw
+        text (``prompt``)."""
+        if (self.tools and self.tool_choice != "none") or self.n > 1 or self.prompt is not None:
             return True
         return self.response_format is not None and self.response_format.get("type") != "text"
 

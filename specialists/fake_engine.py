@@ -54,11 +54,15 @@ class FakeEngine(SpecialistEngine):
         return len(text.split())
 
     def count_prompt(self, request: GenerationRequest) -> int:
+        if request.prompt is not None:
+            return self.count_tokens(request.prompt)
         return sum(len(str(m.get("content") or "").split()) for m in request.messages)
 
     def _answer_words(self, request: GenerationRequest) -> list[str]:
         asked = [m for m in request.messages if m.get("role") in ("user", "tool")]
         text = str(asked[-1].get("content") or "") if asked else ""
+        if request.prompt is not None:  # a raw text prompt: its last line
+            text = request.prompt
         lines = [ln for ln in text.strip().splitlines() if ln.strip()]
         subject = lines[-1] if lines else ""
         who = request.specialist or self.name

@@ -91,6 +91,49 @@ def chat_body(request: GenerationRequest, model: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}  # unset: vLLM's defaults
 
 
+CHAT_ONLY = (
+    "messages",
+    "chat_template",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "continue_final_message",
+    "add_generation_prompt",
+    "max_completion_tokens",
+    "top_logprobs",
+)
+
+
+def completion_body(request: GenerationRequest, model: str) -> dict[str, Any]:
+    """The legacy completion request vLLM's layer runs for a raw ``request.prompt``."""
+    body = chat_body(request, model)
+    for chat_only in CHAT_ONLY:
+        body.pop(chat_only, None)
+    body["prompt"] = (request.prompt or "") + request.continuation
+    body["max_tokens"] = request.max_tokens
+    if body.pop("logprobs", False):  # the completions API's: alternatives per token
+        body["logprobs"] = request.top_logprobs or 0
+    return body
+
+
+def chat_entries(logprobs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A completion chunk's log-probabilities (parallel lists) as chat entries, the one
+    form the rest of mixserve reads."""
+    if not logprobs:
+        return []
+    out = []
+    tops = logprobs.get("top_logprobs") or [None] * len(logprobs["tokens"])
+    for token, value, top in zip(logprobs["tokens"], logprobs["token_logprobs"], tops, strict=True):
+        others = [
+            {"token": t, "logprob": float(v), "bytes": list(t.encode())}
+            for t, v in (top or {}).items()
+        ]
+        entry = {"token": token, "logprob": float(value), "bytes": list(token.encode())}
+        out.append({**entry, "top_logprobs": others})
+    return out
+
+
 def _rejected(error: dict[str, Any], body: dict[str, Any]) -> Exception:
     """vLLM's error body as the engine error the gateway maps to an HTTP answer (a
     grammar vLLM cannot build from a JSON schema names no parameter: it is the format's)."""
@@ -106,24 +149,31 @@ def _rejected(error: dict[str, Any], body: dict[str, Any]) -> Exception:
 
 
 async def chat_chunks(
-    serving: Any, body: dict[str, Any], per_token: bool = False
+    serving: Any, body: dict[str, Any], per_token: bool = False, legacy: bool = False
 ) -> AsyncIterator[Chunk]:
-    """Run ``body`` through vLLM's ``OpenAIServingChat`` and read its server-sent events
-    back as ``Chunk``s (one choice), with each token's log-probability entries when
-    ``per_token``. Closing this stream closes vLLM's, which aborts the request in the
-    engine."""
-    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+    """Run ``body`` through vLLM's ``OpenAIServingChat`` (``legacy``: its
+    ``OpenAIServingCompletion``) and read its server-sent events back as ``Chunk``s, with
+    each token's log-probability entries when ``per_token``. Closing this stream closes
+    vLLM's, which aborts the request in the engine."""
     from vllm.exceptions import VLLMClientError
 
     try:
-        request = ChatCompletionRequest.model_validate(body)
-        out = await serving.create_chat_completion(request, None)
+        if legacy:
+            from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+
+            out = await serving.create_completion(CompletionRequest.model_validate(body), None)
+        else:
+            from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+
+            request = ChatCompletionRequest.model_validate(body)
+            out = await serving.create_chat_completion(request, None)
     except (ValueError, VLLMClientError) as exc:  # vLLM's validation of the request
         error = serving.create_error_response(exc).error
         raise _rejected(error.model_dump(), body) from None
     if not hasattr(out, "__aiter__"):  # an ErrorResponse
         raise _rejected(out.error.model_dump(), body)
-    logprob = 0.0 if body.get("logprobs") else None
+    asked = body.get("logprobs")
+    logprob = 0.0 if asked is not None and asked is not False else None
     prompt_tokens = completion_tokens = cached = 0
     n = int(body.get("n") or 1)
     entries = [TokenEntries() for _ in range(n)]
@@ -150,7 +200,11 @@ async def chat_chunks(
                 index = int(choice.get("index") or 0)
                 if index in ended:  # its stop string was found: what vLLM adds is dropped
                     continue
-                new = (choice.get("logprobs") or {}).get("content") or []
+                if legacy:  # a completion chunk: its text, its log-probabilities as lists
+                    new = chat_entries(choice.get("logprobs"))
+                    choice = {**choice, "delta": {"content": choice.get("text") or ""}}
+                else:
+                    new = (choice.get("logprobs") or {}).get("content") or []
                 if logprob is not None:
                     logprob += sum(float(e["logprob"]) for e in new)
                 delta = choice.get("delta") or {}

@@ -16,7 +16,7 @@ from specialists.engine import (
     SpecialistEngine,
 )
 from specialists.errors import EngineUnhealthyError
-from specialists.openai_layer import build_layer, chat_body, chat_chunks
+from specialists.openai_layer import build_layer, chat_body, chat_chunks, completion_body
 
 logger = logging.getLogger(__name__)
 # the name vLLM's layer serves the base model under; an adapter is served under its own
@@ -48,6 +48,7 @@ class VLLMEngine(SpecialistEngine):
         self._engine: Any = None
         self._tokenizer: Any = None
         self._chat: Any = None  # vLLM's OpenAIServingChat
+        self._completion: Any = None  # and its OpenAIServingCompletion
         self._load = EngineLoad()
 
     async def start(self) -> None:
@@ -66,6 +67,7 @@ class VLLMEngine(SpecialistEngine):
         paths = {a.name: a.path for a in self.adapters.values()}
         state = await build_layer(self._engine, self.model, [BASE_NAME], paths, self.tool_parser)
         self._chat = state.openai_serving_chat
+        self._completion = state.openai_serving_completion
         logger.info("vLLM engine ready: %s", self.model)
 
     def _require(self) -> Any:
@@ -79,6 +81,8 @@ class VLLMEngine(SpecialistEngine):
 
     def count_prompt(self, request: GenerationRequest) -> int:
         self._require()
+        if request.prompt is not None:
+            return self.count_tokens(request.prompt)
         text = self._tokenizer.apply_chat_template(
             request.messages,
             chat_template=request.chat_template,
@@ -97,8 +101,13 @@ class VLLMEngine(SpecialistEngine):
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         self._require()
-        body = chat_body(request, self._served_as(request))
         per_token = request.top_logprobs is not None
+        if request.prompt is not None:  # a raw text, no template: the completions API
+            body = completion_body(request, self._served_as(request))
+            async for chunk in chat_chunks(self._completion, body, per_token, legacy=True):
+                yield chunk
+            return
+        body = chat_body(request, self._served_as(request))
         async for chunk in chat_chunks(self._chat, body, per_token):
             yield chunk
 

@@ -18,7 +18,7 @@ from orchestrator.serving.cache import ResponseCache
 from orchestrator.serving.calls import SpecialistCalls
 from orchestrator.serving.engine_slots import EngineSlots, QueueFull
 from orchestrator.serving.plan import Answer, Plan, outcome_of, replay, settle_calls
-from orchestrator.serving.streaming import sse_body
+from orchestrator.serving.streaming import Shape, sse_body
 from orchestrator.telemetry.metrics import ServiceMetrics
 
 
@@ -325,11 +325,15 @@ class Answering:
         return answer, usage
 
     async def events(
-        self, plan: Plan, include_usage: bool, per_token: bool = False
+        self,
+        plan: Plan,
+        include_usage: bool,
+        per_token: bool = False,
+        shape: Shape | None = None,
     ) -> AsyncIterator[bytes]:
         try:
             items = await self.source(plan)
         except BaseException as exc:
             await self.close(plan, None, outcome_of(exc))
             raise
-        return sse_body(self, plan, items, include_usage, per_token)
+        return sse_body(self, plan, items, include_usage, per_token, shape)

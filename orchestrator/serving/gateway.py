@@ -34,6 +34,12 @@ from orchestrator.serving.addresses import handle_of
 from orchestrator.serving.admission import Admission, fleet_limit
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.cache import ResponseCache
+from orchestrator.serving.completions import (
+    CompletionRequest,
+    TextShape,
+    text_choice,
+    text_completion,
+)
 from orchestrator.serving.embeddings import EmbeddingRequest, embed, embedding_model
 from orchestrator.serving.engine_slots import EngineSlots, engine_capacity
 from orchestrator.serving.http import (
@@ -194,14 +200,7 @@ class Gateway:
         )
         messages = protocol.conversation(body)
         check_tools(body.tools, body.tool_choice, body.messages)
-        if body.n > self.config.gateway.max_n:
-            raise APIError(
-                400,
-                f"n is {body.n}; this service answers at most {self.config.gateway.max_n} "
-                "choices a request (gateway.max_n)",
-                param="n",
-                code="invalid_value",
-            )
+        self._check_n(body.n)
         sampling = {
             "max_tokens": self.planner.max_tokens(body.requested_max_tokens()),
             "temperature": body.temperature,
@@ -237,6 +236,49 @@ class Gateway:
                 for i, a in sorted(answer.others.items())
             ],
         )  # fmt: skip
+        return JSONResponse(out, headers=plan.headers)
+
+    def _check_n(self, n: int) -> None:
+        if n > self.config.gateway.max_n:
+            raise APIError(
+                400,
+                f"n is {n}; this service answers at most {self.config.gateway.max_n} "
+                "choices a request (gateway.max_n)",
+                param="n",
+                code="invalid_value",
+            )
+
+    @app.post("/v1/completions")
+    async def completions(self, request: Request) -> Response:
+        return await self._traced("text_completion", request, self._text)
+
+    async def _text(self, trace: RequestTrace, request: Request) -> Response:
+        key = await self._authorize(request, trace)
+        body: CompletionRequest = validate(
+            CompletionRequest, await read_json(request, self.config.gateway.max_body_bytes)
+        )
+        self._check_n(body.n)
+        sampling = {"max_tokens": self.planner.max_tokens(body.max_tokens), **body.sampling()}
+        plan = await self.planner.plan(
+            trace, body.model, [("user", body.text())], sampling, body.mixserve, key,
+            use_retrieval=False,
+        )  # fmt: skip
+        per_token = body.logprobs is not None
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            events = await self.answering.events(plan, include_usage, per_token, TextShape())
+            return StreamingResponse(
+                events,
+                media_type="text/event-stream",
+                headers={**plan.headers, "cache-control": "no-cache"},
+            )
+        answer, usage = await self.answering.complete(plan)
+        choices = [
+            text_choice(i, "".join(a.parts), a.finish_reason, a.logprobs if per_token else None)
+            for i, a in answer.choices()
+        ]
+        cid = f"cmpl-{trace.request_id}"
+        out = text_completion(cid, plan.specialist, choices, usage, plan.meta)
         return JSONResponse(out, headers=plan.headers)
 
     async def _query(self, trace: RequestTrace, request: Request) -> Response:

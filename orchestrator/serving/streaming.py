@@ -32,21 +32,66 @@ class Finisher(Protocol):
     async def remember(self, plan: Plan, answer: Answer) -> None: ...
 
 
+class Shape(Protocol):
+    """How a streamed answer's chunks look."""
+
+    prefix: str  # of the response id
+
+    def opening(self) -> dict[str, Any]: ...
+
+    def chunk(
+        self,
+        cid: str,
+        model: str,
+        created: int,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
+        index: int = 0,
+    ) -> dict[str, Any]: ...
+
+
+class ChatShape:
+    """Chat completion chunks (``delta``s); the legacy completions API has its own
+    (``orchestrator.serving.completions.TextShape``)."""
+
+    prefix = "chatcmpl"
+
+    def chunk(
+        self,
+        cid: str,
+        model: str,
+        created: int,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
+        index: int = 0,
+    ) -> dict[str, Any]:
+        return fmt.chunk(cid, model, created, delta, finish_reason, extra, logprobs, index)
+
+    def opening(self) -> dict[str, Any]:
+        return {"role": "assistant", "content": ""}
+
+
 async def sse_body(
     gateway: Finisher,
     plan: Plan,
     items: AsyncIterator[dict[str, Any]],
     include_usage: bool,
     per_token: bool = False,
+    shape: Shape | None = None,
 ) -> AsyncIterator[bytes]:
     """``per_token``: the client asked for ``logprobs``; each chunk carries its tokens'."""
+    shape = shape if shape is not None else ChatShape()
     created = int(time.time())
-    cid = f"chatcmpl-{plan.request_id}"
+    cid = f"{shape.prefix}-{plan.request_id}"
     model = plan.specialist
     trace = plan.trace
     try:
-        role = {"role": "assistant", "content": ""}
-        yield fmt.sse(fmt.chunk(cid, model, created, role, extra={"mixserve": plan.meta}))
+        opening = shape.opening()
+        yield fmt.sse(shape.chunk(cid, model, created, opening, extra={"mixserve": plan.meta}))
         answer, done = Answer(), False
         try:
             async for item in items:
@@ -60,7 +105,7 @@ async def sse_body(
                         delta["tool_calls"] = calls
                     index = int(item.get("index") or 0)
                     yield fmt.sse(
-                        fmt.chunk(cid, model, created, delta, logprobs=entries, index=index)
+                        shape.chunk(cid, model, created, delta, logprobs=entries, index=index)
                     )
             done = True
         except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band
@@ -80,10 +125,10 @@ async def sse_body(
         if plan.retries:  # the first chunk went out before a replica was lost
             extra["mixserve"] = {"retries": plan.retries}
         for index, other in sorted(answer.others.items()):  # n: each choice's own finish
-            yield fmt.sse(fmt.chunk(cid, model, created, {}, other.finish_reason, index=index))
-        yield fmt.sse(fmt.chunk(cid, model, created, {}, answer.finish_reason, extra=extra))
+            yield fmt.sse(shape.chunk(cid, model, created, {}, other.finish_reason, index=index))
+        yield fmt.sse(shape.chunk(cid, model, created, {}, answer.finish_reason, extra=extra))
         if include_usage:
-            final = fmt.chunk(cid, model, created, {}, extra={"usage": usage})
+            final = shape.chunk(cid, model, created, {}, extra={"usage": usage})
             final["choices"] = []
             yield fmt.sse(final)
         yield fmt.sse("[DONE]")

@@ -203,3 +203,35 @@ def test_n_with_a_policy_that_picks_one_answer_is_a_400(oai):
             extra_body={"mixserve": {"policy": "cascade"}},
         )
     assert caught.value.body["param"] == "mixserve.policy"
+
+
+def test_legacy_completions_continue_the_raw_prompt(oai):
+    prompt = fresh("Once upon a time")
+    out = oai.completions.create(model="general", prompt=prompt, max_tokens=32, logprobs=2)
+    choice = out.choices[0]
+    assert out.object == "text_completion" and out.id.startswith("cmpl-")
+    assert choice.text == f"[general] {prompt}"  # no template: the prompt as it is
+    assert "".join(choice.logprobs.tokens) == choice.text
+    assert all(len(top) == 2 for top in choice.logprobs.top_logprobs)
+    assert choice.logprobs.text_offset[0] == 0
+    assert out.usage.completion_tokens == len(choice.text.split())
+
+
+def test_legacy_completions_stream_and_route(oai):
+    stream = oai.completions.create(
+        model="auto", prompt=fresh("Write a Python function"), max_tokens=32, stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text.startswith("[code] Write a Python function")
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [({"echo": True}, "echo"), ({"prompt": ["a", "b"]}, "prompt"), ({"best_of": 3}, "best_of")],
+)
+def test_what_legacy_completions_do_not_do_is_refused_by_name(oai, extra, param):
+    with pytest.raises(BadRequestError) as caught:
+        oai.completions.create(model="general", prompt="hi", extra_body=extra)
+    assert caught.value.body["param"] == param, caught.value.body
