@@ -141,3 +141,28 @@ def test_a_tool_call_round_trip_on_the_real_model(oai):
     )
     assert final.choices[0].finish_reason in ("stop", "length", "tool_calls")
     assert final.usage.prompt_tokens > first.usage.prompt_tokens  # the result was read
+
+
+def test_langchain_structured_output_and_tool_calling_run_unmodified(live):
+    """LangChain's own examples (``with_structured_output``, ``bind_tools``), as its docs
+    write them, pointed at mixserve."""
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(
+        model="general", base_url=f"{live['url']}/v1", api_key="unused", temperature=0,
+        max_tokens=60, timeout=300,
+    )  # fmt: skip
+    city = llm.with_structured_output(City).invoke("Which city is the capital of France?")
+    assert isinstance(city, City) and city.city
+
+    @tool
+    def get_weather(city: str) -> str:
+        """The weather in a city now."""
+        return "sunny"
+
+    message = llm.bind_tools([get_weather], tool_choice="get_weather").invoke(
+        "What is the weather in Paris?"
+    )
+    assert message.tool_calls and message.tool_calls[0]["name"] == "get_weather"
+    assert set(message.tool_calls[0]["args"]) == {"city"}

@@ -235,3 +235,24 @@ def test_what_legacy_completions_do_not_do_is_refused_by_name(oai, extra, param)
     with pytest.raises(BadRequestError) as caught:
         oai.completions.create(model="general", prompt="hi", extra_body=extra)
     assert caught.value.body["param"] == param, caught.value.body
+
+
+def test_langchains_tool_calling_example_runs_unmodified(service):
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    @tool
+    def lookup(query: str) -> str:
+        """Look a question up."""
+        return "Shakespeare wrote it."
+
+    llm = ChatOpenAI(model="auto", base_url=f"{service.url}/v1", api_key=service.api_key)
+    bound = llm.bind_tools([lookup])
+    question = HumanMessage(fresh("Who wrote Hamlet?"))
+    asked = bound.invoke([question])
+    call = asked.tool_calls[0]
+    assert call["name"] == "lookup" and call["args"] == {"query": question.content}
+    answer = bound.invoke([question, asked, ToolMessage(lookup.invoke(call["args"]),
+                                                        tool_call_id=call["id"])])  # fmt: skip
+    assert answer.content.endswith("Shakespeare wrote it.") and not answer.tool_calls
