@@ -30,7 +30,7 @@ from loadgen.compare import median
 from loadgen.peer import vllm_server
 from orchestrator import profiles
 from orchestrator.cli.bench import BUILTIN_MIX
-from orchestrator.cli.bench_suites import peer_template
+from orchestrator.cli.bench_peer import peer_template
 from orchestrator.config import load_config
 from orchestrator.runtime import free_port
 from orchestrator.settings import get_settings

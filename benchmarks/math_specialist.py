@@ -262,7 +262,7 @@ def main() -> None:
 
     from loadgen.peer import vllm_server
     from orchestrator.app import OFFLINE_ENV
-    from orchestrator.cli.bench_suites import peer_template
+    from orchestrator.cli.bench_peer import peer_template
     from orchestrator.deployments import all_cpus
     from orchestrator.runtime import ServiceRun, free_port
     from orchestrator.settings import get_settings

@@ -258,6 +258,12 @@ class SpecialistConfig(_Strict):
         "for Llama, ...): requests with tools are routed only to specialists that have one. "
         "Unset: the specialist takes no tools.",
     )
+    tool_strict_level: Literal["auto", "function", "parameter"] = Field(
+        "auto",
+        description="vLLM's constraint on tool calls: 'auto' enforces a tool's argument "
+        "schema only when the request marks it strict (OpenAI's rule); 'parameter' always "
+        "(a small model copied the schema instead of filling it: the CPU profile sets it).",
+    )
     stop: list[str] = Field(
         default_factory=list,
         max_length=4,
@@ -375,6 +381,7 @@ ENGINE_FIELDS = (
     "autoscaling",
     "rollout_surge_percent",
     "tool_parser",
+    "tool_strict_level",
 )
 
 

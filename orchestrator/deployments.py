@@ -332,6 +332,7 @@ class SpecialistServer:
             engine_kwargs=engine_kwargs,
             adapters=list(self.adapters.values()),
             tool_parser=first.tool_parser,
+            tool_strict_level=first.tool_strict_level,
         )
         # specialists with a solver in front of the engine (the symbolic math engine)
         self.solvers = {

@@ -22,6 +22,7 @@ VERSIONED_FIELDS = (
     "chat_template",
     "stop",
     "tool_parser",
+    "tool_strict_level",
     "system_prompt",
     "lora",
 )

@@ -27,6 +27,7 @@ async def build_layer(
     names: list[str],
     adapters: dict[str, str],
     tool_parser: str | None = None,
+    tool_strict_level: str = "auto",
 ) -> Any:
     """vLLM's serving state (a starlette ``State``) over a started ``AsyncLLM``: the
     frontend arguments are ``vllm serve``'s defaults, plus the served names, LoRA
@@ -45,6 +46,7 @@ async def build_layer(
     if tool_parser is not None:
         args.enable_auto_tool_choice = True
         args.tool_call_parser = tool_parser
+        args.tool_strict_level = tool_strict_level
     state = State()
     await init_app_state(engine, state, args, supported_tasks=await engine.get_supported_tasks())
     return state
@@ -198,8 +200,8 @@ async def chat_chunks(
                 yield Chunk("", prompt_tokens, completion_tokens, None, logprob, cached)
             for choice in choices:
                 index = int(choice.get("index") or 0)
-                if index in ended:  # its stop string was found: what vLLM adds is dropped
-                    continue
+                if index in ended:  # its stop string was found: vLLM stops there too; the
+                    continue  # stream is read to its end for the usage (cached tokens)
                 if legacy:  # a completion chunk: its text, its log-probabilities as lists
                     new = chat_entries(choice.get("logprobs"))
                     choice = {**choice, "delta": {"content": choice.get("text") or ""}}
@@ -229,8 +231,6 @@ async def chat_chunks(
                     tool_calls=calls,
                     index=index,
                 )
-                if len(ended) == n:  # vLLM ends here too; closing the stream aborts the rest
-                    return
     finally:
         await out.aclose()
 

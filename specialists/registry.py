@@ -47,9 +47,11 @@ def build_engine(
     engine_kwargs: dict[str, object],
     adapters: list[Adapter] | None = None,
     tool_parser: str | None = None,
+    tool_strict_level: str = "auto",
 ) -> SpecialistEngine:
     """The engine ``name`` for ``model``, serving ``adapters`` (LoRA) beside it if any,
-    turning the model's text into tool calls with ``tool_parser`` (vLLM's, by name)."""
+    turning the model's text into tool calls with ``tool_parser`` (vLLM's, by name),
+    their arguments held to the tools' schemas as ``tool_strict_level`` says."""
     return _factory(_ENGINES, "engine", name)(
         specialist=specialist,
         model=str(model),
@@ -57,6 +59,7 @@ def build_engine(
         engine_kwargs=dict(engine_kwargs),
         adapters=list(adapters or []),
         tool_parser=tool_parser,
+        tool_strict_level=tool_strict_level,
     )
 
 
@@ -68,10 +71,11 @@ def _vllm(
     engine_kwargs: dict[str, object],
     adapters: list[Adapter],
     tool_parser: str | None,
+    tool_strict_level: str,
 ) -> SpecialistEngine:
     from specialists.vllm_engine import VLLMEngine
 
-    return VLLMEngine(model, max_model_len, engine_kwargs, adapters, tool_parser)
+    return VLLMEngine(model, max_model_len, engine_kwargs, adapters, tool_parser, tool_strict_level)
 
 
 def _fake(
@@ -82,6 +86,7 @@ def _fake(
     engine_kwargs: dict[str, object],
     adapters: list[Adapter],
     tool_parser: str | None,
+    tool_strict_level: str,
 ) -> SpecialistEngine:
     from specialists.fake_engine import FakeEngine
 

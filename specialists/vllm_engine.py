@@ -36,9 +36,11 @@ class VLLMEngine(SpecialistEngine):
         engine_kwargs: dict[str, Any],
         adapters: list[Adapter] | None = None,
         tool_parser: str | None = None,
+        tool_strict_level: str = "auto",
     ) -> None:
         self.model = model
         self.tool_parser = tool_parser  # vLLM's, by name (hermes, llama3_json, ...)
+        self.tool_strict_level = tool_strict_level
         self.max_model_len = max_model_len
         self.adapters = {a.name: a for a in adapters or []}
         self.engine_kwargs = dict(engine_kwargs)
@@ -65,7 +67,9 @@ class VLLMEngine(SpecialistEngine):
         )
         self._tokenizer = self._engine.tokenizer
         paths = {a.name: a.path for a in self.adapters.values()}
-        state = await build_layer(self._engine, self.model, [BASE_NAME], paths, self.tool_parser)
+        state = await build_layer(
+            self._engine, self.model, [BASE_NAME], paths, self.tool_parser, self.tool_strict_level
+        )
         self._chat = state.openai_serving_chat
         self._completion = state.openai_serving_completion
         logger.info("vLLM engine ready: %s", self.model)

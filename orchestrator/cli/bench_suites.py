@@ -20,23 +20,10 @@ import httpx
 import typer
 
 from orchestrator.cli.bench import BUILTIN_MIX, MixOpt, _mix, _show, _write, bench_app
+from orchestrator.cli.bench_peer import FEATURES, peer_template
 from orchestrator.cli.common import ConfigOpt, err, fail, load_checked, prepare_models, progress
-from orchestrator.config import MixserveConfig, SpecialistConfig
+from orchestrator.config import MixserveConfig
 from orchestrator.settings import get_settings
-
-
-def peer_template(cfg: MixserveConfig, spec: SpecialistConfig) -> str:
-    """The chat template `vllm serve` (the peer) renders ``spec``'s requests with: the
-    specialist's own, its system prompt put in first (mixserve adds it as a message; the
-    peer's clients send none), so both sides give the model the same prompt."""
-    text = cfg.chat_template(spec)
-    if text is None:
-        raise ValueError(f"specialist {spec.name} names no chat_template to give the peer")
-    if not spec.system_prompt:
-        return text
-    lead = json.dumps(spec.system_prompt, ensure_ascii=False)
-    return f"{{%- set messages = [{{'role': 'system', 'content': {lead}}}] + messages -%}}\n" + text
-
 
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the full JSON report.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON, last line.")]
@@ -170,12 +157,19 @@ def overhead(
     max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 64,
     mix: MixOpt = None,
     router_samples: Annotated[int, typer.Option(min=1, help="Routed requests timed.")] = 40,
+    feature: Annotated[
+        str,
+        typer.Option(help="What every request asks for: plain, json_schema or tools (required)."),
+    ] = "plain",
     out_file: OutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """mixserve against `vllm serve` on the same weights and cores: the peer, mixserve
     pinned to one specialist and mixserve routed (`model: auto`), retrieval off, in
-    alternating rounds of streaming clients."""
+    alternating rounds of streaming clients; with `--feature`, every request asks for
+    structured output or a tool call, on both sides."""
+    if feature not in FEATURES:
+        fail(f"--feature {feature!r}: choose one of {', '.join(FEATURES)}")
     cfg = _quiet_config(load_checked(config), retrieval=False)
     spec = cfg.specialists[0]
     if spec.engine != "vllm":
@@ -184,14 +178,18 @@ def overhead(
         fail(f"specialist {spec.name} names no chat_template to give the peer")
     prepare_models(cfg)
     queries = _mix(mix, None)
+    if feature == "tools" and spec.tool_parser is None:
+        fail(f"specialist {spec.name} has no tool_parser: it takes no tools")
     results, router = _or_fail(
-        _overhead_rounds, cfg, queries, clients, duration, rounds, max_tokens, router_samples
-    )
+        _overhead_rounds, cfg, queries, clients, duration, rounds, max_tokens, router_samples,
+        feature,
+    )  # fmt: skip
     settings = {
         "clients": clients,
         "duration_s": duration,
         "rounds": rounds,
         "max_tokens": max_tokens,
+        "feature": feature,
     }
     stages = _stages_p50(results["pinned"])
     _show_stages(stages)
@@ -262,6 +260,7 @@ def _overhead_rounds(
     rounds: int,
     max_tokens: int,
     router_samples: int,
+    feature: str = "plain",
 ) -> Any:
     from loadgen import alternate
     from loadgen.peer import vllm_server
@@ -273,7 +272,9 @@ def _overhead_rounds(
     with tempfile.TemporaryDirectory(prefix="mixserve-bench-") as tmp:
         template = Path(tmp) / "template.jinja"
         template.write_text(peer_template(cfg, spec))
-        kwargs = {**spec.engine_kwargs, "chat_template": str(template)}
+        kwargs: dict[str, Any] = {**spec.engine_kwargs, "chat_template": str(template)}
+        if spec.tool_parser is not None:  # the peer parses calls as the specialist's engine
+            kwargs |= {"enable_auto_tool_choice": True, "tool_call_parser": spec.tool_parser}
         model_dir = spec.model.location(get_settings().cache_dir)
         # the peer gets the engine's CPU binding too: the same engine settings on both sides
         binding = {"VLLM_CPU_OMP_THREADS_BIND": all_cpus()} if spec.cpu_binding == "all" else {}
@@ -292,16 +293,21 @@ def _overhead_rounds(
                         log_path=get_settings().state_dir / "bench" / "vllm-serve.log",
                     )
                 )
-            stop = {"stop": spec.stop} if spec.stop else None  # as mixserve adds them
+            asks = FEATURES[feature]
+            stop = {"stop": spec.stop} if spec.stop else {}  # as mixserve adds them
             variants = {
                 "vllm_serve": _round(
-                    peer, spec.name, clients, duration, max_tokens, queries, 60.0, stop
+                    peer, spec.name, clients, duration, max_tokens, queries, 60.0,
+                    {**asks, **stop},
                 ),
                 "pinned": _round(
-                    run.url, spec.name, clients, duration, max_tokens, queries, 60.0, stages=True
+                    run.url, spec.name, clients, duration, max_tokens, queries, 60.0, asks,
+                    stages=True,
                 ),
-                "routed": _round(run.url, "auto", clients, duration, max_tokens, queries, 60.0),
-            }
+                "routed": _round(
+                    run.url, "auto", clients, duration, max_tokens, queries, 60.0, asks
+                ),
+            }  # fmt: skip
             with progress() as bars:
                 bars.add_task(
                     f"{rounds} rounds x {len(variants)} variants x {duration:g} s", total=None

@@ -69,7 +69,7 @@ def test_the_peer_template_puts_the_system_prompt_in_as_mixserve_does():
     from transformers.utils.chat_template_utils import render_jinja_template
 
     from orchestrator import profiles
-    from orchestrator.cli.bench_suites import peer_template
+    from orchestrator.cli.bench_peer import peer_template
     from orchestrator.config import load_config
 
     cfg = load_config(profiles.FOLDER / "cpu.yaml")
