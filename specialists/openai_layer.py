@@ -215,7 +215,7 @@ async def chat_chunks(
                 finish = "stop" if stopped else choice.get("finish_reason")
                 if finish is not None and not stopped:
                     text += stops[index].flush()
-                ready = entries[index].feed(new, text, finish is not None)
+                ready = entries[index].feed(new, text, finish is not None, stopped)
                 if finish is not None:
                     ended.add(index)
                 if not text and finish is None and not ready and not calls:
@@ -237,16 +237,19 @@ async def chat_chunks(
 
 class TokenEntries:
     """Log-probability entries released as the text they spell is: vLLM lists the tokens
-    of a stop string too, whose text it holds back and then drops, so an entry goes out
-    once the answer's text reaches past it, and those left when the answer ends (the
-    stop string's) are dropped. Entries are OpenAI's: ``token`` is the token's text."""
+    of a stop string too, whose text is held back and then cut, so an entry goes out once
+    the answer's text reaches past it; when the answer ends, those left go out too, unless
+    a stop string was cut (they are its tokens). Entries are OpenAI's: ``token`` is the
+    token's text."""
 
     def __init__(self) -> None:
         self.pending: list[dict[str, Any]] = []
         self.text = 0  # characters of answer text so far
         self.spelled = 0  # characters the released entries spell
 
-    def feed(self, new: list[dict[str, Any]], text: str, last: bool) -> list[dict[str, Any]]:
+    def feed(
+        self, new: list[dict[str, Any]], text: str, last: bool, cut: bool = False
+    ) -> list[dict[str, Any]]:
         self.pending += new
         self.text += len(text)
         out = []
@@ -254,6 +257,7 @@ class TokenEntries:
             entry = self.pending.pop(0)
             self.spelled += len(entry["token"])
             out.append(entry)
-        if last:
+        if last:  # a token whose text is not its characters (a byte of one) goes out here
+            out += [] if cut else self.pending
             self.pending = []
         return out

@@ -100,11 +100,15 @@ def test_logprob_entries_go_out_with_their_text_and_a_stop_strings_are_dropped()
     assert entries.feed([entry(" Red")], " Red", False) == [entry(" Red")]
     # the stop string's tokens arrive while vLLM holds their text back, then drops it
     assert entries.feed([entry("\n"), entry("Question")], "", False) == []
-    assert entries.feed([entry(":")], "", True) == []
+    assert entries.feed([entry(":")], "", True, cut=True) == []
     # a token whose text arrives a chunk later goes out with it
     late = TokenEntries()
     assert late.feed([entry(" Pa"), entry("ris")], " Pa", False) == [entry(" Pa")]
     assert late.feed([], "ris", True) == [entry("ris")]
+    # a byte token spells itself otherwise ("bytes:\\xe2"): it goes out at the end
+    odd = TokenEntries()
+    assert odd.feed([entry("bytes:\\xe2\\x82"), entry("bytes:\\xac")], "\u20ac", False) == []
+    assert len(odd.feed([], "", True)) == 2
 
 
 def test_gemma_base_shows_the_tools_the_calls_made_and_their_results():
