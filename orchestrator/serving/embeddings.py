@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_v
 
 from orchestrator.config import MixserveConfig
 from orchestrator.errors import APIError
+from orchestrator.serving.search import unavailable
 from orchestrator.telemetry import RequestTrace
 
 MAX_INPUTS = 2048  # OpenAI's bound on inputs per request
@@ -89,14 +90,7 @@ async def embed(
                 config.retrieval.timeout_s + len(texts) * 0.05,
             )
         except Exception as exc:  # noqa: BLE001 - any encoder failure is the same 503
-            problem = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
-            raise APIError(
-                503,
-                f"the embedding model {problem}; try again shortly",
-                type="server_error",
-                code="embedder_unavailable",
-                retry_after_s=2,
-            ) from None
+            raise unavailable("the embedding model", exc, "embedder_unavailable") from None
     vectors = np.asarray(out["vectors"], dtype=np.float32)
     if body.dimensions is not None and body.dimensions != vectors.shape[1]:
         raise APIError(

@@ -17,6 +17,18 @@ from pydantic import (
 )
 
 
+def checked_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if it is a valid JSON schema (by its own ``$schema``, else the latest
+    draft), else a ValueError saying what is wrong."""
+    from jsonschema import SchemaError, validators
+
+    try:
+        validators.validator_for(value).check_schema(value)
+    except SchemaError as exc:
+        raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+    return value
+
+
 class JSONSchemaFormat(BaseModel):
     """``response_format.json_schema``: the schema the answer must match."""
 
@@ -30,13 +42,7 @@ class JSONSchemaFormat(BaseModel):
     @field_validator("json_schema")
     @classmethod
     def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from jsonschema import SchemaError, validators
-
-        try:
-            validators.validator_for(value).check_schema(value)
-        except SchemaError as exc:
-            raise ValueError(f"not a valid JSON schema: {exc.message}") from None
-        return value
+        return checked_schema(value)
 
 
 class ResponseFormat(BaseModel):

@@ -22,6 +22,18 @@ from orchestrator.telemetry import RequestTrace
 RETRY_AFTER_S = 2
 
 
+def unavailable(what: str, exc: Exception, code: str) -> APIError:
+    """A 503 with ``Retry-After`` for a retriever deployment that failed or timed out."""
+    problem = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
+    return APIError(
+        503,
+        f"{what} {problem}; try again shortly",
+        type="server_error",
+        code=code,
+        retry_after_s=RETRY_AFTER_S,
+    )
+
+
 def collection_names(config: MixserveConfig) -> list[str]:
     if not config.retrieval.enabled:
         return []
@@ -50,14 +62,8 @@ async def search(
                 config.retrieval.timeout_s,
             )
         except Exception as exc:  # noqa: BLE001 - any retriever failure is the same 503
-            problem = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
-            raise APIError(
-                503,
-                f"the retriever of collection {body.collection!r} {problem}; try again shortly",
-                type="server_error",
-                code="retriever_unavailable",
-                retry_after_s=RETRY_AFTER_S,
-            ) from None
+            what = f"the retriever of collection {body.collection!r}"
+            raise unavailable(what, exc, "retriever_unavailable") from None
         span.set_attribute("mixserve.retrieval.hits", len(found["hits"]))
     return {
         "object": "list",

@@ -57,19 +57,7 @@ class ChatShape:
     (``orchestrator.serving.completions.TextShape``)."""
 
     prefix = "chatcmpl"
-
-    def chunk(
-        self,
-        cid: str,
-        model: str,
-        created: int,
-        delta: dict[str, Any],
-        finish_reason: str | None = None,
-        extra: dict[str, Any] | None = None,
-        logprobs: list[dict[str, Any]] | None = None,
-        index: int = 0,
-    ) -> dict[str, Any]:
-        return fmt.chunk(cid, model, created, delta, finish_reason, extra, logprobs, index)
+    chunk = staticmethod(fmt.chunk)
 
     def opening(self) -> dict[str, Any]:
         return {"role": "assistant", "content": ""}

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
 from orchestrator.errors import APIError
+from orchestrator.serving.formats import checked_schema
 
 FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 
@@ -28,14 +29,7 @@ class FunctionDef(BaseModel):
     @field_validator("parameters")
     @classmethod
     def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from jsonschema import SchemaError, validators
-
-        if value is not None:
-            try:
-                validators.validator_for(value).check_schema(value)
-            except SchemaError as exc:
-                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
-        return value
+        return None if value is None else checked_schema(value)
 
 
 class ToolDef(BaseModel):
