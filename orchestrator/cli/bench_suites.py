@@ -273,8 +273,12 @@ def _overhead_rounds(
         template = Path(tmp) / "template.jinja"
         template.write_text(peer_template(cfg, spec))
         kwargs: dict[str, Any] = {**spec.engine_kwargs, "chat_template": str(template)}
-        if spec.tool_parser is not None:  # the peer parses calls as the specialist's engine
-            kwargs |= {"enable_auto_tool_choice": True, "tool_call_parser": spec.tool_parser}
+        if spec.tool_parser is not None:  # the peer parses and holds calls as mixserve does
+            kwargs |= {
+                "enable_auto_tool_choice": True,
+                "tool_call_parser": spec.tool_parser,
+                "tool_strict_level": spec.tool_strict_level,
+            }
         model_dir = spec.model.location(get_settings().cache_dir)
         # the peer gets the engine's CPU binding too: the same engine settings on both sides
         binding = {"VLLM_CPU_OMP_THREADS_BIND": all_cpus()} if spec.cpu_binding == "all" else {}
