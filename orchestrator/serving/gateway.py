@@ -52,6 +52,12 @@ from orchestrator.serving.http import (
 from orchestrator.serving.planning import Planner
 from orchestrator.serving.probes import readiness, replica_stats
 from orchestrator.serving.protocol import ChatCompletionRequest, QueryRequest, SearchRequest
+from orchestrator.serving.responses import (
+    ResponseShape,
+    ResponsesRequest,
+    response_object,
+    status_of,
+)
 from orchestrator.serving.search import describe, search
 from orchestrator.serving.tools import check_tools
 from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, Tracing
@@ -279,6 +285,37 @@ class Gateway:
         ]
         cid = f"cmpl-{trace.request_id}"
         out = text_completion(cid, plan.specialist, choices, usage, plan.meta)
+        return JSONResponse(out, headers=plan.headers)
+
+    @app.post("/v1/responses")
+    async def responses(self, request: Request) -> Response:
+        return await self._traced("chat", request, self._respond)
+
+    async def _respond(self, trace: RequestTrace, request: Request) -> Response:
+        key = await self._authorize(request, trace)
+        data = await read_json(request, self.config.gateway.max_body_bytes)
+        body: ResponsesRequest = validate(ResponsesRequest, ResponsesRequest.checked(data))
+        sampling = {
+            "max_tokens": self.planner.max_tokens(body.max_output_tokens),
+            "temperature": body.temperature,
+            "top_p": body.top_p,
+            "stop": [],
+            "seed": None,
+        }
+        messages = body.conversation()
+        plan = await self.planner.plan(trace, body.model, messages, sampling, body.mixserve, key)
+        if body.stream:
+            events = await self.answering.events(plan, False, False, ResponseShape(body))
+            return StreamingResponse(
+                events,
+                media_type="text/event-stream",
+                headers={**plan.headers, "cache-control": "no-cache"},
+            )
+        answer, usage = await self.answering.complete(plan)
+        text, status = "".join(answer.parts), status_of(answer.finish_reason)
+        out = response_object(
+            trace.request_id, plan.specialist, text, status, usage, plan.meta, body
+        )
         return JSONResponse(out, headers=plan.headers)
 
     async def _query(self, trace: RequestTrace, request: Request) -> Response:

@@ -49,7 +49,8 @@ class Shape(Protocol):
         extra: dict[str, Any] | None = None,
         logprobs: list[dict[str, Any]] | None = None,
         index: int = 0,
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        """One event body, or several (the Responses API's)."""
 
 
 class ChatShape:
@@ -61,6 +62,10 @@ class ChatShape:
 
     def opening(self) -> dict[str, Any]:
         return {"role": "assistant", "content": ""}
+
+
+def _sse(body: dict[str, Any] | list[dict[str, Any]]) -> bytes:
+    return b"".join(fmt.sse(b) for b in (body if isinstance(body, list) else [body]))
 
 
 async def sse_body(
@@ -79,7 +84,7 @@ async def sse_body(
     trace = plan.trace
     try:
         opening = shape.opening()
-        yield fmt.sse(shape.chunk(cid, model, created, opening, extra={"mixserve": plan.meta}))
+        yield _sse(shape.chunk(cid, model, created, opening, extra={"mixserve": plan.meta}))
         answer, done = Answer(), False
         try:
             async for item in items:
@@ -92,7 +97,7 @@ async def sse_body(
                     if calls:
                         delta["tool_calls"] = calls
                     index = int(item.get("index") or 0)
-                    yield fmt.sse(
+                    yield _sse(
                         shape.chunk(cid, model, created, delta, logprobs=entries, index=index)
                     )
             done = True
@@ -113,12 +118,13 @@ async def sse_body(
         if plan.retries:  # the first chunk went out before a replica was lost
             extra["mixserve"] = {"retries": plan.retries}
         for index, other in sorted(answer.others.items()):  # n: each choice's own finish
-            yield fmt.sse(shape.chunk(cid, model, created, {}, other.finish_reason, index=index))
-        yield fmt.sse(shape.chunk(cid, model, created, {}, answer.finish_reason, extra=extra))
-        if include_usage:
+            yield _sse(shape.chunk(cid, model, created, {}, other.finish_reason, index=index))
+        yield _sse(shape.chunk(cid, model, created, {}, answer.finish_reason, extra=extra))
+        if include_usage:  # OpenAI's separate usage chunk
             final = shape.chunk(cid, model, created, {}, extra={"usage": usage})
-            final["choices"] = []
-            yield fmt.sse(final)
+            if isinstance(final, dict):
+                final["choices"] = []
+                yield fmt.sse(final)
         yield fmt.sse("[DONE]")
         await gateway.remember(plan, answer)
     except BaseException as exc:

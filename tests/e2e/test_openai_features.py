@@ -166,3 +166,11 @@ def test_langchain_structured_output_and_tool_calling_run_unmodified(live):
     )
     assert message.tool_calls and message.tool_calls[0]["name"] == "get_weather"
     assert set(message.tool_calls[0]["args"]) == {"city"}
+
+
+def test_the_responses_api_on_the_real_model(oai):
+    out = oai.responses.create(
+        model="general", input="Name a primary color.", max_output_tokens=12, temperature=0
+    )
+    assert out.status in ("completed", "incomplete") and out.output_text.strip()
+    assert 0 < out.usage.output_tokens <= 12

@@ -256,3 +256,50 @@ def test_langchains_tool_calling_example_runs_unmodified(service):
     answer = bound.invoke([question, asked, ToolMessage(lookup.invoke(call["args"]),
                                                         tool_call_id=call["id"])])  # fmt: skip
     assert answer.content.endswith("Shakespeare wrote it.") and not answer.tool_calls
+
+
+def test_the_responses_api_answers_as_chat_does(oai):
+    question = fresh("Why is the sky blue?")
+    out = oai.responses.create(model="general", instructions="Be brief.", input=question)
+    assert out.status == "completed" and out.output_text == f"[general] {question}"
+    assert out.usage.output_tokens == len(out.output_text.split())
+    assert out.model_extra["mixserve"]["specialist"] == out.model == "general"
+    # the conversation so far, as messages, assistant parts echoed back
+    follow = oai.responses.create(
+        model="general",
+        input=[
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Rayleigh."}]},
+            {"role": "user", "content": [{"type": "input_text", "text": "And at sunset?"}]},
+        ],
+        max_output_tokens=2,
+    )
+    assert follow.output_text == "[general] And" and follow.status == "incomplete"
+
+
+def test_the_responses_api_streams_its_events(oai):
+    question = fresh("Name a planet.")
+    events = list(oai.responses.create(model="general", input=question, stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:4] == ["response.created", "response.in_progress",
+                         "response.output_item.added", "response.content_part.added"]  # fmt: skip
+    assert kinds[-1] == "response.completed" and "response.output_text.done" in kinds
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == f"[general] {question}" == events[-1].response.output_text
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "web_search"}]}, "tools"),
+        ({"previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"store": True}, "store"),
+        ({"text": {"format": {"type": "json_object"}}}, "text.format.type"),
+        ({"frobnicate": 1}, "frobnicate"),
+    ],
+)
+def test_what_the_responses_api_here_does_not_do_is_refused_by_name(oai, extra, param):
+    with pytest.raises(BadRequestError) as caught:
+        oai.responses.create(model="general", input="hi", extra_body=extra)
+    assert caught.value.body["param"] == param, caught.value.body
