@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastapi.responses import JSONResponse, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.serving.answering import Answering
+from orchestrator.serving.http import event_stream
+from orchestrator.serving.plan import Plan
 from orchestrator.serving.protocol import MixserveOptions, StreamOptions, refuse_unsupported
 
 # parameters of the legacy API mixserve does not implement, and their neutral values
@@ -187,3 +191,19 @@ class TextShape:
             "choices": [choice],
         }
         return {**body, **(extra or {})}
+
+
+async def answer_text(answering: Answering, plan: Plan, body: CompletionRequest) -> Response:
+    """The planned completion, whole or as server-sent events."""
+    per_token = body.logprobs is not None
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = await answering.events(plan, include_usage, per_token, TextShape())
+        return event_stream(events, plan.headers)
+    answer, usage = await answering.complete(plan)
+    choices = [
+        text_choice(i, "".join(a.parts), a.finish_reason, a.logprobs if per_token else None)
+        for i, a in answer.choices()
+    ]
+    out = text_completion(f"cmpl-{plan.request_id}", plan.specialist, choices, usage, plan.meta)
+    return JSONResponse(out, headers=plan.headers)

@@ -34,16 +34,12 @@ from orchestrator.serving.addresses import handle_of
 from orchestrator.serving.admission import Admission, fleet_limit
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.cache import ResponseCache
-from orchestrator.serving.completions import (
-    CompletionRequest,
-    TextShape,
-    text_choice,
-    text_completion,
-)
+from orchestrator.serving.completions import CompletionRequest, answer_text
 from orchestrator.serving.embeddings import EmbeddingRequest, embed, embedding_model
 from orchestrator.serving.engine_slots import EngineSlots, engine_capacity
 from orchestrator.serving.http import (
     check_headers,
+    event_stream,
     install_error_handlers,
     read_json,
     request_id_of,
@@ -52,12 +48,7 @@ from orchestrator.serving.http import (
 from orchestrator.serving.planning import Planner
 from orchestrator.serving.probes import readiness, replica_stats
 from orchestrator.serving.protocol import ChatCompletionRequest, QueryRequest, SearchRequest
-from orchestrator.serving.responses import (
-    ResponseShape,
-    ResponsesRequest,
-    response_object,
-    status_of,
-)
+from orchestrator.serving.responses import ResponsesRequest, answer_response
 from orchestrator.serving.search import describe, search
 from orchestrator.serving.tools import check_tools
 from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, Tracing
@@ -219,11 +210,7 @@ class Gateway:
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             events = await self.answering.events(plan, include_usage, bool(body.logprobs))
-            return StreamingResponse(
-                events,
-                media_type="text/event-stream",
-                headers={**plan.headers, "cache-control": "no-cache"},
-            )
+            return event_stream(events, plan.headers)
         answer, usage = await self.answering.complete(plan)
         out = protocol.completion(
             f"chatcmpl-{request_id}",
@@ -269,23 +256,7 @@ class Gateway:
             trace, body.model, [("user", body.text())], sampling, body.mixserve, key,
             use_retrieval=False,
         )  # fmt: skip
-        per_token = body.logprobs is not None
-        if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            events = await self.answering.events(plan, include_usage, per_token, TextShape())
-            return StreamingResponse(
-                events,
-                media_type="text/event-stream",
-                headers={**plan.headers, "cache-control": "no-cache"},
-            )
-        answer, usage = await self.answering.complete(plan)
-        choices = [
-            text_choice(i, "".join(a.parts), a.finish_reason, a.logprobs if per_token else None)
-            for i, a in answer.choices()
-        ]
-        cid = f"cmpl-{trace.request_id}"
-        out = text_completion(cid, plan.specialist, choices, usage, plan.meta)
-        return JSONResponse(out, headers=plan.headers)
+        return await answer_text(self.answering, plan, body)
 
     @app.post("/v1/responses")
     async def responses(self, request: Request) -> Response:
@@ -304,19 +275,7 @@ class Gateway:
         }
         messages = body.conversation()
         plan = await self.planner.plan(trace, body.model, messages, sampling, body.mixserve, key)
-        if body.stream:
-            events = await self.answering.events(plan, False, False, ResponseShape(body))
-            return StreamingResponse(
-                events,
-                media_type="text/event-stream",
-                headers={**plan.headers, "cache-control": "no-cache"},
-            )
-        answer, usage = await self.answering.complete(plan)
-        text, status = "".join(answer.parts), status_of(answer.finish_reason)
-        out = response_object(
-            trace.request_id, plan.specialist, text, status, usage, plan.meta, body
-        )
-        return JSONResponse(out, headers=plan.headers)
+        return await answer_response(self.answering, plan, body)
 
     async def _query(self, trace: RequestTrace, request: Request) -> Response:
         request_id = trace.request_id

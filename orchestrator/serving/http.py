@@ -12,10 +12,11 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -108,6 +109,13 @@ def _check_json(data: Any) -> str | None:
 def _printable(text: str) -> str:
     """``text`` as it may appear in a response: lone surrogates as ``\\udXXX`` escapes."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def event_stream(events: AsyncIterator[bytes], headers: dict[str, str]) -> StreamingResponse:
+    """A server-sent events response, never cached on the way."""
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
+    )
 
 
 def validate(model: type[Any], data: Any) -> Any:

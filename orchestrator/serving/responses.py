@@ -15,8 +15,12 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
+from orchestrator.serving.answering import Answering
+from orchestrator.serving.http import event_stream
+from orchestrator.serving.plan import Plan
 from orchestrator.serving.protocol import MixserveOptions, _without_unsupported
 
 UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
@@ -252,3 +256,14 @@ class ResponseShape:
                 "response.output_text.delta", **where, content_index=0, delta=text, logprobs=[]
             )
         ]
+
+
+async def answer_response(answering: Answering, plan: Plan, body: ResponsesRequest) -> Response:
+    """The planned answer as a ``response`` object, or as the API's streamed events."""
+    if body.stream:
+        events = await answering.events(plan, False, False, ResponseShape(body))
+        return event_stream(events, plan.headers)
+    answer, usage = await answering.complete(plan)
+    text, status = "".join(answer.parts), status_of(answer.finish_reason)
+    out = response_object(plan.request_id, plan.specialist, text, status, usage, plan.meta, body)
+    return JSONResponse(out, headers=plan.headers)
