@@ -39,6 +39,8 @@ SAMPLING = (
     "tool_choice",
     "parallel_tool_calls",
     "message_fields",
+    "n",
+    "prompt",  # a legacy completion's raw prompt: not the chat answer to the same text
 )
 
 

@@ -28,7 +28,12 @@ from pydantic import (
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.http import event_stream
 from orchestrator.serving.plan import Plan
-from orchestrator.serving.protocol import MixserveOptions, StreamOptions, refuse_unsupported
+from orchestrator.serving.protocol import (
+    MixserveOptions,
+    StreamOptions,
+    refuse_unsupported,
+    without_unsupported,
+)
 
 # parameters of the legacy API mixserve does not implement, and their neutral values
 UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
@@ -61,11 +66,9 @@ class CompletionRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _unsupported(cls, data: Any) -> Any:
-        from orchestrator.serving.protocol import _without_unsupported
-
         if not isinstance(data, dict):
             return data
-        return refuse_unsupported(_without_unsupported(UNSUPPORTED, data))
+        return refuse_unsupported(without_unsupported(UNSUPPORTED, data))
 
     @field_validator("prompt")
     @classmethod

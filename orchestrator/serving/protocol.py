@@ -64,7 +64,7 @@ def _is_neutral(value: object, neutral: tuple[object, ...]) -> bool:
     return False
 
 
-def _without_unsupported(
+def without_unsupported(
     table: dict[str, tuple[tuple[object, ...], str]], data: dict[str, Any], where: str = ""
 ) -> dict[str, Any]:
     """``data`` without the unsupported parameters it sends at their neutral values; a
@@ -86,11 +86,11 @@ def refuse_unsupported(data: Any) -> Any:
     these parameters are named, and the schema itself lists only what is honoured."""
     if not isinstance(data, dict):
         return data
-    body = _without_unsupported(UNSUPPORTED, data)
+    body = without_unsupported(UNSUPPORTED, data)
     messages = body.get("messages")
     if isinstance(messages, list):
         body["messages"] = [
-            _without_unsupported(MESSAGE_UNSUPPORTED, m, f"messages[{i}].")
+            without_unsupported(MESSAGE_UNSUPPORTED, m, f"messages[{i}].")
             if isinstance(m, dict)
             else m
             for i, m in enumerate(messages)

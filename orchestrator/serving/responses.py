@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.http import event_stream
 from orchestrator.serving.plan import Plan
-from orchestrator.serving.protocol import MixserveOptions, _without_unsupported
+from orchestrator.serving.protocol import MixserveOptions, without_unsupported
 
 UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
     "tools": ((None, []), "tools are served on /v1/chat/completions, not yet here"),
@@ -97,7 +97,7 @@ class ResponsesRequest(BaseModel):
     def checked(cls, data: Any) -> Any:
         """The raw body without the unsupported parameters it sends at neutral values (a
         400 naming the first it sends at another); then the schema applies."""
-        return _without_unsupported(UNSUPPORTED, data) if isinstance(data, dict) else data
+        return without_unsupported(UNSUPPORTED, data) if isinstance(data, dict) else data
 
     @field_validator("input", mode="before")
     @classmethod
