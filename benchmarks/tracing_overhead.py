@@ -75,7 +75,7 @@ def config(tracing: bool) -> Any:
     cfg = load_config(profiles.FOLDER / "cpu.yaml")
     specialists = [
         s.model_copy(
-            update={"engine": "fake", "engine_kwargs": {"token_delay_s": 0.0}, "engine_env": {}}
+            update={"backend": "fake", "engine_kwargs": {"token_delay_s": 0.0}, "engine_env": {}}
         )
         for s in cfg.specialists
     ]

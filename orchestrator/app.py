@@ -1,6 +1,6 @@
 """Build the Ray Serve applications from a config: one per specialist engine (one
-deployment per engine group, or per specialist outside one), and the main one with the
-gateway, router and a retriever per collection.
+deployment per entry of `engines:`, or per specialist with an engine of its own), and the
+main one with the gateway, router and a retriever per collection.
 
 Each deployment is bound its own typed config object (``RouterConfig``,
 ``RetrievalConfig``, ``SpecialistConfig``, the whole ``MixserveConfig`` for the gateway)
@@ -174,7 +174,7 @@ def engine_args(
 
 def _engine(a: EngineArgs) -> Application:
     """The engine deployment, behind ``EngineFront``, its application's ingress."""
-    s = a.members[0]  # the members of an engine group agree on all of these
+    s = a.members[0]  # the specialists of one engine share all of these
     env = {**BASE_ENV, RUN_MARKER_VAR: a.run_id, **model_env(s.model), **s.engine_env}
     trace = TraceOptions(**a.tracing)
     engine = (
@@ -235,7 +235,7 @@ def build_apps(
     trace = tracing or TraceOptions(enabled=False)
     apps: dict[str, Application] = {}
     addresses: dict[str, EngineAddress] = {}
-    for deployment, members in config.engine_groups().items():
+    for deployment, members in config.engine_deployments().items():
         name = engine_app(config.name, deployment)
         apps[name] = _engine(engine_args(config, members, cache_dir, run_id, trace))
         for m in members:  # every member's calls go to its group's one engine
@@ -294,7 +294,7 @@ def serve_args(
     builds it from them on the cluster): the engines' first, the main one's last."""
     trace = tracing or TraceOptions(enabled=False)
     out: dict[str, dict[str, Any]] = {}
-    for deployment, members in config.engine_groups().items():
+    for deployment, members in config.engine_deployments().items():
         a = engine_args(config, members, cache_dir, run_id, trace)
         out[engine_app(config.name, deployment)] = {"engine": a.model_dump(mode="json")}
     main = MainArgs(

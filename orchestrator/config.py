@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -225,26 +225,14 @@ class Autoscaling(_Strict):
         return self
 
 
-class SpecialistConfig(_Strict):
-    name: Name = Field(description="Specialist name; also the `model` clients may pin.")
-    description: str = Field(min_length=1, description="What this specialist is best at.")
-    examples: list[str] = Field(
-        min_length=1, description="Example queries it should answer; used by the router."
-    )
-    model: ModelSource = Field(description="Weights this specialist serves.")
-    engine: Literal["vllm", "fake"] = Field(
+class EngineSettings(_Strict):
+    """What one engine deployment is: its weights, vLLM settings, chat format and tool
+    parser, replicas, resources and replica routing. An entry of `engines:` holds them; a
+    specialist with no `engine:` holds them itself (an engine of its own)."""
+
+    model: ModelSource = Field(description="Weights the engine serves.")
+    backend: Literal["vllm", "fake"] = Field(
         "vllm", description="Engine implementation; 'fake' only for tests of other parts."
-    )
-    solver: Literal["symbolic"] | None = Field(
-        None,
-        description="A solver that answers in front of the engine: 'symbolic' (SymPy) solves "
-        "the formula in a question exactly and shows its steps, asks the model for an "
-        "expression when the question has none (a word problem) and evaluates it, and lets "
-        "the model's own answer stand, marked unverified, when neither gives a number. It "
-        "runs in the specialist's replica and uses its engine (shared in an engine group).",
-    )
-    solver_timeout_s: float = Field(
-        2.0, gt=0, le=60, description="Longest one symbolic solve may run before it is refused."
     )
     chat_template: str | None = Field(
         None,
@@ -270,7 +258,6 @@ class SpecialistConfig(_Strict):
         description="Stop strings added to every request's (a base model's template may "
         "need one: gemma_base stops at the next '\\nQuestion:').",
     )
-    system_prompt: str = Field("", description="Instructions prepended to every conversation.")
     max_model_len: int = Field(2048, ge=64, description="Context window in tokens.")
     engine_kwargs: dict[str, EngineArg] = Field(
         default_factory=dict,
@@ -304,10 +291,6 @@ class SpecialistConfig(_Strict):
         "CPU the replica may run on (measured: benchmarks/cpu_engine_settings.py).",
     )
     price: Price = Field(default_factory=lambda: Price(), description="List price, for routing.")
-    retrieval: SpecialistRetrieval = Field(
-        default_factory=lambda: SpecialistRetrieval(),
-        description="Which collections ground its prompts, and with how many passages.",
-    )
     routing: ReplicaRouting = Field(
         default_factory=lambda: ReplicaRouting(),
         description="How a request picks one of the engine deployment's replicas.",
@@ -325,21 +308,9 @@ class SpecialistConfig(_Strict):
         "before stopping old ones: at 100 every old replica serves until its replacement "
         "is ready (needs room for them: GPUs, memory); 0 stops old ones first.",
     )
-    engine_group: Name | None = Field(
-        None,
-        description="Specialists naming the same group share one engine deployment "
-        "(engine-<group>): same weights and engine settings, each its own prompt or LoRA "
-        "adapter, so a burst on one can use the whole engine.",
-    )
-    lora: str | None = Field(
-        None,
-        description="A LoRA adapter on `model`, served by vLLM's multi-LoRA: a local "
-        "directory holding adapter_config.json (relative to the config), or an org/name id "
-        "the engine resolves on its node. Its rank must fit engine_kwargs.max_lora_rank.",
-    )
 
     @model_validator(mode="after")
-    def _replicas_within_autoscaling(self) -> SpecialistConfig:
+    def _replicas_within_autoscaling(self) -> Self:
         a = self.autoscaling
         if a is not None and not a.min_replicas <= self.replicas <= a.max_replicas:
             raise ValueError(
@@ -349,7 +320,7 @@ class SpecialistConfig(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _one_binding(self) -> SpecialistConfig:
+    def _one_binding(self) -> Self:
         if self.cpu_binding != "auto" and "VLLM_CPU_OMP_THREADS_BIND" in self.engine_env:
             raise ValueError(
                 "engine_env.VLLM_CPU_OMP_THREADS_BIND and cpu_binding both set the binding: "
@@ -357,32 +328,80 @@ class SpecialistConfig(_Strict):
             )
         return self
 
+
+class EngineConfig(EngineSettings):
+    """An entry of `engines:`: one engine deployment (engine-<name>) that the specialists
+    naming it share, each with its own prompt, adapter, solver and retrieval."""
+
+    name: Name = Field(description="Engine name; specialists name it with `engine:`.")
+
     @property
     def deployment(self) -> str:
-        """The Serve deployment serving this specialist (shared within an engine group)."""
-        return f"engine-{self.engine_group}" if self.engine_group else f"specialist-{self.name}"
+        return f"engine-{self.name}"
 
 
-# what specialists sharing an engine must agree on: it is one engine, with one set of these
-ENGINE_FIELDS = (
-    "model",
-    "engine",
-    "max_model_len",
-    "engine_kwargs",
-    "engine_env",
-    "replicas",
-    "resources",
-    "max_ongoing_requests",
-    "max_queued_requests",
-    "start_timeout_s",
-    "nice",
-    "cpu_binding",
-    "routing",
-    "autoscaling",
-    "rollout_surge_percent",
-    "tool_parser",
-    "tool_strict_level",
-)
+class SpecialistConfig(EngineSettings):
+    """One specialist. In a config it names its engine (`engine:`, an entry of `engines:`)
+    or holds the engine settings itself; validated, it holds them either way."""
+
+    name: Name = Field(description="Specialist name; also the `model` clients may pin.")
+    description: str = Field(min_length=1, description="What this specialist is best at.")
+    examples: list[str] = Field(
+        min_length=1, description="Example queries it should answer; used by the router."
+    )
+    solver: Literal["symbolic"] | None = Field(
+        None,
+        description="A solver that answers in front of the engine: 'symbolic' (SymPy) solves "
+        "the formula in a question exactly and shows its steps, asks the model for an "
+        "expression when the question has none (a word problem) and evaluates it, and lets "
+        "the model's own answer stand, marked unverified, when neither gives a number. It "
+        "runs in the specialist's replica and uses its engine (shared with the engine's "
+        "other specialists).",
+    )
+    solver_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Longest one symbolic solve may run before it is refused."
+    )
+    system_prompt: str = Field("", description="Instructions prepended to every conversation.")
+    retrieval: SpecialistRetrieval = Field(
+        default_factory=lambda: SpecialistRetrieval(),
+        description="Which collections ground its prompts, and with how many passages.",
+    )
+    lora: str | None = Field(
+        None,
+        description="A LoRA adapter on `model`, served by vLLM's multi-LoRA: a local "
+        "directory holding adapter_config.json (relative to the config), or an org/name id "
+        "the engine resolves on its node. Its rank must fit engine_kwargs.max_lora_rank.",
+    )
+    engine: Name | None = Field(
+        None,
+        description="The entry of `engines:` it runs on, sharing that engine (engine-<name>) "
+        "with the other specialists naming it: a burst on one can use the whole engine. "
+        "Unset: the specialist holds the engine settings itself, an engine of its own.",
+    )
+
+    @property
+    def deployment(self) -> str:
+        """The Serve deployment serving this specialist (shared by an engine's specialists)."""
+        return f"engine-{self.engine}" if self.engine else f"specialist-{self.name}"
+
+
+# what a specialist running on an entry of `engines:` may still set for itself (token
+# prices only: the replica-hour price is the engine's); the rest is the engine's alone
+OWN_SETTINGS = ("chat_template", "stop", "price")
+SHARED_SETTINGS = tuple(f for f in EngineSettings.model_fields if f not in OWN_SETTINGS)
+
+
+def with_specialists(config: MixserveConfig, specialists: list[SpecialistConfig]) -> MixserveConfig:
+    """``config`` with ``specialists`` (settings changed in code): its `engines:` entries
+    taken anew from the specialists naming them (the first one's settings), validated."""
+    engines: dict[str, dict[str, Any]] = {}
+    for spec in specialists:
+        if spec.engine is not None and spec.engine not in engines:
+            settings = spec.model_dump(include=set(EngineSettings.model_fields))
+            engines[spec.engine] = {"name": spec.engine, **settings}
+    data = config.model_dump()
+    data.update(specialists=[s.model_dump() for s in specialists], engines=list(engines.values()))
+    return MixserveConfig.model_validate(data)
 
 
 class _CallBounds(_Strict):
@@ -773,6 +792,11 @@ class TracingConfig(_Strict):
 
 class MixserveConfig(_Strict):
     name: str = Field("mixserve", description="Serve application name.")
+    engines: list[EngineConfig] = Field(
+        default_factory=list,
+        description="Engines the specialists share: each one deployment (engine-<name>) "
+        "serving every specialist that names it.",
+    )
     specialists: list[SpecialistConfig] = Field(min_length=1, description="The fleet.")
     router: RouterConfig = Field(description="Model-level routing.")
     policy: PolicyConfig = Field(
@@ -808,7 +832,7 @@ class MixserveConfig(_Strict):
         if self.router.fallback is not None and self.router.fallback not in names:
             raise ValueError(f"router.fallback {self.router.fallback!r} is not a specialist")
         self._check_policy(names)
-        self._check_engine_groups()
+        self._check_engines()
         self._check_adapters()
         self._check_templates()
         self._check_early_exit()
@@ -844,22 +868,32 @@ class MixserveConfig(_Strict):
                 f"exceeds policy.max_calls ({policy.max_calls})"
             )
 
-    def _check_engine_groups(self) -> None:
-        first: dict[str, int] = {}
-        for i, spec in enumerate(self.specialists):
-            if spec.engine_group is None:
-                continue
-            j = first.setdefault(spec.engine_group, i)
-            other = self.specialists[j]
-            fields = [f for f in ENGINE_FIELDS if getattr(spec, f) != getattr(other, f)]
-            if spec.price.usd_per_replica_hour != other.price.usd_per_replica_hour:
-                fields.append("price.usd_per_replica_hour")
-            if fields:
+    def _check_engines(self) -> None:
+        names = [e.name for e in self.engines]
+        for j, name in enumerate(names):
+            if names.index(name) != j:
                 raise ValueError(
-                    f"specialists[{i}].{fields[0]}: differs from specialists[{j}] "
-                    f"({other.name}), which shares engine group {spec.engine_group!r}; "
-                    f"specialists sharing an engine share its weights and settings "
-                    f"({', '.join(ENGINE_FIELDS)}, price.usd_per_replica_hour)"
+                    f"engines[{j}].name: {name!r} names engines[{names.index(name)}] too"
+                )
+        used = {s.engine for s in self.specialists}
+        for j, engine in enumerate(self.engines):
+            if engine.name not in used:
+                raise ValueError(f"engines[{j}] ({engine.name}): no specialist runs on it")
+        for i, spec in enumerate(self.specialists):
+            if spec.engine is None:
+                continue
+            if spec.engine not in names:
+                known = ", ".join(names) or "none"
+                raise ValueError(f"specialists[{i}].engine: no engine {spec.engine!r} ({known})")
+            j = names.index(spec.engine)
+            engine = self.engines[j]
+            shared = [f for f in SHARED_SETTINGS if getattr(spec, f) != getattr(engine, f)]
+            if spec.price.usd_per_replica_hour != engine.price.usd_per_replica_hour:
+                shared.append("price.usd_per_replica_hour")
+            if shared:
+                raise ValueError(
+                    f"specialists[{i}].{shared[0]}: differs from engines[{j}] "
+                    f"({engine.name}), the engine it runs on"
                 )
 
     def _check_templates(self) -> None:
@@ -914,12 +948,23 @@ class MixserveConfig(_Strict):
         local = self.resolve(str(Path(spec.lora).expanduser()))
         return str(local) if local.exists() else spec.lora
 
-    def engine_groups(self) -> dict[str, list[SpecialistConfig]]:
-        """Deployment name -> the specialists it serves (one, or an engine group's)."""
+    def engine_deployments(self) -> dict[str, list[SpecialistConfig]]:
+        """Deployment name -> the specialists it serves (an engine's, or one's own)."""
         groups: dict[str, list[SpecialistConfig]] = {}
         for spec in self.specialists:
             groups.setdefault(spec.deployment, []).append(spec)
         return groups
+
+    def written(self) -> dict[str, Any]:
+        """The config as a YAML file holds it (``parse_config`` reads it back as it is): a
+        specialist on an entry of `engines:` without that engine's settings."""
+        data = self.model_dump(mode="json")
+        for spec in data["specialists"]:
+            if spec["engine"] is not None:
+                for key in SHARED_SETTINGS:
+                    del spec[key]
+                del spec["price"]["usd_per_replica_hour"]
+        return data
 
     def specialist(self, name: str) -> SpecialistConfig:
         for spec in self.specialists:
@@ -962,6 +1007,81 @@ def _yaml_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def _messages(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[str]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = prefix + tuple(p for p in err["loc"] if p not in ("function-after",))
+        msg = err["msg"].removeprefix("Value error, ")
+        # a cross-check names its own YAML path when it has one
+        if not loc and re.match(r"[a-z_]+(\[\d+\])?[.:\[]", msg):
+            errors.append(msg)
+        else:
+            errors.append(f"{_yaml_path(loc)}: {msg}")
+    return errors
+
+
+def _on_engines(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``data`` with each specialist that names an entry of `engines:` given that engine's
+    settings; the problems found on the way (an engine setting on such a specialist, an
+    engine that does not exist, the gone `engine_group`)."""
+    engines, specialists = data.get("engines") or [], data.get("specialists")
+    if not isinstance(engines, list) or not isinstance(specialists, list):
+        return data, []  # the models report the wrong type
+    errors: list[str] = []
+    raw: dict[str, tuple[int, dict[str, Any] | None]] = {}
+    for j, entry in enumerate(engines):
+        if not isinstance(entry, dict):
+            continue
+        try:
+            EngineConfig.model_validate(entry)
+        except ValidationError as exc:
+            errors += _messages(exc, ("engines", j))
+            if isinstance(entry.get("name"), str):
+                raw.setdefault(entry["name"], (j, None))  # broken: reported above
+            continue
+        raw.setdefault(entry["name"], (j, entry))
+    out: list[Any] = []
+    for i, spec in enumerate(specialists):
+        if isinstance(spec, dict) and "engine_group" in spec:
+            errors.append(
+                f"specialists[{i}].engine_group: gone; list the shared engine under "
+                "`engines:` and name it on each specialist with `engine: <name>`"
+            )
+            continue
+        name = spec.get("engine") if isinstance(spec, dict) else None
+        if not isinstance(name, str):
+            out.append(spec)  # an engine of its own (or a wrong type, the model's to report)
+            continue
+        if name not in raw:
+            known = ", ".join(raw) or "none"
+            hint = (
+                " (the implementation is set with `backend:`)" if name in ("vllm", "fake") else ""
+            )
+            errors.append(f"specialists[{i}].engine: no engine {name!r} in engines ({known}){hint}")
+            continue
+        j, entry = raw[name]
+        if entry is None:
+            continue
+        where = f"engines[{j}] ({name})"
+        merged = {k: v for k, v in entry.items() if k != "name"}
+        for key, value in spec.items():
+            if key in SHARED_SETTINGS:
+                errors.append(
+                    f"specialists[{i}].{key}: set on {where}, the engine it runs on, not here"
+                )
+            elif key == "price" and isinstance(value, dict):
+                if "usd_per_replica_hour" in value:
+                    errors.append(
+                        f"specialists[{i}].price.usd_per_replica_hour: set on {where}, the "
+                        "engine it runs on, not here"
+                    )
+                merged["price"] = {**(merged.get("price") or {}), **value}
+            else:
+                merged[key] = value
+        out.append(merged)
+    return {**data, "specialists": out}, errors
+
+
 def parse_config(
     data: object, source: str = "<config>", base_dir: Path | None = None
 ) -> MixserveConfig:
@@ -970,19 +1090,13 @@ def parse_config(
         raise ConfigError(source, ["(top level): expected a mapping of settings"])
     if base_dir is not None and "base_dir" not in data:
         data = {**data, "base_dir": str(base_dir)}
+    data, errors = _on_engines(data)
+    if errors:
+        raise ConfigError(source, errors)
     try:
         return MixserveConfig.model_validate(data)
     except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(p for p in err["loc"] if p not in ("function-after",))
-            msg = err["msg"].removeprefix("Value error, ")
-            # a cross-check names its own YAML path when it has one
-            if not loc and re.match(r"[a-z_]+(\[\d+\])?[.:\[]", msg):
-                errors.append(msg)
-            else:
-                errors.append(f"{_yaml_path(loc)}: {msg}")
-        raise ConfigError(source, errors) from None
+        raise ConfigError(source, _messages(exc)) from None
 
 
 def load_config(path: str | Path) -> MixserveConfig:

@@ -290,7 +290,7 @@ class RetrieverServer:
 
 
 class SpecialistServer:
-    """One replica of one engine, serving one specialist or an engine group's several:
+    """One replica of one engine, serving its specialists (one, or those naming its entry):
     renders each request's prompt for the specialist it names (its own system prompt and
     format, its own LoRA adapter if it has one) and streams from the shared engine.
     Counters, spans and busy time stay per specialist.
@@ -316,7 +316,7 @@ class SpecialistServer:
         if first.model.revision is not None:  # every replica loads the same weights
             engine_kwargs.setdefault("revision", first.model.revision)
         self.tracing = Tracing(tracing, first.deployment)
-        self.engine_name = first.engine
+        self.engine_name = first.backend
         self.members = {m.name: m for m in members}
         # specialist -> its chat template's text (none: the model's own)
         self.templates = dict(templates or {})
@@ -325,7 +325,7 @@ class SpecialistServer:
             for number, name in enumerate(sorted(adapters), start=1)
         }
         self.engine = build_engine(
-            first.engine,
+            first.backend,
             specialist=first.name if len(members) == 1 else first.deployment,
             model=model_dir,
             max_model_len=first.max_model_len,

@@ -15,7 +15,7 @@ from orchestrator.config import SpecialistConfig
 # what a specialist's answers and engine depend on (replica counts and queue bounds do not)
 VERSIONED_FIELDS = (
     "model",
-    "engine",
+    "backend",
     "max_model_len",
     "engine_kwargs",
     "engine_env",

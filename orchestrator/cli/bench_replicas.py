@@ -27,7 +27,7 @@ from typing import Any
 from orchestrator import profiles
 from orchestrator.cli.bench_suites import _median, _service
 from orchestrator.cli.common import progress
-from orchestrator.config import MixserveConfig
+from orchestrator.config import MixserveConfig, with_specialists
 
 ROUTERS = {
     "engine_load": "ours",
@@ -53,16 +53,16 @@ def one_real_specialist(
     for s in cfg.specialists:
         if s.name == specialist:
             env = {**s.engine_env, "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
-            own = {"engine_group": None, "autoscaling": None, "cpu_binding": "auto",
+            own = {"engine": None, "autoscaling": None, "cpu_binding": "auto",
                    "engine_env": env, **update}  # fmt: skip
             specialists.append(s.model_copy(update=own))
         else:
-            fake = {"engine_group": FAKE_REST, "engine": "fake", "engine_kwargs": {},
+            fake = {"engine": FAKE_REST, "backend": "fake", "engine_kwargs": {},
                     "engine_env": {}, "replicas": 1, "autoscaling": None}  # fmt: skip
             specialists.append(s.model_copy(update=fake))
     gateway = cfg.gateway.model_copy(update={"admission_limit": None})
-    changed = cfg.model_copy(update={"specialists": specialists, "gateway": gateway})
-    return MixserveConfig.model_validate(changed.model_dump())
+    changed = cfg.model_copy(update={"gateway": gateway})
+    return with_specialists(changed, specialists)
 
 
 def replicas_config(cfg: MixserveConfig, specialist: str, policy: str) -> MixserveConfig:

@@ -45,7 +45,7 @@ from orchestrator.cli.bench_suites import (
     _service,
 )
 from orchestrator.cli.common import ConfigOpt, err, fail, load_checked, prepare_models, progress
-from orchestrator.config import MixserveConfig
+from orchestrator.config import MixserveConfig, with_specialists
 
 SHARED_ENGINE = "rest"
 PARTS = ("skew", "replicas", "autoscale")
@@ -67,7 +67,7 @@ def skew_config(cfg: MixserveConfig, hot: str, slots: int, queue: int) -> Mixser
     specialists = [
         s.model_copy(
             update={
-                "engine_group": None if s.name == hot else SHARED_ENGINE,
+                "engine": None if s.name == hot else SHARED_ENGINE,
                 "replicas": 1,
                 "autoscaling": None,
                 "max_ongoing_requests": slots,
@@ -86,10 +86,8 @@ def skew_config(cfg: MixserveConfig, hot: str, slots: int, queue: int) -> Mixser
     )
     policy = cfg.policy.model_copy(update={"spill": spill, "default": "single"})
     gateway = cfg.gateway.model_copy(update={"admission_limit": None})
-    changed = cfg.model_copy(
-        update={"specialists": specialists, "policy": policy, "gateway": gateway}
-    )
-    return MixserveConfig.model_validate(changed.model_dump())
+    changed = cfg.model_copy(update={"policy": policy, "gateway": gateway})
+    return with_specialists(changed, specialists)
 
 
 def skew_mix(cfg: MixserveConfig, hot: str, cold: str) -> Any:
@@ -255,7 +253,7 @@ def _skew_rounds(
         with _service(cfg, Path(tmp) / "state") as run:
             peak: dict[str, Any] = {}
             if rate is None:
-                clients = 2 * slots * len(cfg.engine_groups())  # every slot busy, twice over
+                clients = 2 * slots * len(cfg.engine_deployments())  # every slot busy, twice over
                 spec = LoadSpec(url=run.url, clients=clients, duration_s=duration,
                                 max_tokens=max_tokens, timeout_s=120.0)  # fmt: skip
                 with progress() as bars:

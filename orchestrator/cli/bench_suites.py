@@ -172,8 +172,8 @@ def overhead(
         fail(f"--feature {feature!r}: choose one of {', '.join(FEATURES)}")
     cfg = _quiet_config(load_checked(config), retrieval=False)
     spec = cfg.specialists[0]
-    if spec.engine != "vllm":
-        fail(f"specialist {spec.name} runs engine {spec.engine!r}; the peer is vLLM's server")
+    if spec.backend != "vllm":
+        fail(f"specialist {spec.name} runs engine {spec.backend!r}; the peer is vLLM's server")
     if spec.chat_template is None:
         fail(f"specialist {spec.name} names no chat_template to give the peer")
     prepare_models(cfg)

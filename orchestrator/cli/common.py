@@ -109,7 +109,7 @@ def expand_multi_values(argv: Sequence[str]) -> list[str]:
 
 
 def _packages(config: MixserveConfig) -> list[str]:
-    names = {s.model.package for s in config.specialists if s.engine == "vllm"}
+    names = {s.model.package for s in config.specialists if s.backend == "vllm"}
     names.add(config.router.model.package)
     return sorted(n for n in names if n)
 

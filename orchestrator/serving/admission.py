@@ -34,7 +34,7 @@ def fleet_limit(config: MixserveConfig) -> int:
     """``gateway.admission_limit``, or this gateway replica's share of the fleet's slots."""
     if config.gateway.admission_limit is not None:
         return config.gateway.admission_limit
-    engines = [members[0] for members in config.engine_groups().values()]  # one per group
+    engines = [members[0] for members in config.engine_deployments().values()]  # one per group
     slots = sum(s.replicas * (s.max_ongoing_requests + s.max_queued_requests)
                 for s in engines)  # fmt: skip
     return max(1, math.ceil(slots / config.gateway.replicas))

@@ -31,7 +31,7 @@ def spill_target(
     max_utility_loss: float | None = None,
 ) -> str | None:
     """The best-ranked specialist (by utility, else score) not on an engine already tried
-    (one of an engine group's would meet the same full queue), available, predicted at
+    (another of the same engine's would meet the same full queue), available, predicted at
     least ``min_score`` and, with ``max_utility_loss``, ranked within that of the first
     one tried; None when there is none."""
     ranking = routing.get("utilities") or routing.get("scores") or {}

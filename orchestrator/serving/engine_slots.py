@@ -32,7 +32,7 @@ class QueueFull(Exception):
 def engine_capacity(config: MixserveConfig) -> dict[str, int]:
     """Engine deployment -> this gateway replica's share of its running slots."""
     shares = {}
-    for engine, members in config.engine_groups().items():
+    for engine, members in config.engine_deployments().items():
         spec = members[0]  # with autoscaling, ``replicas`` is the initial count
         slots = spec.replicas * spec.max_ongoing_requests
         shares[engine] = max(1, math.ceil(slots / config.gateway.replicas))

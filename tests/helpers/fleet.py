@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator import profiles
 from orchestrator.billing import KeyStore, LedgerReader
-from orchestrator.config import AuthConfig, MixserveConfig, Price, load_config
+from orchestrator.config import AuthConfig, MixserveConfig, Price, load_config, with_specialists
 from orchestrator.redis_clients import sync_client
 from orchestrator.runtime import ServiceRun, free_port
 from orchestrator.settings import get_settings
@@ -73,13 +73,13 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
     specialists = [
         s.model_copy(
             update={
-                "engine": "fake",
+                "backend": "fake",
                 "engine_kwargs": {"token_delay_s": TOKEN_DELAY_S},
                 "engine_env": {},
                 # code has an engine of its own that saturates quickly (2 running, 2
                 # waiting): spill-over tests fill it; general and math share theirs
                 **(
-                    {"max_ongoing_requests": 2, "max_queued_requests": 2, "engine_group": None}
+                    {"max_ongoing_requests": 2, "max_queued_requests": 2, "engine": None}
                     if s.name == "code"
                     else {}
                 ),
@@ -107,14 +107,13 @@ def fake_config(artifact: Path | None = None) -> MixserveConfig:
         )
     fake = cfg.model_copy(
         update={
-            "specialists": specialists,
             "gateway": gateway,
             "router": router,
             "retrieval": retrieval,
             "auth": AuthConfig(enabled=True),
         }
     )
-    return MixserveConfig.model_validate(fake.model_dump())  # the cross-checks hold too
+    return with_specialists(fake, specialists)  # the cross-checks hold too
 
 
 _ARTIFACTS: dict[str, Path] = {}  # what an example artifact depends on -> where it is
@@ -189,8 +188,7 @@ def specialist_changed(name: str, **update: Any) -> Callable[[MixserveConfig], M
         specialists = [
             s.model_copy(update=update) if s.name == name else s for s in config.specialists
         ]
-        changed = config.model_copy(update={"specialists": specialists})
-        return MixserveConfig.model_validate(changed.model_dump())
+        return with_specialists(config, specialists)
 
     return adjust
 

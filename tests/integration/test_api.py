@@ -315,7 +315,7 @@ def test_specialists_endpoint_reports_replica_counters(client):
     data = client.get("/v1/specialists").json()["data"]
     assert [s["name"] for s in data] == ["general", "code", "math"]
     by_name = {s["name"]: s for s in data}
-    # general and math share one engine (engine_group), code has its own
+    # general and math share one engine (engines:), code has its own
     assert by_name["general"]["deployment"] == by_name["math"]["deployment"] == "engine-gemma"
     assert by_name["code"]["deployment"] == "specialist-code"
     math = by_name["math"]["stats"]

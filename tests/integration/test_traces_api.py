@@ -40,7 +40,7 @@ def test_one_request_is_one_trace_across_every_deployment(client, service):
     spans = {s["name"]: s for s in trace["spans"]}
     assert trace["trace_id"] == trace_id and {s["trace_id"] for s in trace["spans"]} == {trace_id}
     components = {s["component"] for s in trace["spans"]}
-    engine = service.config.specialist(specialist).deployment  # its engine group's, if any
+    engine = service.config.specialist(specialist).deployment  # its shared engine's, if any
     assert components == {"gateway", "router", "retriever-docs", engine}
     ids = {s["span_id"] for s in trace["spans"]}
     assert [s["name"] for s in trace["spans"] if s["parent_id"] is None] == ["chat auto"]

@@ -56,7 +56,7 @@ def test_the_default_limit_is_the_fleets_slots_shared_by_the_gateways():
     engine = cfg.specialists[0]  # the three specialists share one engine: its slots count once
     slots = engine.max_ongoing_requests + engine.max_queued_requests
     assert {s.deployment for s in cfg.specialists} == {"engine-gemma"}
-    apart = [s.model_copy(update={"engine_group": None}) for s in cfg.specialists]
+    apart = [s.model_copy(update={"engine": None}) for s in cfg.specialists]
     assert fleet_limit(cfg.model_copy(update={"specialists": apart})) == -(-3 * slots // 2)
     assert fleet_limit(cfg) == -(-slots // 2)  # two gateway replicas share them
     one = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(update={"replicas": 1})})

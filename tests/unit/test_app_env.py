@@ -8,7 +8,7 @@ def test_packaged_weights_run_offline_and_named_models_may_use_a_hub():
     assert model_env(ModelSource(path="Qwen/Qwen2.5-7B-Instruct")) == {}
 
 
-def test_every_deployment_gets_its_bounds_and_an_engine_group_is_one_deployment(tmp_path):
+def test_every_deployment_gets_its_bounds_and_an_engine_is_one_deployment(tmp_path):
     from orchestrator.app import build_apps, engine_app
     from orchestrator.config import load_config
     from orchestrator.serving import EngineAddress
@@ -110,7 +110,7 @@ def test_the_gateway_calls_its_handles_as_its_own_serve_mode_does():
 
 def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
     from orchestrator.app import build_apps
-    from orchestrator.config import Autoscaling, MixserveConfig, ReplicaRouting, load_config
+    from orchestrator.config import Autoscaling, ReplicaRouting, load_config, with_specialists
 
     cfg = load_config(profiles.FOLDER / "cpu.yaml")
     specialists = [
@@ -124,9 +124,7 @@ def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
         )
         for s in cfg.specialists
     ]
-    cfg = MixserveConfig.model_validate(
-        cfg.model_copy(update={"specialists": specialists}).model_dump()
-    )
+    cfg = with_specialists(cfg, specialists)
     apps = build_apps(cfg, cache_dir=tmp_path, redis_url=None, run_id="r1")
     engine = apps["mixserve-engine-gemma"]._bound_deployment.init_args[0]._bound_deployment
     engine = engine._deployment_config

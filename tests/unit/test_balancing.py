@@ -13,7 +13,7 @@ from kernels import BalancedAssignment
 from orchestrator.config import parse_config
 from orchestrator.serving.engine_slots import POLL_S, EngineSlots, QueueFull, engine_capacity
 from orchestrator.serving.joint import assign_jointly, capacity_of
-from tests.unit.test_engine_groups import fleet
+from tests.unit.test_engines import BASE, fleet
 
 APART = {"code": "specialist-code", "math": "specialist-math", "general": "specialist-general"}
 OP = BalancedAssignment(device="cpu")
@@ -37,9 +37,10 @@ def cap(free, engines=APART, loss=None, min_score=0.0, gateway="g1"):
 def test_capacity_is_replicas_times_running_slots_shared_among_gateways():
     cfg = parse_config(
         fleet(
-            ("general", {"engine_group": "base", "replicas": 2}),
-            ("math", {"engine_group": "base", "replicas": 2}),
+            ("general", {"engine": "base"}),
+            ("math", {"engine": "base"}),
             ("code", {"max_ongoing_requests": 3}),
+            engines=[{**BASE, "replicas": 2}],
             gateway={"replicas": 2},
         )
     )

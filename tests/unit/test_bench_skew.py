@@ -14,7 +14,7 @@ from orchestrator.config import load_config
 
 def test_the_hot_specialist_gets_an_engine_of_its_own():
     cfg = skew_config(load_config(profiles.FOLDER / "cpu.yaml"), "code", slots=3, queue=9)
-    groups = {k: [s.name for s in v] for k, v in cfg.engine_groups().items()}
+    groups = {k: [s.name for s in v] for k, v in cfg.engine_deployments().items()}
     assert groups == {"engine-rest": ["general", "math"], "specialist-code": ["code"]}
     assert {(s.max_ongoing_requests, s.max_queued_requests, s.replicas)
             for s in cfg.specialists} == {(3, 9, 1)}  # fmt: skip
@@ -46,10 +46,10 @@ def test_the_replica_part_runs_two_real_replicas_beside_a_fake_rest():
     base = load_config(profiles.FOLDER / "cpu.yaml")
     cfg = replicas_config(base, "code", "prefix_cache_affinity")
     code = cfg.specialist("code")
-    assert (code.replicas, code.routing.policy, code.engine, code.engine_group) == (
+    assert (code.replicas, code.routing.policy, code.backend, code.engine) == (
         2, "prefix_cache_affinity", "vllm", None,
     )  # fmt: skip
-    assert {s.engine for s in cfg.specialists if s.name != "code"} == {"fake"}
+    assert {s.backend for s in cfg.specialists if s.name != "code"} == {"fake"}
     docs = documents(3, 5, 40)
     assert len(set(docs)) == 5 and docs == documents(3, 5, 40) != documents(4, 5, 40)
     assert all(len(d.split()) == 42 for d in docs)  # title and 40 words
@@ -85,7 +85,7 @@ def test_the_autoscale_part_scales_one_real_engine_from_one_replica_to_two():
     assert on.autoscaling is not None and off.autoscaling is None
     assert (on.autoscaling.min_replicas, on.autoscaling.max_replicas) == (1, 2)
     assert on.autoscaling.target_ongoing_requests == 2.0 and on.replicas == off.replicas == 1
-    assert on.engine == "vllm" and on.engine_env["OMP_NUM_THREADS"] == "1"
+    assert on.backend == "vllm" and on.engine_env["OMP_NUM_THREADS"] == "1"
     step = {"overall": {"latency_ms": {"p99": 3000.0}, "output_tokens_per_s": 50.0},
             "second_replica_after_s": 41.0}  # fmt: skip
     flat = {"overall": {"latency_ms": {"p99": 6000.0}, "output_tokens_per_s": 30.0},

@@ -128,7 +128,7 @@ def test_the_serve_config_is_valid_and_builds_back_into_the_same_applications():
         cfg = load_config(profiles.FOLDER / f"{name}.yaml")
         doc = _serve(cfg)
         apps = {a["name"]: a for a in doc["applications"]}
-        engines = {f"{cfg.name}-{d}" for d in cfg.engine_groups()}
+        engines = {f"{cfg.name}-{d}" for d in cfg.engine_deployments()}
         assert set(apps) == engines | {cfg.name}
         assert apps[cfg.name]["route_prefix"] == "/"
         for app_name, entry in apps.items():

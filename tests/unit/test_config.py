@@ -35,8 +35,8 @@ def test_the_cpu_profile_prices_every_part_of_a_request():
     cfg = load_config(profiles.FOLDER / "cpu.yaml")
     costs = CostModel(cfg)
     # one second of each replica's time costs its share of the instance's hourly price
-    # (the specialists of one engine group share one replica: count its price once)
-    engines = [members[0] for members in cfg.engine_groups().values()]
+    # (the specialists of one engine share one replica: count its price once)
+    engines = [members[0] for members in cfg.engine_deployments().values()]
     assert len(engines) == 1
     per_second = [costs.call(s.name, 0, 0, 1.0) for s in engines]
     per_second += [costs.router.of(0, 0, 1.0), costs.retrieval.of(0, 0, 1.0)]

@@ -1,5 +1,5 @@
 """The fake engine answers as the specialist a request names (one engine may serve an
-engine group's several) and only with LoRA adapters it was built with."""
+several of one engine) and only with LoRA adapters it was built with."""
 
 from __future__ import annotations
 

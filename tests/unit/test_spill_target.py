@@ -1,5 +1,5 @@
 """Spill-over's choice: the next best by utility, never a specialist on the engine that
-was just found full (an engine group shares one queue), nor one predicted too low."""
+was just found full (the specialists of one engine share one queue), nor one predicted too low."""
 
 from __future__ import annotations
 

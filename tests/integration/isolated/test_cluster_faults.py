@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from loadgen.run import LoadSpec
-from orchestrator.config import AuthConfig, MixserveConfig, Resources
+from orchestrator.config import AuthConfig, MixserveConfig, Resources, with_specialists
 from orchestrator.runtime import free_port
 from orchestrator.runtime.embedded_redis import start_redis
 from orchestrator.runtime.procs import stop_run
@@ -82,7 +82,6 @@ def cluster_config(port: int, code_prompt: str = "") -> MixserveConfig:
     )
     changed = cfg.model_copy(
         update={
-            "specialists": specialists,
             "gateway": gateway,
             "auth": AuthConfig(enabled=False),
             "router": cfg.router.model_copy(
@@ -93,7 +92,7 @@ def cluster_config(port: int, code_prompt: str = "") -> MixserveConfig:
             ),
         }
     )
-    return MixserveConfig.model_validate(changed.model_dump())
+    return with_specialists(changed, specialists)
 
 
 @dataclass
@@ -110,7 +109,7 @@ class Deployed:
 
     def write_config(self, file: str, cfg: MixserveConfig) -> Path:
         path = self.folder / file
-        path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        path.write_text(yaml.safe_dump(cfg.written(), sort_keys=False))
         return path
 
     def status(self) -> dict[str, Any]:
