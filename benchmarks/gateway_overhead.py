@@ -28,6 +28,7 @@ import httpx
 from load_common import QUESTIONS, pct  # benchmarks/ is on the path of its scripts
 
 from orchestrator import profiles
+from orchestrator.serving.wire import EngineCall
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,16 +59,14 @@ async def one_http(client: httpx.AsyncClient, question: str, max_tokens: int) ->
 
 
 async def one_direct(handle: Any, question: str, max_tokens: int) -> dict[str, float]:
-    payload = {
-        "request_id": uuid.uuid4().hex,
-        "messages": [("user", question)],
-        "passages": [],
-        "max_tokens": max_tokens,
-        "temperature": 0.0,
-        "top_p": 1.0,
-        "stop": [],
-        "seed": None,
-    }
+    payload = EngineCall.of(
+        {
+            "request_id": uuid.uuid4().hex,
+            "specialist": "general",  # the cpu profile's first, whose handle this is
+            "messages": [("user", question)],
+            "max_tokens": max_tokens,
+        }
+    )
     start = time.perf_counter()
     ttft, tokens = None, 0
     async for item in handle.options(stream=True).generate.remote(payload):

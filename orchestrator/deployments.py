@@ -24,7 +24,7 @@ from ray import serve
 from orchestrator.billing.pricing import BusyMeter
 from orchestrator.config import RetrievalConfig, RouterConfig, SpecialistConfig
 from orchestrator.retrieval_setup import make_embedder
-from orchestrator.serving import assign_jointly
+from orchestrator.serving import EngineCall, assign_jointly
 from orchestrator.telemetry import TraceOptions, Tracing
 from orchestrator.telemetry.tracing import AttributeValue, Carrier, fail, where
 
@@ -357,52 +357,48 @@ class SpecialistServer:
             ", ".join(self.members),
         )
 
-    async def generate(self, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def generate(self, call: EngineCall) -> AsyncIterator[dict[str, Any]]:
         from specialists import GenerationRequest
         from specialists.conversation import chat_messages
 
-        name = str(payload.get("specialist") or next(iter(self.members)))
+        name = call.specialist
         spec = self.members.get(name)
         if spec is None:
             raise ValueError(f"{name!r} is not served here (serving: {', '.join(self.members)})")
-        fields = payload.get("message_fields") or [{}] * len(payload["messages"])
-        turns = [
-            {"role": role, "content": content, **extra}
-            for (role, content), extra in zip(payload["messages"], fields, strict=True)
-        ]
-        passages = [(src, text) for src, text in payload.get("passages", [])]
-        asked = [t["content"] for t in turns if t["role"] == "user"]
+        body = call.body
+        turns = [m.as_dict() for m in body.messages]
+        asked = [m.content for m in body.messages if m.role == "user"]
         request = GenerationRequest(
-            request_id=payload["request_id"],
-            messages=chat_messages(spec.system_prompt, turns, passages),
-            max_tokens=int(payload["max_tokens"]),
-            temperature=float(payload.get("temperature", 0.0)),
-            top_p=float(payload.get("top_p", 1.0)),
-            stop=[*payload.get("stop", []), *spec.stop],
-            seed=payload.get("seed"),
-            logprobs=bool(payload.get("logprobs", False)),
-            top_logprobs=payload.get("top_logprobs"),
-            presence_penalty=float(payload.get("presence_penalty") or 0.0),
-            frequency_penalty=float(payload.get("frequency_penalty") or 0.0),
-            logit_bias=payload.get("logit_bias"),
-            response_format=payload.get("response_format"),
-            tools=payload.get("tools"),
-            tool_choice=payload.get("tool_choice"),
-            parallel_tool_calls=payload.get("parallel_tool_calls"),
-            n=int(payload.get("n") or 1),
-            prompt=payload.get("prompt"),
+            request_id=call.request_id,
+            messages=chat_messages(spec.system_prompt, turns, list(call.passages)),
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            stop=[*body.stop, *spec.stop],
+            seed=body.seed,
+            logprobs=body.logprobs,
+            top_logprobs=body.top_logprobs,
+            presence_penalty=body.presence_penalty or 0.0,
+            frequency_penalty=body.frequency_penalty or 0.0,
+            logit_bias=body.logit_bias,
+            response_format=body.response_format,
+            tools=body.tools,
+            tool_choice=body.tool_choice,
+            parallel_tool_calls=body.parallel_tool_calls,
+            n=body.n,
+            prompt=body.prompt,
             chat_template=self.templates.get(name),
             specialist=name,
             adapter=self.adapters.get(name),
-            continuation=str(payload.get("continuation") or ""),
+            continuation=call.continuation,
             question=asked[-1] if asked else "",
         )
         engine = self.solvers.get(name, self.engine)
         span = self.tracing.start(
             "mixserve.specialist.generate",
-            payload.get("trace"),
+            call.trace,
             SpanKind.SERVER,
-            self._attrs(name, payload),
+            self._attrs(call),
         )
         received = time.monotonic()
         stats = self.stats[name]
@@ -468,22 +464,23 @@ class SpecialistServer:
             if not finished:
                 logger.info("request %s ended early", request.request_id)
 
-    def _attrs(self, name: str, payload: dict[str, Any]) -> dict[str, AttributeValue]:
+    def _attrs(self, call: EngineCall) -> dict[str, AttributeValue]:
+        name = call.specialist
         attrs: dict[str, AttributeValue] = {
             **where(),
             semconv.GEN_AI_OPERATION_NAME: "chat",
             semconv.GEN_AI_REQUEST_MODEL: name,
             semconv.GEN_AI_RESPONSE_MODEL: name,
-            semconv.GEN_AI_REQUEST_MAX_TOKENS: int(payload["max_tokens"]),
+            semconv.GEN_AI_REQUEST_MAX_TOKENS: call.body.max_tokens,
             "mixserve.specialist": name,
             "mixserve.engine": self.engine_name,
             "mixserve.deployment": self.tracing.component,
-            "mixserve.request_id": str(payload["request_id"]),
+            "mixserve.request_id": call.request_id,
         }
         if name in self.adapters:
             attrs["mixserve.lora"] = name
-        if "sent_at" in payload:  # handle queue and transfer (clock skew across nodes)
-            attrs["mixserve.queue_wait_s"] = max(0.0, time.time() - float(payload["sent_at"]))
+        if call.sent_at is not None:  # handle queue and transfer (clock skew across nodes)
+            attrs["mixserve.queue_wait_s"] = max(0.0, time.time() - call.sent_at)
         return attrs
 
     async def get_stats(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 
 Public API: ``Gateway`` (the Serve ingress class; importing it pulls in FastAPI) and
 ``assign_jointly`` (the router batch's joint assignment against free slots, which the
-router deployment runs), ``EngineAddress`` (an engine deployment found by name).
+router deployment runs), ``EngineAddress`` (an engine deployment found by name) and
+``EngineCall`` (the typed wire from the gateway to an engine replica).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.serving.addresses import EngineAddress
 from orchestrator.serving.joint import assign_jointly
+from orchestrator.serving.wire import EngineCall
 
 if TYPE_CHECKING:
     from orchestrator.serving.gateway import Gateway
 
-__all__ = ["EngineAddress", "Gateway", "assign_jointly"]
+__all__ = ["EngineAddress", "EngineCall", "Gateway", "assign_jointly"]
 
 
 def __getattr__(name: str) -> Any:

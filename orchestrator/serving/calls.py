@@ -14,7 +14,7 @@ from orchestrator.config import RetryConfig
 from orchestrator.errors import APIError, ReplicaLost, from_exception, http_status, lost_replica
 from orchestrator.policies import CallFailed
 from orchestrator.serving.plan import Answer
-from orchestrator.serving.replica_router import EngineRequest
+from orchestrator.serving.wire import EngineCall
 from orchestrator.telemetry import attributes as semconv
 from orchestrator.telemetry.tracing import carrier, fail
 
@@ -167,11 +167,12 @@ class SpecialistCalls:
         """Start the specialist's stream and wait for its first item; a call whose replica
         is lost before then is sent again (Serve routes it to a live replica, or holds it
         until the replacement is up), within ``retry.max_retries`` and the deadline."""
+        call = EngineCall.of(payload)  # the typed wire: a field it does not know fails here
         while True:
             gen: Any = None
             try:  # a full queue (back-pressure) may refuse the call at once or on first read
                 handle = self.handles[specialist].options(stream=True)
-                gen = handle.generate.remote(EngineRequest(payload))
+                gen = handle.generate.remote(call)
                 return gen, await asyncio.wait_for(gen.__anext__(), self._remaining())
             except StopAsyncIteration:
                 return gen, None

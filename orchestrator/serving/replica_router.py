@@ -39,36 +39,22 @@ from ray.serve.request_router import (
     RunningReplica,
 )
 
+from orchestrator.serving.wire import EngineCall
+
 ENGINE_LOAD_ROUTER = "orchestrator.serving.replica_router:EngineLoadRouter"
 
 
-def prefix_key(payload: Any) -> str | None:
-    """What a request's prompt shares with others before its own question: the
-    specialist (its system prompt), the retrieved passages and the earlier turns; None
-    when there is nothing beyond the system prompt to reuse."""
-    if not isinstance(payload, dict):
+def prefix_key(call: Any) -> str | None:
+    """What a call's prompt shares with others before its own question: the specialist
+    (its system prompt), the retrieved passages and the earlier turns; None when there is
+    nothing beyond the system prompt to reuse (or it is not an ``EngineCall``)."""
+    if not isinstance(call, EngineCall):
         return None
-    passages = payload.get("passages") or []
-    messages = payload.get("messages") or []
-    earlier = list(messages[:-1])
-    if not passages and not earlier:
+    earlier = [[m.role, m.content] for m in call.body.messages[:-1]]
+    if not call.passages and not earlier:
         return None
-    raw = json.dumps([payload.get("specialist"), passages, earlier], default=str)
+    raw = json.dumps([call.specialist, [list(p) for p in call.passages], earlier])
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
-
-
-class EngineRequest(dict[str, Any]):
-    """A specialist call's payload (a plain dict to everything else) that also shows its
-    prompt's text in order as ``messages``: the attribute Ray Serve LLM's request routers
-    read (``PrefixCacheAffinityRouter`` matches prefixes on it), so they can route our
-    deployments too."""
-
-    @property
-    def messages(self) -> list[dict[str, str]]:
-        parts = [{"role": "system", "content": str(self.get("specialist", ""))}]
-        parts += [{"role": "user", "content": str(t)} for _, t in self.get("passages") or []]
-        parts += [{"role": str(r), "content": str(t)} for r, t in self.get("messages") or []]
-        return parts
 
 
 @dataclass

@@ -16,6 +16,7 @@ from ray.exceptions import ActorDiedError
 from orchestrator.config import RetryConfig
 from orchestrator.errors import APIError, ReplicaLost, from_exception, lost_replica
 from orchestrator.serving.calls import SpecialistCalls
+from orchestrator.serving.wire import EngineCall
 from specialists import GenerationRequest
 from specialists.fake_engine import FakeEngine
 
@@ -44,7 +45,7 @@ class FlakyHandle:
     def __init__(self, die_after: list[int | None], error: Exception | None = None) -> None:
         self.die_after = die_after
         self.error = error or ActorDiedError()
-        self.payloads: list[dict[str, Any]] = []
+        self.calls: list[EngineCall] = []
         self.engine = FakeEngine("code", 4096)
         asyncio.run(self.engine.start())
 
@@ -55,19 +56,20 @@ class FlakyHandle:
     def generate(self) -> FlakyHandle:
         return self
 
-    def remote(self, payload: dict[str, Any]) -> Stream:
-        self.payloads.append(dict(payload))
-        n = len(self.payloads) - 1
+    def remote(self, call: EngineCall) -> Stream:
+        assert isinstance(call, EngineCall)  # the typed wire, as the replica gets it
+        self.calls.append(call)
+        n = len(self.calls) - 1
         limit = self.die_after[n] if n < len(self.die_after) else None
-        return Stream(self._items(payload, limit))
+        return Stream(self._items(call, limit))
 
-    async def _items(self, payload: dict[str, Any], limit: int | None) -> Any:
+    async def _items(self, call: EngineCall, limit: int | None) -> Any:
         request = GenerationRequest(
-            request_id=payload["request_id"],
+            request_id=call.request_id,
             messages=[{"role": "user", "content": QUESTION}],
-            max_tokens=int(payload["max_tokens"]),
+            max_tokens=call.body.max_tokens,
             logprobs=True,
-            continuation=payload.get("continuation", ""),
+            continuation=call.continuation,
         )
         sent = 0
         async for chunk in self.engine.generate(request):
@@ -101,7 +103,11 @@ def call(handle: FlakyHandle, retry: RetryConfig, max_tokens: int = 64) -> tuple
             retry=retry,
             on_retry=lambda s, stage: retried.append((s, stage)),
         )
-        payload = {"request_id": "req-1", "max_tokens": max_tokens, "messages": []}
+        payload = {
+            "request_id": "req-1",
+            "max_tokens": max_tokens,
+            "messages": [("user", QUESTION)],
+        }
         items = [item async for item in await calls.stream("code", payload)]
         return items, calls.retries, retried
 
@@ -130,9 +136,9 @@ def test_an_answer_cut_mid_stream_is_resumed_whole():
 def test_the_resumed_call_continues_from_the_text_and_asks_for_what_is_left():
     handle = FlakyHandle([3])
     call(handle, FAST, max_tokens=64)
-    first, rest = handle.payloads
-    assert "continuation" not in first and first["max_tokens"] == 64
-    assert rest["continuation"] == "[code] write a" and rest["max_tokens"] == 61
+    first, rest = handle.calls
+    assert first.continuation == "" and first.body.max_tokens == 64
+    assert rest.continuation == "[code] write a" and rest.body.max_tokens == 61
 
 
 def test_a_replica_lost_before_the_first_token_is_sent_again():
@@ -164,7 +170,7 @@ def test_other_failures_are_not_retried():
     handle = FlakyHandle([1], error=ValueError("bad input"))
     with pytest.raises(ValueError):
         call(handle, FAST)
-    assert len(handle.payloads) == 1
+    assert len(handle.calls) == 1
     assert not lost_replica(ValueError("x")) and lost_replica(ActorDiedError())
 
 

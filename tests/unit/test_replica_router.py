@@ -9,11 +9,15 @@ import random
 import pytest
 
 from orchestrator.serving.replica_router import EnginePolicy, prefix_key
+from orchestrator.serving.wire import EngineCall
 
 
-def payload(question: str, passages=(), earlier=(), specialist="general") -> dict:
+def payload(question: str, passages=(), earlier=(), specialist="general") -> EngineCall:
     messages = [*earlier, ["user", question]]
-    return {"specialist": specialist, "messages": messages, "passages": list(passages)}
+    return EngineCall.of(
+        {"request_id": "r", "specialist": specialist, "messages": messages,
+         "passages": list(passages), "max_tokens": 8}
+    )  # fmt: skip
 
 
 def test_prefix_key_is_what_the_prompt_shares_before_the_question():
@@ -25,7 +29,7 @@ def test_prefix_key_is_what_the_prompt_shares_before_the_question():
     history = [["user", "hi"], ["assistant", "hello"]]
     assert prefix_key(payload("and then?", earlier=history)) is not None
     assert prefix_key(payload("a lone question")) is None  # only the system prompt to share
-    assert prefix_key("not a payload") is None
+    assert prefix_key("not a call") is None
 
 
 def test_the_less_loaded_of_two_drawn_replicas_comes_first():
@@ -83,20 +87,20 @@ def test_policy_refuses_bad_settings():
         EnginePolicy(imbalance_threshold=-1)
 
 
-def test_the_engine_payload_shows_its_prompt_to_rays_request_routers():
+def test_the_engine_call_shows_its_prompt_to_rays_request_routers():
     import pickle
 
-    from orchestrator.serving.replica_router import EngineRequest
-
-    payload = EngineRequest(
-        specialist="code",
-        passages=[("a.md", "passage")],
-        messages=[("user", "document"), ("assistant", "Noted."), ("user", "question")],
+    call = EngineCall.of(
+        {
+            "request_id": "r1",
+            "specialist": "code",
+            "passages": [("a.md", "passage")],
+            "messages": [("user", "document"), ("assistant", "Noted."), ("user", "question")],
+            "max_tokens": 8,
+        }
     )
-    assert [m["content"] for m in payload.messages] == [
+    assert [m["content"] for m in call.messages] == [
         "code", "passage", "document", "Noted.", "question",
     ]  # fmt: skip
-    assert payload["messages"][-1] == ("user", "question")  # a dict to everything else
-    copy = pickle.loads(pickle.dumps(payload))
-    assert type(copy) is EngineRequest and copy == payload
-    assert prefix_key(payload) == prefix_key(dict(payload)) is not None
+    copy = pickle.loads(pickle.dumps(call))  # what Serve sends to the replica
+    assert copy == call and prefix_key(copy) == prefix_key(call) is not None
