@@ -254,6 +254,10 @@ def test_client_disconnect_aborts_the_generation(service):
     from orchestrator.app import engine_app
 
     handle = serve.get_deployment_handle(engine, app_name=engine_app(service.config.name, engine))
+    # called from this test's thread, not an event loop: the router on a loop of its own
+    # (Serve's high-throughput mode turns that off when its settings are in the environment
+    # before Serve is imported, as they are when this module runs alone)
+    handle._init(_run_router_in_separate_loop=True)
 
     def general() -> dict:
         return handle.get_stats.remote().result()["by_specialist"]["general"]
