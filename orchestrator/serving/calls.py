@@ -84,6 +84,15 @@ class Tries:
 _RECOVERABLE = (500, 503)
 
 
+def resumable(payload: dict[str, Any]) -> bool:
+    """Whether an answer cut short can go on from its text on another replica: not
+    with ``n`` choices (no one text to go on), nor when a grammar constrains it (a
+    ``response_format``, or tools and their parser): the continued text is prompt to the
+    engine, and the grammar or parser would start again after it, mid-object."""
+    several = int(payload.get("n") or 1) > 1
+    return not several and not payload.get("response_format") and not payload.get("tools")
+
+
 def _cancel(gen: Any) -> None:
     """Cancel a Serve response stream; one that already failed (e.g. refused by
     back-pressure) raises its error again on cancel, which must not replace ours."""
@@ -265,7 +274,7 @@ class SpecialistCalls:
         """The rest of an answer whose replica was lost after ``seen``: a new call that
         continues from its text, asked for the tokens still allowed; its items' counts
         are carried onto what came before."""
-        if not self.retry.resume or int(payload.get("n") or 1) > 1:  # n: not one text to go on
+        if not self.retry.resume or not resumable(payload):
             self._note(specialist, "gave_up", seen.completion_tokens, exc)
             raise ReplicaLost(specialist, seen.completion_tokens, tries.count + 1) from exc
         await tries.lost(exc, seen.completion_tokens, "resumed")

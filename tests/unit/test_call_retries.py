@@ -93,7 +93,9 @@ class FlakyHandle:
         }
 
 
-def call(handle: FlakyHandle, retry: RetryConfig, max_tokens: int = 64) -> tuple[Any, Any]:
+def call(
+    handle: FlakyHandle, retry: RetryConfig, max_tokens: int = 64, **extra: Any
+) -> tuple[Any, Any]:
     async def go() -> Any:
         retried: list[tuple[str, str]] = []
         calls = SpecialistCalls(
@@ -107,6 +109,7 @@ def call(handle: FlakyHandle, retry: RetryConfig, max_tokens: int = 64) -> tuple
             "request_id": "req-1",
             "max_tokens": max_tokens,
             "messages": [("user", QUESTION)],
+            **extra,
         }
         items = [item async for item in await calls.stream("code", payload)]
         return items, calls.retries, retried
@@ -164,6 +167,22 @@ def test_spent_retries_end_the_call_with_replica_lost():
 def test_with_resumption_off_a_cut_stream_fails_instead_of_ending_short():
     with pytest.raises(ReplicaLost):
         call(FlakyHandle([3]), RetryConfig(resume=False, backoff_s=0))
+
+
+TOOLS = [{"type": "function", "function": {"name": "search"}}]
+
+
+@pytest.mark.parametrize(
+    "extra", [{"response_format": {"type": "json_object"}}, {"tools": TOOLS}, {"n": 2}]
+)
+def test_a_constrained_answer_cut_short_is_not_resumed(extra):
+    handle = FlakyHandle([3])
+    with pytest.raises(ReplicaLost):  # its grammar or parser would start again mid-object
+        call(handle, FAST, **extra)
+    assert len(handle.calls) == 1
+    before_any = FlakyHandle([0])  # lost before its first token: simply sent again
+    _, retries, _ = call(before_any, FAST, **extra)
+    assert len(before_any.calls) == 2 and retries[0]["stage"] == "before_first_token"
 
 
 def test_other_failures_are_not_retried():
