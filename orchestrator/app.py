@@ -28,7 +28,7 @@ from orchestrator.retrieval_setup import collection_specs
 from orchestrator.serving import EngineAddress, Gateway
 from orchestrator.settings import RUN_MARKER_VAR, get_settings
 from orchestrator.telemetry import TraceOptions
-from orchestrator.versions import specialist_versions
+from orchestrator.versions import config_versions, specialist_versions
 
 BASE_ENV = {
     "VLLM_CONFIGURE_LOGGING": "0",  # vLLM's dictConfig closes Serve's log handlers
@@ -197,7 +197,7 @@ def _engine(a: EngineArgs) -> Application:
             a.model_dir,
             a.adapters,
             trace,
-            specialist_versions(a.members),
+            specialist_versions(a.members, a.templates),
             a.templates,
         )
     )
@@ -265,6 +265,7 @@ def build_apps(
             # gateway of the node once Redis is back)
             str(cache_dir / "spool" / config.name),
             trace,
+            config_versions(config),
         )
     )
     return apps

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from orchestrator.config import SpecialistConfig
+from orchestrator.config import MixserveConfig, SpecialistConfig
 
 # what a specialist's answers and engine depend on (replica counts and queue bounds do not)
 VERSIONED_FIELDS = (
@@ -25,6 +26,7 @@ VERSIONED_FIELDS = (
     "tool_strict_level",
     "system_prompt",
     "lora",
+    "solver",
 )
 
 
@@ -45,11 +47,22 @@ def versioned(spec: SpecialistConfig) -> dict[str, Any]:
     return data
 
 
-def specialist_version(spec: SpecialistConfig) -> str:
-    """12 hex digits of the SHA-256 of ``versioned(spec)``."""
-    text = json.dumps(versioned(spec), sort_keys=True, separators=(",", ":"))
+def specialist_version(spec: SpecialistConfig, template: str | None = None) -> str:
+    """12 hex digits of the SHA-256 of ``versioned(spec)`` and the text of its chat
+    template (``template``: a file edited under the same name is a new version)."""
+    data = {**versioned(spec), "chat_template_text": template}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def specialist_versions(specs: list[SpecialistConfig]) -> dict[str, str]:
-    return {s.name: specialist_version(s) for s in specs}
+def specialist_versions(
+    specs: list[SpecialistConfig], templates: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Each specialist's version; ``templates``: chat template texts by specialist."""
+    texts = templates or {}
+    return {s.name: specialist_version(s, texts.get(s.name)) for s in specs}
+
+
+def config_versions(config: MixserveConfig) -> dict[str, str]:
+    """Every specialist's version, its chat template read from where the config names."""
+    return {s.name: specialist_version(s, config.chat_template(s)) for s in config.specialists}

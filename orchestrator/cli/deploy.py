@@ -187,7 +187,7 @@ def deploy(
     """Build the Serve config, check it against the cluster, apply it and wait: changed
     specialists roll over to their new version with no failed request."""
     from orchestrator.runtime.releases import ReleaseError, Releases
-    from orchestrator.versions import specialist_versions
+    from orchestrator.versions import config_versions
 
     settings = get_settings()
     cfg = load_checked(config)
@@ -199,7 +199,7 @@ def deploy(
         before = releases.latest()
     except ReleaseError as exc:
         fail(str(exc))
-    versions = specialist_versions(cfg.specialists)
+    versions = config_versions(cfg)
     _apply(doc, address, timeout, _gateway_url(doc))
     release = releases.record(versions, doc, str(config_path(config)))
     changed = release.changed_from(before)

@@ -97,8 +97,12 @@ class Gateway:
         redis_url: str | None,
         spool_dir: str | None = None,
         tracing: TraceOptions | None = None,
+        versions: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        # each specialist's version (its chat template's text in it), computed where the
+        # config's files are
+        self.versions = versions or {s.name: specialist_version(s) for s in config.specialists}
         router = _on_this_mode(router)
         retrievers = {name: _on_this_mode(h) for name, h in retrievers.items()}  # by collection
         # engines are applications of their own, found by name (or handles, bound in)
@@ -129,6 +133,7 @@ class Gateway:
             self.accounts,
             self.metrics,
             self.slots,
+            self.versions,
         )
         self.answering = Answering(
             specialists,
@@ -389,7 +394,7 @@ class Gateway:
                     "replicas": s.replicas,
                     "deployment": s.deployment,
                     "lora": s.lora is not None,
-                    "version": specialist_version(s),  # the one this gateway's config names
+                    "version": self.versions[s.name],  # the one this gateway's config names
                     "stats": own,
                 }
             )

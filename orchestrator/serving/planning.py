@@ -65,6 +65,7 @@ class Planner:
         accounts: Accounts,
         metrics: ServiceMetrics,
         slots: EngineSlots | None = None,
+        versions: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
         self.slots = slots
@@ -76,7 +77,13 @@ class Planner:
         self.names = [s.name for s in config.specialists]
         # the specialists whose engines turn a model's text into tool calls
         self.tool_capable = frozenset(s.name for s in config.specialists if s.tool_parser)
-        self.versions = {s.name: digest_of(s.model_dump(mode="json")) for s in config.specialists}
+        # what a cached answer depends on: every setting, and the chat template's text
+        # (``versions``: each specialist's version, which holds it)
+        known = versions or {}
+        self.versions = {
+            s.name: digest_of({**s.model_dump(mode="json"), "version": known.get(s.name)})
+            for s in config.specialists
+        }
         self.grounding = grounding(config)
         self.cache = cache
         self.accounts = accounts

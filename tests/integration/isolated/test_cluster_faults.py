@@ -36,7 +36,7 @@ from orchestrator.config import AuthConfig, MixserveConfig, Resources, with_spec
 from orchestrator.runtime import free_port
 from orchestrator.runtime.embedded_redis import start_redis
 from orchestrator.runtime.procs import stop_run
-from orchestrator.versions import specialist_version
+from orchestrator.versions import config_versions
 from tests.helpers.cli import require_prepared_models, run_mixserve
 from tests.helpers.cluster import LocalCluster
 from tests.helpers.faults import WORDS, Load, long_questions, replica_pids, report, wait_for
@@ -313,9 +313,9 @@ def test_a_rolling_update_of_one_specialist_fails_no_request(deployed):
     summary = report("cluster: rolling update of code", outcomes)
     assert summary["failed"] == 0 and summary["retried_by_client"] == 0, summary
     status = deployed.status()
-    code = new.specialist("code")
-    assert running_version(status, "code") == specialist_version(code)
-    assert "code:" in proc.stdout and specialist_version(code) in proc.stdout
+    version = config_versions(new)["code"]
+    assert running_version(status, "code") == version
+    assert "code:" in proc.stdout and version in proc.stdout
     # the other engine's application did not change: its replica kept running
     assert set(replica_pids("engine-gemma")) == gemma_before
 
@@ -329,8 +329,8 @@ def test_rollback_returns_to_the_previous_version_under_load(deployed):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = report("cluster: rollback of code", outcomes)
     assert summary["failed"] == 0 and summary["retried_by_client"] == 0, summary
-    first = cluster_config(deployed.port).specialist("code")
-    assert running_version(deployed.status(), "code") == specialist_version(first)
+    first = config_versions(cluster_config(deployed.port))["code"]
+    assert running_version(deployed.status(), "code") == first
 
 
 def test_a_killed_gateway_replica_leaves_the_other_serving(deployed):
