@@ -161,13 +161,18 @@ def overhead(
         str,
         typer.Option(help="What every request asks for: plain, json_schema or tools (required)."),
     ] = "plain",
+    ray_serve_llm: Annotated[
+        bool,
+        typer.Option(help="Ray Serve LLM's OpenAI app on the same engine settings too."),
+    ] = False,
     out_file: OutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """mixserve against `vllm serve` on the same weights and cores: the peer, mixserve
     pinned to one specialist and mixserve routed (`model: auto`), retrieval off, in
     alternating rounds of streaming clients; with `--feature`, every request asks for
-    structured output or a tool call, on both sides."""
+    structured output or a tool call, on both sides; with `--ray-serve-llm`, Ray Serve
+    LLM's OpenAI app (an `LLMServer` over vLLM's serving layer) is a variant too."""
     if feature not in FEATURES:
         fail(f"--feature {feature!r}: choose one of {', '.join(FEATURES)}")
     cfg = _quiet_config(load_checked(config), retrieval=False)
@@ -182,7 +187,7 @@ def overhead(
         fail(f"specialist {spec.name} has no tool_parser: it takes no tools")
     results, router = _or_fail(
         _overhead_rounds, cfg, queries, clients, duration, rounds, max_tokens, router_samples,
-        feature,
+        feature, ray_serve_llm,
     )  # fmt: skip
     settings = {
         "clients": clients,
@@ -190,6 +195,7 @@ def overhead(
         "rounds": rounds,
         "max_tokens": max_tokens,
         "feature": feature,
+        "ray_serve_llm": ray_serve_llm,
     }
     stages = _stages_p50(results["pinned"])
     _show_stages(stages)
@@ -261,10 +267,12 @@ def _overhead_rounds(
     max_tokens: int,
     router_samples: int,
     feature: str = "plain",
+    with_ray_llm: bool = False,
 ) -> Any:
     from loadgen import alternate
     from loadgen.peer import vllm_server
     from orchestrator.app import OFFLINE_ENV
+    from orchestrator.cli.bench_ray_llm import ray_serve_llm
     from orchestrator.deployments import all_cpus
     from orchestrator.runtime import free_port
 
@@ -299,6 +307,17 @@ def _overhead_rounds(
                 )
             asks = FEATURES[feature]
             stop = {"stop": spec.stop} if spec.stop else {}  # as mixserve adds them
+            ray_llm: dict[str, Any] = {}
+            if with_ray_llm:
+                with progress() as bars:
+                    bars.add_task("starting Ray Serve LLM's app", total=None)
+                    url = stack.enter_context(
+                        ray_serve_llm(run.url, spec, model_dir, kwargs, {**OFFLINE_ENV,
+                                      **spec.engine_env, **binding})
+                    )  # fmt: skip
+                ray_llm["ray_serve_llm"] = _round(
+                    url, spec.name, clients, duration, max_tokens, queries, 60.0, {**asks, **stop}
+                )
             variants = {
                 "vllm_serve": _round(
                     peer, spec.name, clients, duration, max_tokens, queries, 60.0,
@@ -311,6 +330,7 @@ def _overhead_rounds(
                 "routed": _round(
                     run.url, "auto", clients, duration, max_tokens, queries, 60.0, asks
                 ),
+                **ray_llm,
             }  # fmt: skip
             with progress() as bars:
                 bars.add_task(
@@ -340,7 +360,14 @@ def _overhead_summary(results: dict[str, list[dict[str, Any]]], router: dict[str
     def ttft(q: str) -> Any:
         return lambda x, y: float(x["ttft_ms"][q] or 0) - float(y["ttft_ms"][q] or 0)
 
+    peer = {}
+    if "ray_serve_llm" in results:  # Ray Serve LLM against vllm serve, and mixserve against it
+        peer = {
+            "ray_serve_llm_ratio": round(per_round("ray_serve_llm", "vllm_serve", tput), 3),
+            "pinned_vs_ray_serve_llm": round(per_round("pinned", "ray_serve_llm", tput), 3),
+        }
     return {
+        **peer,
         "throughput_ratio": round(per_round("pinned", "vllm_serve", tput), 3),
         "added_ttft_ms": {
             "p50": round(per_round("pinned", "vllm_serve", ttft("p50")), 1),
