@@ -7,6 +7,7 @@ unexpected is a 500 whose body carries only the request id, never a stack trace.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,8 +56,14 @@ class APIError(Exception):
         return {**retry, **self.extra_headers}
 
 
+_MEMBER = re.compile(r"^[A-Z]|[^A-Za-z0-9_]")
+
+
 def _param_from_loc(loc: Sequence[object]) -> str | None:
-    parts = [p for p in loc if p != "body"]
+    """The parameter a validation error's location names, as a client writes it: without
+    FastAPI's ``body`` and the union members pydantic tries (a class name, a
+    ``literal[...]``, a tag with a space in it), which are no part of the request."""
+    parts = [p for p in loc if p != "body" and not (isinstance(p, str) and _MEMBER.search(p))]
     out = ""
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

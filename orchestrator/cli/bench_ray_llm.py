@@ -11,17 +11,26 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from orchestrator.config import SpecialistConfig
+from orchestrator.config import MixserveConfig, SpecialistConfig, with_specialists
 
 APP = "ray-serve-llm"
 PREFIX = "/ray-serve-llm"
 
 
+def hosting_config(cfg: MixserveConfig) -> MixserveConfig:
+    """``cfg`` with every specialist on the fake engine: mixserve then only hosts the
+    Serve that Ray Serve LLM's app runs in (a third real engine does not fit in memory
+    beside it and the `vllm serve` peer here: each takes about 5 GiB)."""
+    fake = {"backend": "fake", "engine_kwargs": {}, "engine_env": {}, "cpu_binding": "auto"}
+    return with_specialists(cfg, [s.model_copy(update=fake) for s in cfg.specialists])
+
+
 def llm_config(
     spec: SpecialistConfig, model_dir: str, engine_kwargs: Mapping[str, Any], env: Mapping[str, str]
 ) -> Any:
-    """Ray Serve LLM's ``LLMConfig`` for ``spec``'s engine: one replica, its placement
-    group one bundle of the specialist's CPU share (Ray's default asks for whole CPUs)."""
+    """Ray Serve LLM's ``LLMConfig`` for ``spec``'s engine: one replica, whose placement
+    group is one bundle of the specialist's CPU share (Ray's default adds a whole CPU
+    for the replica actor to the engine's: the replica asks for none of its own here)."""
     from ray.serve.llm import LLMConfig
 
     return LLMConfig(
@@ -30,7 +39,7 @@ def llm_config(
         placement_group_config={"bundles": [{"CPU": spec.resources.num_cpus}]},
         engine_kwargs={"max_model_len": spec.max_model_len, **engine_kwargs},
         runtime_env={"env_vars": dict(env)},
-        deployment_config={"num_replicas": 1},
+        deployment_config={"num_replicas": 1, "ray_actor_options": {"num_cpus": 0}},
     )
 
 

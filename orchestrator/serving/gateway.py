@@ -203,14 +203,7 @@ class Gateway:
         messages = protocol.conversation(body)
         check_tools(body.tools, body.tool_choice, body.messages)
         self._check_n(body.n)
-        sampling = {
-            "max_tokens": self.planner.max_tokens(body.requested_max_tokens()),
-            "temperature": body.temperature,
-            "top_p": body.top_p,
-            "stop": body.stop_list(),
-            "seed": body.seed,
-            **body.sampling_extras(),
-        }
+        sampling = self._sampling(body, body.requested_max_tokens())
         plan = await self.planner.plan(trace, body.model, messages, sampling, body.mixserve, key)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -235,6 +228,17 @@ class Gateway:
             ],
         )  # fmt: skip
         return JSONResponse(out, headers=plan.headers)
+
+    def _sampling(self, body: ChatCompletionRequest, max_tokens: int | None) -> dict[str, Any]:
+        """What a chat request asks of the engine, its length bounded by the gateway's."""
+        return {
+            "max_tokens": self.planner.max_tokens(max_tokens),
+            "temperature": body.temperature,
+            "top_p": body.top_p,
+            "stop": body.stop_list(),
+            "seed": body.seed,
+            **body.sampling_extras(),
+        }
 
     def _check_n(self, n: int) -> None:
         if n > self.config.gateway.max_n:
@@ -271,14 +275,11 @@ class Gateway:
         key = await self._authorize(request, trace)
         data = await read_json(request, self.config.gateway.max_body_bytes)
         body: ResponsesRequest = validate(ResponsesRequest, ResponsesRequest.checked(data))
-        sampling = {
-            "max_tokens": self.planner.max_tokens(body.max_output_tokens),
-            "temperature": body.temperature,
-            "top_p": body.top_p,
-            "stop": [],
-            "seed": None,
-        }
-        messages = body.conversation()
+        # the chat request it asks for, checked as chat's (tools, their calls, the format)
+        chat: ChatCompletionRequest = validate(ChatCompletionRequest, body.chat_body())
+        messages = protocol.conversation(chat)
+        check_tools(chat.tools, chat.tool_choice, chat.messages)
+        sampling = self._sampling(chat, body.max_output_tokens)
         plan = await self.planner.plan(trace, body.model, messages, sampling, body.mixserve, key)
         return await answer_response(self.answering, plan, body)
 

@@ -1,32 +1,47 @@
 """``POST /v1/responses``: OpenAI's Responses API (what newer SDKs and agent frameworks
-default to), for text: ``instructions`` and ``input`` (a text, or messages whose content
-is text or text parts) become a chat conversation, routed and answered as chat is (the
-specialist's engine, its chat template, retrieval, policies, cost, traces), and the
-answer comes back as a ``response`` object with one output message, or as the
-Responses API's streamed events.
+default to). ``instructions`` and ``input`` (a text, or items: messages whose content is
+text or text parts, the ``function_call`` items of an earlier answer and the
+``function_call_output`` items answering them) become a chat conversation; function
+``tools``, ``tool_choice``, ``parallel_tool_calls`` and ``text.format`` (``json_object``,
+``json_schema``) become chat's; the request is then checked, routed and answered as
+chat is (the specialist's engine, its chat template and tool parser, retrieval,
+policies, cost, traces), and the answer comes back as a ``response`` object or its
+streamed events (``orchestrator.serving.responses_output``).
 
-What this text-only form does not do is refused by name: tools, ``text.format`` other
-than text, ``previous_response_id`` and stored responses (nothing is stored), reasoning,
+What it does not do is refused by name: tools other than functions,
+``previous_response_id`` and stored responses (nothing is stored), reasoning,
 ``include``, background runs.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+    field_validator,
+)
 
 from orchestrator.serving.answering import Answering
 from orchestrator.serving.http import event_stream
 from orchestrator.serving.plan import Plan
 from orchestrator.serving.protocol import MixserveOptions, without_unsupported
+from orchestrator.serving.responses_output import (
+    ResponseShape,
+    output_items,
+    response_object,
+    status_of,
+)
 
 UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
-    "tools": ((None, []), "tools are served on /v1/chat/completions, not yet here"),
-    "tool_choice": ((None, "none", "auto"), "tools are served on /v1/chat/completions"),
-    "parallel_tool_calls": ((None, True, False), "tools are served on /v1/chat/completions"),
     "previous_response_id": ((None,), "responses are not stored; send the whole input"),
     "conversation": ((None,), "responses are not stored; send the whole input"),
     "store": ((None, False), "responses are not stored"),
@@ -35,59 +50,133 @@ UNSUPPORTED: dict[str, tuple[tuple[object, ...], str]] = {
     "include": ((None, []), "no extra output can be included"),
     "prompt": ((None,), "stored prompt templates are not supported"),
     "truncation": ((None, "disabled"), "the input is never truncated"),
-    "max_tool_calls": ((None,), "tools are served on /v1/chat/completions"),
+    "max_tool_calls": ((None,), "a bound on tool calls is not supported"),
     "top_logprobs": ((None, 0), "log-probabilities are served on /v1/chat/completions"),
     "metadata": ((None, {}), "responses are not stored, so metadata has no use"),
     "service_tier": ((None, "auto", "default"), "service tiers are not offered"),
 }
 
 
-class TextPart(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+class TextPart(_Strict):
     type: Literal["input_text", "output_text"]
     text: StrictStr
     annotations: list[Any] | None = None  # an output part echoed back
+    logprobs: list[Any] | None = None  # likewise
 
 
-class InputMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _text(content: str | list[TextPart]) -> str:
+    return content if isinstance(content, str) else "".join(p.text for p in content)
 
+
+class InputMessage(_Strict):
     type: Literal["message"] | None = None
     role: Literal["user", "system", "developer", "assistant"]
     content: StrictStr | list[TextPart]
     id: StrictStr | None = None  # an output message echoed back
     status: StrictStr | None = None
 
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
+
+class FunctionCallItem(_Strict):
+    """A function call of an earlier answer, echoed back before its output."""
+
+    type: Literal["function_call"]
+    call_id: StrictStr = Field(min_length=1, max_length=256)
+    name: StrictStr = Field(min_length=1, max_length=64)
+    arguments: StrictStr
+    id: StrictStr | None = None
+    status: StrictStr | None = None
 
 
-class TextFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FunctionCallOutputItem(_Strict):
+    """What the caller's function returned, for the call ``call_id``."""
 
+    type: Literal["function_call_output"]
+    call_id: StrictStr = Field(min_length=1, max_length=256)
+    output: StrictStr | list[TextPart]
+    id: StrictStr | None = None
+    status: StrictStr | None = None
+
+
+def _item_kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"{kind or 'message'} item"
+
+
+# the tags have a space: they name no parameter, and errors leave them out
+InputItem = Annotated[
+    Annotated[InputMessage, Tag("message item")]
+    | Annotated[FunctionCallItem, Tag("function_call item")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output item")],
+    Discriminator(_item_kind),
+]
+
+
+class FunctionTool(_Strict):
+    type: Literal["function"]  # web search, files, computers: not here
+    name: StrictStr = Field(min_length=1, max_length=64)
+    description: StrictStr | None = None
+    parameters: dict[str, Any] | None = None
+    strict: StrictBool | None = None
+
+    def as_chat(self) -> dict[str, Any]:
+        function = self.model_dump(exclude={"type"}, exclude_none=True)
+        return {"type": "function", "function": function}
+
+
+class FunctionChoice(_Strict):
+    type: Literal["function"]
+    name: StrictStr = Field(min_length=1, max_length=64)
+
+
+class PlainText(_Strict):
     type: Literal["text"]
 
 
-class TextOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JsonObject(_Strict):
+    type: Literal["json_object"]
 
+
+class JsonSchemaFormat(_Strict):
+    type: Literal["json_schema"]
+    name: StrictStr = Field(min_length=1, max_length=64)
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: StrictBool | None = None
+    description: StrictStr | None = None
+
+
+def _format_kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"{kind} format"
+
+
+TextFormat = Annotated[
+    Annotated[PlainText, Tag("text format")]
+    | Annotated[JsonObject, Tag("json_object format")]
+    | Annotated[JsonSchemaFormat, Tag("json_schema format")],
+    Discriminator(_format_kind),
+]
+
+
+class TextOptions(_Strict):
     format: TextFormat | None = None
     verbosity: Literal["medium"] | None = None
 
 
-class ResponsesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ResponsesRequest(_Strict):
     model: StrictStr = Field(min_length=1)
-    input: list[InputMessage] = Field(min_length=1, description="A text, or messages.")
+    input: list[InputItem] = Field(min_length=1, description="A text, or items.")
     instructions: StrictStr | None = None
     max_output_tokens: StrictInt | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     stream: StrictBool = False
+    tools: list[FunctionTool] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | FunctionChoice | None = None
+    parallel_tool_calls: StrictBool | None = None
     text: TextOptions | None = None
     user: StrictStr | None = Field(None, max_length=256)
     safety_identifier: StrictStr | None = Field(None, max_length=256)
@@ -108,154 +197,70 @@ class ResponsesRequest(BaseModel):
             return [{"role": "user", "content": value}]
         return value
 
-    def conversation(self) -> list[tuple[str, str]]:
-        """(role, text) pairs, as chat's: instructions first, as the system's."""
-        turns = [("system", self.instructions)] if self.instructions else []
-        roles = {"developer": "system"}
-        return [*turns, *((roles.get(m.role, m.role), m.text()) for m in self.input)]
+    def messages(self) -> list[dict[str, Any]]:
+        """The input as chat messages: instructions first, as the system's; a run of
+        function calls on one assistant message; each output as a tool message."""
+        out: list[dict[str, Any]] = []
+        if self.instructions:
+            out.append({"role": "system", "content": self.instructions})
+        for item in self.input:
+            if isinstance(item, InputMessage):
+                out.append({"role": item.role, "content": _text(item.content)})
+            elif isinstance(item, FunctionCallItem):
+                call = {
+                    "id": item.call_id,
+                    "type": "function",
+                    "function": {"name": item.name, "arguments": item.arguments},
+                }
+                last = out[-1] if out else None
+                if last is not None and last["role"] == "assistant":
+                    last.setdefault("tool_calls", []).append(call)
+                else:
+                    out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            else:
+                out.append(
+                    {"role": "tool", "tool_call_id": item.call_id, "content": _text(item.output)}
+                )
+        return out
 
-
-def response_object(
-    rid: str,
-    model: str,
-    text: str,
-    status: str,
-    usage: dict[str, Any] | None,
-    meta: dict[str, Any] | None,
-    body: ResponsesRequest,
-) -> dict[str, Any]:
-    """A ``response`` object with one output message (none while in progress)."""
-    message = {
-        "type": "message",
-        "id": f"msg_{rid}",
-        "status": "completed",
-        "role": "assistant",
-        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
-    }
-    out: dict[str, Any] = {
-        "id": f"resp_{rid}",
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": status,
-        "model": model,
-        "output": [message] if status != "in_progress" else [],
-        "instructions": body.instructions,
-        "max_output_tokens": body.max_output_tokens,
-        "temperature": body.temperature,
-        "top_p": body.top_p,
-        "parallel_tool_calls": False,
-        "tool_choice": "none",
-        "tools": [],
-        "text": {"format": {"type": "text"}},
-        "error": None,
-        "incomplete_details": None,
-        "usage": None,
-    }
-    if status == "incomplete":
-        out["incomplete_details"] = {"reason": "max_output_tokens"}
-    if usage is not None:
-        out["usage"] = {
-            "input_tokens": usage["prompt_tokens"],
-            "input_tokens_details": {
-                "cached_tokens": usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
-            },
-            "output_tokens": usage["completion_tokens"],
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": usage["total_tokens"],
-            "cost": usage.get("cost"),
+    def chat_body(self) -> dict[str, Any]:
+        """The chat completion request this one asks for (its length bound apart)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": self.messages(),
+            "temperature": self.temperature,
+            "top_p": self.top_p,
         }
-    if meta is not None:
-        out["mixserve"] = meta
-    return out
+        if self.tools:
+            body["tools"] = [t.as_chat() for t in self.tools]
+        choice = self.tool_choice
+        if isinstance(choice, FunctionChoice):
+            body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        elif choice is not None:
+            body["tool_choice"] = choice
+        if self.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = self.parallel_tool_calls
+        form = self.text.format if self.text else None
+        if isinstance(form, JsonObject):
+            body["response_format"] = {"type": "json_object"}
+        elif isinstance(form, JsonSchemaFormat):
+            schema = form.model_dump(by_alias=True, exclude={"type"}, exclude_none=True)
+            body["response_format"] = {"type": "json_schema", "json_schema": schema}
+        return body
 
-
-def status_of(finish_reason: str | None) -> str:
-    return "incomplete" if finish_reason == "length" else "completed"
-
-
-class ResponseShape:
-    """The Responses API's streamed events: ``response.created``, the output message and
-    its text part added, one ``response.output_text.delta`` a piece, then the text, part
-    and message done and ``response.completed`` with the usage."""
-
-    prefix = "resp"
-
-    def __init__(self, body: ResponsesRequest) -> None:
-        self.body = body
-        self.text = ""
-        self.sequence = 0
-
-    def opening(self) -> dict[str, Any]:
-        return {"content": ""}
-
-    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        self.sequence += 1
-        return {"type": kind, "sequence_number": self.sequence - 1, **fields}
-
-    def chunk(
-        self,
-        cid: str,
-        model: str,
-        created: int,
-        delta: dict[str, Any],
-        finish_reason: str | None = None,
-        extra: dict[str, Any] | None = None,
-        logprobs: list[dict[str, Any]] | None = None,
-        index: int = 0,
-    ) -> list[dict[str, Any]]:
-        rid = cid.removeprefix("resp-")
-        where = {"item_id": f"msg_{rid}", "output_index": 0}
-        extra = extra or {}
-        if "mixserve" in extra and "usage" not in extra:  # the opening
-            started = response_object(
-                rid, model, "", "in_progress", None, extra["mixserve"], self.body
-            )
-            item = {
-                "type": "message",
-                "id": f"msg_{rid}",
-                "status": "in_progress",
-                "role": "assistant",
-                "content": [],
-            }
-            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-            return [
-                self._event("response.created", response=started),
-                self._event("response.in_progress", response=started),
-                self._event("response.output_item.added", output_index=0, item=item),
-                self._event("response.content_part.added", **where, content_index=0, part=part),
-            ]
-        if "usage" in extra:  # the end: the whole text, then the response
-            done = response_object(
-                rid,
-                model,
-                self.text,
-                status_of(finish_reason),
-                extra["usage"],
-                extra.get("mixserve"),
-                self.body,
-            )
-            part = done["output"][0]["content"][0]
-            return [
-                self._event(
-                    "response.output_text.done",
-                    **where,
-                    content_index=0,
-                    text=self.text,
-                    logprobs=[],
-                ),
-                self._event("response.content_part.done", **where, content_index=0, part=part),
-                self._event("response.output_item.done", output_index=0, item=done["output"][0]),
-                self._event(f"response.{done['status']}", response=done),
-            ]
-        text = str(delta.get("content") or "")
-        if not text:
-            return []
-        self.text += text
-        return [
-            self._event(
-                "response.output_text.delta", **where, content_index=0, delta=text, logprobs=[]
-            )
-        ]
+    def echoed(self) -> dict[str, Any]:
+        """The tool and format settings a ``response`` object repeats."""
+        form = self.text.format if self.text and self.text.format else PlainText(type="text")
+        return {
+            "tools": [t.model_dump(exclude_none=True) for t in self.tools or []],
+            "tool_choice": (
+                self.tool_choice.model_dump()
+                if isinstance(self.tool_choice, FunctionChoice)
+                else self.tool_choice or ("auto" if self.tools else "none")
+            ),
+            "parallel_tool_calls": self.parallel_tool_calls is not False,
+            "text": {"format": form.model_dump(by_alias=True, exclude_none=True)},
+        }
 
 
 async def answer_response(answering: Answering, plan: Plan, body: ResponsesRequest) -> Response:
@@ -264,6 +269,7 @@ async def answer_response(answering: Answering, plan: Plan, body: ResponsesReque
         events = await answering.events(plan, False, False, ResponseShape(body))
         return event_stream(events, plan.headers)
     answer, usage = await answering.complete(plan)
-    text, status = "".join(answer.parts), status_of(answer.finish_reason)
-    out = response_object(plan.request_id, plan.specialist, text, status, usage, plan.meta, body)
+    rid, status = plan.request_id, status_of(answer.finish_reason)
+    output = output_items(rid, "".join(answer.parts), answer.tool_calls)
+    out = response_object(rid, plan.specialist, status, output, usage, plan.meta, body)
     return JSONResponse(out, headers=plan.headers)

@@ -174,3 +174,29 @@ def test_the_responses_api_on_the_real_model(oai):
     )
     assert out.status in ("completed", "incomplete") and out.output_text.strip()
     assert 0 < out.usage.output_tokens <= 12
+
+
+def test_three_choices_sampled_by_the_real_engine_and_counted_in_usage(oai):
+    out = oai.chat.completions.create(
+        model="general",
+        messages=[{"role": "user", "content": "Name an animal."}],
+        n=3,
+        max_tokens=8,
+        temperature=1.0,
+        seed=7,
+    )
+    assert [c.index for c in out.choices] == [0, 1, 2]
+    assert all(c.message.content and c.finish_reason in ("stop", "length") for c in out.choices)
+    # usage counts every choice: 8 tokens for each cut at the limit, one at least for others
+    cut = sum(c.finish_reason == "length" for c in out.choices)
+    assert 8 * cut + (3 - cut) <= out.usage.completion_tokens <= 3 * 8
+
+
+def test_a_legacy_completion_streamed_is_the_one_given_whole(oai):
+    asked = {"model": "general", "prompt": "The capital of France is", "max_tokens": 8,
+             "temperature": 0}  # fmt: skip
+    whole = oai.completions.create(**asked)
+    streamed = "".join(c.choices[0].text for c in oai.completions.create(**asked, stream=True)
+                       if c.choices)  # fmt: skip
+    assert whole.choices[0].text.strip() and streamed == whole.choices[0].text
+    assert whole.object == "text_completion" and 0 < whole.usage.completion_tokens <= 8

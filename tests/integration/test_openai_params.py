@@ -100,6 +100,14 @@ LOOKUP = {
 }
 
 
+RESPONSES_LOOKUP = {
+    "type": "function",
+    "name": "lookup",
+    "description": "Look a fact up.",
+    "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+}
+
+
 def test_a_tool_call_round_trip(oai):
     question = fresh("Who wrote Hamlet?")
     asked = [{"role": "user", "content": question}]
@@ -292,10 +300,14 @@ def test_the_responses_api_streams_its_events(oai):
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "web_search"}]}, "tools"),
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"previous_response_id": "resp_1"}, "previous_response_id"),
         ({"store": True}, "store"),
-        ({"text": {"format": {"type": "json_object"}}}, "text.format.type"),
+        ({"text": {"format": {"type": "xml"}}}, "text.format"),
+        (
+            {"tool_choice": {"type": "function", "name": "nope"}, "tools": [RESPONSES_LOOKUP]},
+            "tool_choice",
+        ),
         ({"frobnicate": 1}, "frobnicate"),
     ],
 )
@@ -303,3 +315,55 @@ def test_what_the_responses_api_here_does_not_do_is_refused_by_name(oai, extra, 
     with pytest.raises(BadRequestError) as caught:
         oai.responses.create(model="general", input="hi", extra_body=extra)
     assert caught.value.body["param"] == param, caught.value.body
+
+
+def test_the_responses_api_calls_a_function_and_answers_from_its_output(oai):
+    question = fresh("Who wrote Hamlet?")
+    first = oai.responses.create(model="auto", input=question, tools=[RESPONSES_LOOKUP])
+    [call] = first.output  # only the call: no empty message beside it
+    assert call.type == "function_call" and call.name == "lookup" and call.call_id
+    assert json.loads(call.arguments) == {"query": question}
+    assert first.tools[0].name == "lookup" and first.tool_choice == "auto"
+    result = {"type": "function_call_output", "call_id": call.call_id,
+              "output": "Shakespeare wrote it."}  # fmt: skip
+    final = oai.responses.create(
+        model="auto",
+        input=[{"role": "user", "content": question}, call.model_dump(exclude_none=True), result],
+        tools=[RESPONSES_LOOKUP],
+    )
+    assert final.status == "completed" and final.output_text.endswith("Shakespeare wrote it.")
+    assert [item.type for item in final.output] == ["message"]
+
+
+def test_the_responses_api_streams_a_function_call(oai):
+    question = fresh("What is the tallest mountain?")
+    events = list(
+        oai.responses.create(
+            model="general", input=question, tools=[RESPONSES_LOOKUP],
+            tool_choice={"type": "function", "name": "lookup"}, stream=True,
+        )
+    )  # fmt: skip
+    kinds = [e.type for e in events]
+    assert "response.output_text.delta" not in kinds and kinds[-1] == "response.completed"
+    pieces = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    [done] = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert len(pieces) == 2 and "".join(pieces) == done.arguments
+    assert json.loads(done.arguments) == {"query": question}
+    [item] = events[-1].response.output
+    assert item.type == "function_call" and item.arguments == done.arguments
+
+
+def test_the_responses_api_takes_a_json_schema_format(oai):
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    out = oai.responses.create(
+        model="general", input=fresh("Name a color."),
+        text={"format": {"type": "json_schema", "name": "color", "schema": schema}},
+    )  # fmt: skip
+    assert out.status == "completed" and out.text.format.type == "json_schema"
+    with pytest.raises(BadRequestError) as caught:  # checked as chat's response_format is
+        oai.responses.create(
+            model="general", input="hi",
+            text={"format": {"type": "json_schema", "name": "bad",
+                             "schema": {"type": "object", "properties": 3}}},
+        )  # fmt: skip
+    assert caught.value.status_code == 400 and "response_format" in str(caught.value.body["param"])
