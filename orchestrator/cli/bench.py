@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -72,7 +74,29 @@ def _mix(files: list[str] | None, skew: str | None) -> Any:
     return mix
 
 
+SIMD = re.compile(r"^(avx2|avx512\w*|amx\w*|fma|f16c)$")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: the CPU's model, its logical CPUs and the
+    vector instruction sets it has (these machines differ: AVX2 only, or AVX-512 with
+    BF16, VNNI and AMX), beside every report."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = {f for f in value.split() if SIMD.match(f)}
+    except OSError:
+        pass
+    return {"cpu": model, "logical_cpus": os.cpu_count(), "simd": sorted(flags)}
+
+
 def _write(path: Path, data: Any) -> None:
+    """``data`` with the machine it was measured on, written atomically."""
+    data = {**data, "machine": machine()} if isinstance(data, dict) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:

@@ -101,17 +101,22 @@ class FunctionCallOutputItem(_Strict):
     status: StrictStr | None = None
 
 
-def _item_kind(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return f"{kind or 'message'} item"
+def _tagged(what: str, default: str = "") -> Any:
+    """A discriminator reading ``type`` (``default`` when absent), its tag ``<type> <what>``:
+    with a space, so that errors, which leave such tags out, name only the parameter."""
+
+    def tag(value: Any) -> str:
+        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+        return f"{kind or default} {what}"
+
+    return Discriminator(tag)
 
 
-# the tags have a space: they name no parameter, and errors leave them out
 InputItem = Annotated[
     Annotated[InputMessage, Tag("message item")]
     | Annotated[FunctionCallItem, Tag("function_call item")]
     | Annotated[FunctionCallOutputItem, Tag("function_call_output item")],
-    Discriminator(_item_kind),
+    _tagged("item", default="message"),
 ]
 
 
@@ -148,16 +153,11 @@ class JsonSchemaFormat(_Strict):
     description: StrictStr | None = None
 
 
-def _format_kind(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return f"{kind} format"
-
-
 TextFormat = Annotated[
     Annotated[PlainText, Tag("text format")]
     | Annotated[JsonObject, Tag("json_object format")]
     | Annotated[JsonSchemaFormat, Tag("json_schema format")],
-    Discriminator(_format_kind),
+    _tagged("format"),
 ]
 
 
