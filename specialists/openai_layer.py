@@ -181,6 +181,7 @@ async def chat_chunks(
     entries = [TokenEntries() for _ in range(n)]
     stops = [StopScanner(body.get("stop") or ()) for _ in range(n)]
     ended: set[int] = set()
+    sent = (0, 0, 0)  # the token counts last yielded
     try:
         async for event in out:
             data = event[len("data: ") :].strip()
@@ -190,13 +191,17 @@ async def chat_chunks(
             if "error" in chunk:
                 raise _rejected(chunk["error"], body)
             usage = chunk.get("usage") or {}
-            before = cached
             prompt_tokens = int(usage.get("prompt_tokens", prompt_tokens))
             completion_tokens = int(usage.get("completion_tokens", completion_tokens))
             details = usage.get("prompt_tokens_details") or {}
             cached = int(details.get("cached_tokens") or cached)
             choices = chunk.get("choices") or ()
-            if not choices and cached != before:  # the closing usage: cached prompt tokens
+            counts = (prompt_tokens, completion_tokens, cached)
+            # the closing usage, when it says more than the last chunk did: the cached
+            # prompt tokens, and with n choices every choice's tokens (the chunks of a
+            # choice count only its own)
+            if not choices and counts != sent:
+                sent = counts
                 yield Chunk("", prompt_tokens, completion_tokens, None, logprob, cached)
             for choice in choices:
                 index = int(choice.get("index") or 0)
@@ -220,6 +225,7 @@ async def chat_chunks(
                     ended.add(index)
                 if not text and finish is None and not ready and not calls:
                     continue
+                sent = (prompt_tokens, completion_tokens, cached)
                 yield Chunk(
                     text,
                     prompt_tokens,

@@ -60,6 +60,8 @@ def priced_config(folder):
     for spec in data["specialists"]:
         price = PRICES[spec["name"]]
         spec["price"] = {"usd_per_mtok_in": price, "usd_per_mtok_out": price}
+    for engine in data["engines"]:  # specialists cost their token prices alone
+        engine["price"] = {"usd_per_replica_hour": 0.0}
     path = folder / "cpu-priced.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
