@@ -265,7 +265,7 @@ def build_apps(
             # gateway of the node once Redis is back)
             str(cache_dir / "spool" / config.name),
             trace,
-            config_versions(config),
+            versions=config_versions(config),
         )
     )
     return apps

@@ -55,6 +55,7 @@ def ray_serve_llm(
     """Ray Serve LLM's app for ``spec`` in the Serve this process is connected to; yields
     its URL (``base_url`` + the prefix) once it runs, deletes it on exit."""
     from ray import serve
+    from ray.serve.api import RunTarget
     from ray.serve.llm import build_openai_app
 
     app = build_openai_app(
@@ -63,7 +64,11 @@ def ray_serve_llm(
             "ingress_deployment_config": {"ray_actor_options": {"num_cpus": 0.1}},
         }
     )
-    serve.run(app, name=APP, route_prefix=PREFIX, blocking=False)
+    # not Serve's own wait: it has no deadline, and an engine that cannot be placed
+    # (its placement group larger than what is free) would hold the bench for ever
+    serve.run_many(
+        [RunTarget(app, name=APP, route_prefix=PREFIX)], wait_for_applications_running=False
+    )
     try:
         _wait_running(ready_timeout_s)
         yield base_url.rstrip("/") + PREFIX

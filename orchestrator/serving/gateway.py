@@ -53,7 +53,6 @@ from orchestrator.serving.search import describe, search
 from orchestrator.serving.tools import check_tools
 from orchestrator.telemetry import RequestTrace, ServiceMetrics, TraceOptions, Tracing
 from orchestrator.telemetry.trace_store import stored_trace
-from orchestrator.versions import specialist_version
 
 logger = logging.getLogger(__name__)
 REDIS_PING_S = 2.0
@@ -97,12 +96,13 @@ class Gateway:
         redis_url: str | None,
         spool_dir: str | None = None,
         tracing: TraceOptions | None = None,
-        versions: dict[str, str] | None = None,
+        *,
+        versions: dict[str, str],
     ) -> None:
         self.config = config
         # each specialist's version (its chat template's text in it), computed where the
-        # config's files are
-        self.versions = versions or {s.name: specialist_version(s) for s in config.specialists}
+        # config's files are (the app's builder)
+        self.versions = versions
         router = _on_this_mode(router)
         retrievers = {name: _on_this_mode(h) for name, h in retrievers.items()}  # by collection
         # engines are applications of their own, found by name (or handles, bound in)

@@ -64,8 +64,8 @@ class Planner:
         cache: ResponseCache | None,
         accounts: Accounts,
         metrics: ServiceMetrics,
-        slots: EngineSlots | None = None,
-        versions: Mapping[str, str] | None = None,
+        slots: EngineSlots | None,
+        versions: Mapping[str, str],
     ) -> None:
         self.config = config
         self.slots = slots
@@ -79,9 +79,8 @@ class Planner:
         self.tool_capable = frozenset(s.name for s in config.specialists if s.tool_parser)
         # what a cached answer depends on: every setting, and the chat template's text
         # (``versions``: each specialist's version, which holds it)
-        known = versions or {}
         self.versions = {
-            s.name: digest_of({**s.model_dump(mode="json"), "version": known.get(s.name)})
+            s.name: digest_of({**s.model_dump(mode="json"), "version": versions[s.name]})
             for s in config.specialists
         }
         self.grounding = grounding(config)

@@ -200,3 +200,28 @@ def test_a_legacy_completion_streamed_is_the_one_given_whole(oai):
                        if c.choices)  # fmt: skip
     assert whole.choices[0].text.strip() and streamed == whole.choices[0].text
     assert whole.object == "text_completion" and 0 < whole.usage.completion_tokens <= 8
+
+
+def test_the_responses_api_calls_a_function_and_keeps_a_schema_on_the_real_model(oai):
+    tool = {"type": "function", **WEATHER["function"]}  # the Responses API's flat form
+    called = oai.responses.create(
+        model="general", input="What is the weather in Paris?", tools=[tool],
+        tool_choice="required", max_output_tokens=60, temperature=0,
+    )  # fmt: skip
+    calls = [item for item in called.output if item.type == "function_call"]
+    assert calls and calls[0].name == "get_weather" and calls[0].call_id
+    assert set(json.loads(calls[0].arguments)) == {"city"}
+    # the request of the chat test above, through the Responses API: the same JSON
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}, "unit": {"type": "string"}},
+        "required": ["answer", "unit"],
+        "additionalProperties": False,
+    }
+    shaped = oai.responses.create(
+        model="auto", input="How many legs does a spider have?", max_output_tokens=60,
+        temperature=0,
+        text={"format": {"type": "json_schema", "name": "count", "schema": schema, "strict": True}},
+    )  # fmt: skip
+    value = json.loads(shaped.output_text)
+    assert set(value) == {"answer", "unit"} and isinstance(value["answer"], int), value
