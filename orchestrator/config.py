@@ -276,6 +276,15 @@ class EngineSettings(_Strict):
         64, ge=1, description="Requests waiting for a replica before callers get 503."
     )
     start_timeout_s: float = Field(600.0, gt=0, description="Engine start deadline.")
+    stream_batch_ms: float = Field(
+        20.0,
+        ge=0,
+        le=1000,
+        description="Tokens an engine writes within this long of its replica's last send go "
+        "to the gateway as one chunk (the first at once; 0: every chunk as it comes). A fast "
+        "engine's 64-token answer is then a handful of messages, not 64: each costs CPU at "
+        "every hop whatever it holds (`mixserve bench ceiling`).",
+    )
     nice: int = Field(
         0,
         ge=0,

@@ -360,6 +360,7 @@ class SpecialistServer:
     async def generate(self, call: EngineCall) -> AsyncIterator[dict[str, Any]]:
         from specialists import GenerationRequest
         from specialists.conversation import chat_messages
+        from specialists.stream_batch import batched
 
         name = call.specialist
         spec = self.members.get(name)
@@ -405,13 +406,14 @@ class SpecialistServer:
         stats["in_flight"] += 1
         finished = False
         token, charged = self.meter.start(), False
+        stream = batched(engine.generate(request), spec.stream_batch_ms / 1000)
         try:
             last: dict[str, Any] = {
                 "prompt_tokens": 0,
                 "completion_tokens": 0,
                 "cumulative_logprob": None,
             }
-            async for chunk in engine.generate(request):
+            async for chunk in stream:
                 if "text" not in last:
                     span.set_attribute(
                         semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, time.monotonic() - received
@@ -457,6 +459,7 @@ class SpecialistServer:
             fail(span, exc)
             raise
         finally:
+            await stream.aclose()  # a caller gone mid-answer: the engine aborts now
             if not charged:
                 self.meter.stop(token)
             stats["in_flight"] -= 1

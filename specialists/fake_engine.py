@@ -6,7 +6,9 @@ it runs with a LoRA adapter, which must be one the engine was built with; after 
 words a lost replica already sent, given as ``continuation``), with a
 configurable delay and log-probability per token (so tests can make a specialist look
 unsure and drive a cascade; with ``top_logprobs`` each word's OpenAI log-probability entry,
-its alternatives the word upper-cased and then numbered), counts whitespace tokens,
+its alternatives the word upper-cased and then numbered), counts whitespace tokens
+(with ``answer_tokens``, the answer's words repeated to exactly that many: a benchmark's
+fixed-length answers),
 honours ``max_tokens`` and the context limit, and records aborted request ids so tests
 can see that aborts arrive.
 Given tools (and a tool_choice other than none), it calls the named tool, else the
@@ -35,6 +37,7 @@ class FakeEngine(SpecialistEngine):
         start_delay_s: float = 0.0,
         token_logprob: float = -0.1,
         adapters: list[Adapter] | None = None,
+        answer_tokens: int = 0,
     ) -> None:
         self.name = name
         self.adapters = {a.name: a for a in adapters or []}
@@ -42,6 +45,7 @@ class FakeEngine(SpecialistEngine):
         self.max_model_len = max_model_len
         self.token_delay_s = token_delay_s
         self.start_delay_s = start_delay_s
+        self.answer_tokens = answer_tokens
         self.aborted: list[str] = []
         self.started = False
         self.running: set[str] = set()
@@ -68,7 +72,10 @@ class FakeEngine(SpecialistEngine):
         who = request.specialist or self.name
         if request.adapter is not None:
             who += f"+{request.adapter.name}"
-        return f"[{who}] {subject}".split()
+        words = f"[{who}] {subject}".split()
+        if self.answer_tokens:  # a fixed length: the question's words again and again
+            words = (words * (self.answer_tokens // len(words) + 1))[: self.answer_tokens]
+        return words
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         if not self.started:

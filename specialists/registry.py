@@ -96,6 +96,11 @@ def _fake(
             raise ValueError(f"fake engine: {key} must be a number, not {value!r}")
         return float(value)
 
+    answer_tokens = number("answer_tokens", 0)
+    if answer_tokens < 0 or answer_tokens != int(answer_tokens):
+        raise ValueError(
+            f"fake engine: answer_tokens must be a whole number >= 0, not {answer_tokens}"
+        )
     return FakeEngine(
         specialist,
         max_model_len,
@@ -103,6 +108,7 @@ def _fake(
         number("start_delay_s", 0.0),
         number("token_logprob", -0.1),
         adapters,
+        int(answer_tokens),
     )
 
 

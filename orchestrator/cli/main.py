@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from orchestrator.cli import (  # noqa: F401 - registers bench commands
+    bench_ceiling,
     bench_retrieval,
     bench_skew,
     bench_suites,

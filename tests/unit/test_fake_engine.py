@@ -55,3 +55,24 @@ def test_asked_for_top_logprobs_each_token_comes_with_its_entry():
     first = entries[0][0]
     assert first["logprob"] == -0.5 and first["bytes"] == list(b"[general]")
     assert [t["logprob"] for t in first["top_logprobs"]] == [-0.5, -1.5, -2.5]
+
+
+def test_answer_tokens_repeats_the_answer_to_exactly_that_length():
+    engine = build_engine(
+        "fake", specialist="general", model="m", max_model_len=256,
+        engine_kwargs={"answer_tokens": 7}, adapters=[],
+    )  # fmt: skip
+    asked = [{"role": "user", "content": "hi there"}]
+    text = answer(engine, GenerationRequest("r1", asked, 64))
+    assert text.split() == ["[general]", "hi", "there", "[general]", "hi", "there", "[general]"]
+    # max_tokens still cuts it
+    assert len(answer(engine, GenerationRequest("r2", asked, 4)).split()) == 4
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "64"])
+def test_answer_tokens_must_be_a_whole_number_of_zero_or_more(value):
+    with pytest.raises(ValueError, match="answer_tokens"):
+        build_engine(
+            "fake", specialist="general", model="m", max_model_len=256,
+            engine_kwargs={"answer_tokens": value}, adapters=[],
+        )  # fmt: skip
