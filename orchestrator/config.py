@@ -455,11 +455,11 @@ class RouterConfig(_CallBounds):
         6, ge=1, description="Hidden layer whose states are pooled (later layers are not run)."
     )
     max_query_tokens: int = Field(128, ge=8, description="Query tokens the router reads.")
-    dtype: Literal["bfloat16", "float32"] = Field(
-        "float32",
-        description="Precision the router LLM runs in. bfloat16 pays only on CPUs with native "
-        "bfloat16 arithmetic (AMX); on AVX2 it measured 4-5x slower than float32 "
-        "(benchmarks/router_latency.py --dtypes).",
+    dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto",
+        description="Precision the router LLM runs in. auto: bfloat16 where the CPU of the "
+        "router's node computes in it natively (AVX512-BF16 or AMX), float32 elsewhere (on "
+        "AVX2 alone bfloat16 measured 3-5x slower; benchmarks/router_latency.py --dtypes).",
     )
     compile: bool = Field(False, description="Run the router LLM under torch.compile.")
     threads: int = Field(2, ge=1, le=256, description="Torch threads of each router replica.")

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,10 @@ class RouterArtifact:
         ]
 
     def check_backbone(self, spec: BackboneSpec) -> None:
-        if spec != self.backbone:
+        """The router must run the weights, layer and truncation the head was trained on;
+        its precision may differ (``dtype: auto`` picks the CPU's): a head trained in
+        float32 decides as it did on bfloat16 states (README: Router, precision)."""
+        if replace(spec, dtype=self.backbone.dtype) != self.backbone:
             raise ArtifactError(
                 f"router artifact was trained for {self.backbone_model} "
                 f"({self.backbone.describe()}) but the router runs {spec.describe()}; "

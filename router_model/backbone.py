@@ -107,8 +107,9 @@ class HiddenStateEmbedder:
         dtype: str = "float32",
         compile: bool = False,
     ) -> None:
-        if dtype not in ("bfloat16", "float32"):
-            raise ValueError(f"dtype must be bfloat16 or float32, not {dtype!r}")
+        from router_model.precision import resolve_dtype
+
+        dtype = resolve_dtype(dtype)  # auto: from this machine's CPU
         self.model_dir = str(model_dir)
         self.spec = BackboneSpec(weights_identity(model_dir), layer, max_tokens, dtype)
         self.compile = compile

@@ -165,11 +165,16 @@ def overhead(
         bool,
         typer.Option(help="Ray Serve LLM's OpenAI app against the peer, not mixserve."),
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(help="Retrieval, cache and keys off (default: the profile as it runs)."),
+    ] = False,
     out_file: OutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """mixserve against `vllm serve` on the same weights and cores: the peer, mixserve
-    pinned to one specialist and mixserve routed (`model: auto`), retrieval off, in
+    pinned to one specialist and mixserve routed (`model: auto`), the profile as it runs
+    (retrieval, traces, ledger; `--quiet`: retrieval, cache and keys off), in
     alternating rounds of streaming clients; with `--feature`, every request asks for
     structured output or a tool call, on both sides. With `--ray-serve-llm`, Ray Serve
     LLM's OpenAI app (an `LLMServer` over vLLM's serving layer, in mixserve's Serve, whose
@@ -177,7 +182,9 @@ def overhead(
     against the peer in mixserve's place."""
     if feature not in FEATURES:
         fail(f"--feature {feature!r}: choose one of {', '.join(FEATURES)}")
-    cfg = _quiet_config(load_checked(config), retrieval=False)
+    cfg = load_checked(config)
+    if quiet:
+        cfg = _quiet_config(cfg, retrieval=False)
     spec = cfg.specialists[0]
     if spec.backend != "vllm":
         fail(f"specialist {spec.name} runs engine {spec.backend!r}; the peer is vLLM's server")
@@ -198,6 +205,7 @@ def overhead(
         "max_tokens": max_tokens,
         "feature": feature,
         "ray_serve_llm": ray_serve_llm,
+        "quiet": quiet,
     }
     stages = _stages_p50(results.get("pinned", []))
     _show_stages(stages)
