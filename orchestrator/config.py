@@ -462,7 +462,15 @@ class RouterConfig(_CallBounds):
         "AVX2 alone bfloat16 measured 3-5x slower; benchmarks/router_latency.py --dtypes).",
     )
     compile: bool = Field(False, description="Run the router LLM under torch.compile.")
-    threads: int = Field(2, ge=1, le=256, description="Torch threads of each router replica.")
+    threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Torch threads of each router replica. One: on cores shared with the "
+        "gateway and retriever, a second thread's OpenMP team waited more than it worked "
+        "(routed ceiling 36 -> 49 requests/s, 31 -> 14 ms of router CPU a decision; "
+        "`mixserve bench ceiling`); add replicas to route more at once.",
+    )
     head: str = Field(
         "nearest_centroid",
         description="Few-shot routing head (by registered name) used when no artifact is set.",

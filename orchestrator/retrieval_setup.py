@@ -13,8 +13,11 @@ if TYPE_CHECKING:
     from retrieval import CollectionSpec, Embedder, IngestOptions
 
 
-def make_embedder(config: EmbeddingConfig, cache_dir: Path, workers: int = 0) -> Embedder:
-    """The configured encoder, in this process, or on ``workers`` Ray actors."""
+def make_embedder(
+    config: EmbeddingConfig, cache_dir: Path, workers: int = 0, threads: int = 0
+) -> Embedder:
+    """The configured encoder, in this process, or on ``workers`` Ray actors; ``threads``
+    of its int8 runtime (0: its own choice, every core, for ingest's batches)."""
     from retrieval import Embedder
 
     if workers:
@@ -23,7 +26,7 @@ def make_embedder(config: EmbeddingConfig, cache_dir: Path, workers: int = 0) ->
         return ClusterEmbedder(
             config.package, config.precision, config.max_tokens, cache_dir, workers
         )
-    return Embedder(config.package, config.precision, config.max_tokens, cache_dir)
+    return Embedder(config.package, config.precision, config.max_tokens, cache_dir, threads)
 
 
 def ingest_options(collection: CollectionConfig | None) -> IngestOptions:

@@ -192,13 +192,13 @@ def ceiling(
     if token_delay_ms < 0:
         fail(f"--token-delay-ms must be 0 or more, not {token_delay_ms:g}")
     cfg = fake_fleet(load_checked(config), token_delay_ms / 1000, answer_tokens, stream_batch_ms)
-    prepare_models(cfg)
+    if answer_tokens > cfg.gateway.max_tokens_limit:
+        fail(f"--answer-tokens {answer_tokens}: above the gateway's max_tokens_limit")
     queries = _mix(mix, None)
+    prepare_models(cfg)
     limit = cfg.gateway.admission_limit  # None: the gateway works out its share itself
     n = clients or (cfg.gateway.replicas * limit if limit else 32)
     delay_s = token_delay_ms / 1000
-    if answer_tokens > cfg.gateway.max_tokens_limit:
-        fail(f"--answer-tokens {answer_tokens}: above the gateway's max_tokens_limit")
     results = _or_fail(_rounds, cfg, n, duration, rounds, queries, delay_s, answer_tokens)
     result = summary(results, delay_s)
     result["settings"] = {
