@@ -32,6 +32,7 @@ class Outcome:
     resumed: int = 0  # of those, answers continued mid-stream on another replica
     client_retries: int = 0  # times this client sent the request again (connection lost)
     done: bool = False  # the stream ended with [DONE] (else it was cut short)
+    sent_at: float = 0.0  # Unix time it was sent (to set beside the server's timestamps)
 
     @property
     def answered(self) -> bool:
@@ -63,7 +64,7 @@ async def stream_chat(
         "stream_options": {"include_usage": True},
     }
     begin = clock()
-    out = Outcome(prompt.group, 0, started, 0.0)
+    out = Outcome(prompt.group, 0, started, 0.0, sent_at=time.time())
     try:
         # the whole request within timeout_s: httpx's own timeout is per read, which a
         # slow stream of tokens never trips
@@ -76,6 +77,7 @@ async def stream_chat(
             if resp.status_code != 200:
                 out.error = _error_code(await resp.aread()) or str(resp.status_code)
                 out.retry_after_s = _seconds(resp.headers.get("retry-after"))
+                out.request_id = resp.headers.get("x-request-id", "")  # its server-side trace
             else:
                 async for line in resp.aiter_lines():
                     absorb_event(out, line, clock() - begin)

@@ -242,16 +242,18 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
     shown = [v for v in VARIANTS if f"{v}_cpu_ms_per_request" in result]
     parts = [p for p in result[f"{shown[0]}_cpu_ms_per_request"] if p not in ("service", "total")]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     bottom = [0.0] * len(shown)
     for p in parts:
         values = [result[f"{v}_cpu_ms_per_request"][p] or 0.0 for v in shown]
-        ax.bar(shown, values, bottom=bottom, label=p)
+        ax.bar(
+            shown, values, bottom=bottom, label="loadgen (not the service)" if p == "loadgen" else p
+        )
         bottom = [b + x for b, x in zip(bottom, values, strict=True)]
     ax.set_ylabel("CPU ms per answered request")
-    rps = ", ".join(f"{v} {result[f'{v}_rps']} req/s" for v in shown)
+    rps = ", ".join(f"{v} {result[f'{v}_rps']:.1f} req/s" for v in shown)
     ax.set_title(f"mixserve's own CPU per request (fake engine): {rps}")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

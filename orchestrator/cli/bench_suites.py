@@ -68,6 +68,8 @@ def _round(
     extra: dict[str, Any] | None = None,
     stages: bool = False,
     probe: bool = False,
+    spans: Path | None = None,
+    resend_at_once: bool = False,
 ) -> Any:
     """One round's measurement; with ``stages``, its requests' time to first token taken
     apart from their traces (``ttft_stages``); with ``probe``, one request at a time from
@@ -84,12 +86,21 @@ def _round(
         max_tokens=max_tokens,
         timeout_s=max(60.0, slo),
         extra=extra,
+        honor_retry_after=not resend_at_once,
     )
 
     async def measure() -> dict[str, Any]:
+        from loadgen.loop_lag import LoopLag
+        from loadgen.report import percentiles_ms
+        from orchestrator.cli.bench_refusals import breakdown as refusals
+
         prober = Probe(url, duration, model=model).start() if probe else None
-        outcomes = await run_load(spec, mix)
+        async with LoopLag() as lag:
+            outcomes = await run_load(spec, mix)
         report = summarize(outcomes, slo)
+        report["client_loop_lag_ms"] = percentiles_ms(lag.samples_s)
+        if spans is not None:  # the refusals' time, from both ends
+            report["refusal_stages"] = await asyncio.to_thread(refusals, outcomes, spans)
         if prober is not None:
             report["probe"] = await asyncio.to_thread(prober.result)
         report["load"] = {"url": url, "model": model, "clients": clients, "duration_s": duration}
@@ -404,19 +415,27 @@ def overload(
     max_tokens: Annotated[int, typer.Option(min=1, help="`max_tokens` of every request.")] = 64,
     slo: Annotated[float, typer.Option("--slo-s", help="Latency SLO of goodput (s).")] = 30.0,
     mix: MixOpt = None,
+    resend_at_once: Annotated[
+        bool,
+        typer.Option(help="Overload clients send again at once when refused (no Retry-After)."),
+    ] = False,
     out_file: OutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Goodput and latency at the peak against far past it, on a mixserve run of its own:
-    the peak is the best goodput over --clients; the overload is --overload-clients."""
+    the peak is the best goodput over --clients; the overload is --overload-clients, its
+    refusals' time taken apart (client, before, in and after the gateway) from the
+    client's clock and the gateway's trace of each."""
     cfg = _quiet_config(load_checked(config), retrieval=True)
     prepare_models(cfg)
     queries = _mix(mix, None)
     steps = sorted(set(peak_clients or [8, 16, 32]))
     found, peak, results = _or_fail(
-        _overload_rounds, cfg, queries, steps, overload_clients, duration, rounds, max_tokens, slo
-    )
+        _overload_rounds, cfg, queries, steps, overload_clients, duration, rounds, max_tokens, slo,
+        resend_at_once,
+    )  # fmt: skip
     settings = {
+        "resend_at_once": resend_at_once,
         "slo_s": slo,
         "duration_s": duration,
         "max_tokens": max_tokens,
@@ -440,11 +459,13 @@ def _overload_rounds(
     rounds: int,
     max_tokens: int,
     slo: float,
+    resend_at_once: bool = False,
 ) -> Any:
     from loadgen import alternate
 
     with tempfile.TemporaryDirectory(prefix="mixserve-bench-") as tmp:
         with _service(cfg, Path(tmp) / "state") as run:
+            spans = Path(tmp) / "state" / "traces" if cfg.tracing.file else None
             with progress() as bars:
                 bars.add_task(f"finding the peak over {steps} clients", total=None)
                 found = {
@@ -472,6 +493,8 @@ def _overload_rounds(
                                 queries,
                                 slo,
                                 probe=True,
+                                spans=spans,
+                                resend_at_once=resend_at_once,
                             ),
                         },
                         rounds,
@@ -496,6 +519,20 @@ def _overload_summary(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any
         # the same, from a probe of its own beside the load (not swamped by 256 streams)
         "probe_reject_p99_ms": max(
             ((x.get("probe") or {}).get("refused", {}).get("p99") or 0.0) for x, _ in pairs
+        ),
+        "refusal_stages_p50_p99_ms": {
+            stage: [
+                _median([x["refusal_stages"][stage]["p50"] or 0.0 for x, _ in pairs]),
+                _median([x["refusal_stages"][stage]["p99"] or 0.0 for x, _ in pairs]),
+            ]
+            for stage in ("client", "before_gateway", "in_gateway", "after_gateway")
+            if all("refusal_stages" in x for x, _ in pairs)
+        },
+        "client_loop_lag_p99_ms": max(
+            (x.get("client_loop_lag_ms") or {}).get("p99") or 0.0 for x, _ in pairs
+        ),
+        "broken_connections": sum(
+            v for b in worst for k, v in b["errors"].items() if k.startswith("client_error")
         ),
         "count_5xx": sum(int(b["count_5xx"]) for b in worst),
         "client_timeouts": sum(int(b["client_timeouts"]) for b in worst),

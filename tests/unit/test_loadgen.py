@@ -130,7 +130,8 @@ def test_the_overhead_and_overload_summaries_are_ratios_within_rounds():
         return {"overall": {"output_tokens_per_s": tps, "goodput_rps": goodput,
                             "ttft_ms": {"p50": ttft50, "p99": ttft99},
                             "latency_ms": {"p99": p99}, "refusal_ms": {"p99": refusal},
-                            "count_5xx": n5xx, "client_timeouts": 0}}  # fmt: skip
+                            "count_5xx": n5xx, "client_timeouts": 0,
+                            "errors": {"client_error: ReadError": 2} if n5xx else {}}}  # fmt: skip
 
     rounds = {
         "vllm_serve": [report(100, 200, 400), report(50, 300, 600)],
@@ -143,8 +144,16 @@ def test_the_overhead_and_overload_summaries_are_ratios_within_rounds():
     load = {"peak": [report(0, 0, 0, goodput=2.0, p99=1000)],
             "overload": [report(0, 0, 0, goodput=1.8, p99=1500, refusal=12.5, n5xx=1)]}  # fmt: skip
     load["overload"][0]["probe"] = {"refused": {"count": 9, "p50": 3.0, "p99": 8.5}}
+    load["overload"][0]["client_loop_lag_ms"] = {"p50": 1.0, "p99": 40.0}
+    stages = ("client", "before_gateway", "in_gateway", "after_gateway")
+    load["overload"][0]["refusal_stages"] = {s: {"p50": i, "p99": 10 * i}
+                                             for i, s in enumerate(stages)}  # fmt: skip
     assert _overload_summary(load) == {"goodput_ratio": 0.9, "admitted_p99_ratio": 1.5,
                                        "reject_p99_ms": 12.5, "probe_reject_p99_ms": 8.5,
+                                       "refusal_stages_p50_p99_ms": {
+                                           "client": [0, 0], "before_gateway": [1, 10],
+                                           "in_gateway": [2, 20], "after_gateway": [3, 30]},
+                                       "client_loop_lag_p99_ms": 40.0, "broken_connections": 2,
                                        "count_5xx": 1, "client_timeouts": 0}  # fmt: skip
 
 
