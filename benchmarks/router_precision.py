@@ -22,23 +22,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from router_latency import sample_queries
 
 from orchestrator import profiles
 from orchestrator.cli.bench import machine
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model import SpecialistProfile, build_router
-from router_model.scores import read_score_tables
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 
 
 def questions(count: int) -> list[str]:
-    tables = read_score_tables(sorted((DATA / "routerdc").glob("*_train.jsonl")))
-    pool = [q for t in tables for q in t.queries]
-    rng = np.random.default_rng(0)
-    picked = [pool[i] for i in rng.choice(len(pool), size=count, replace=False)]
+    picked = sample_queries(count)
     for name in ("everyday_tune.jsonl", "everyday_queries.jsonl"):
         path = ROOT / "benchmarks" / "data" / name
         picked += [json.loads(line)["query"] for line in path.read_text().splitlines() if line]
