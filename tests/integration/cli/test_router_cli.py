@@ -13,6 +13,7 @@ import yaml
 
 from orchestrator import profiles
 from router_model import ArtifactError, SpecialistProfile, build_router, read_score_tables
+from router_model.precision import resolve_dtype
 from tests.helpers.cli import invoke_mixserve
 from tests.helpers.paths import ROOT
 
@@ -76,7 +77,8 @@ def artifact(slices, tmp_path_factory):
 def test_train_writes_a_checksummed_artifact_with_metadata(artifact):
     meta = json.loads((artifact / "router.json").read_text())
     assert meta["head"] == {"name": "knn", "params": {"k": 5, "prior_weight": 10}}
-    assert meta["backbone"]["layer"] == 2 and meta["backbone"]["dtype"] == "float32"
+    # the precision the router ran in, chosen from this machine's CPU (dtype: auto)
+    assert meta["backbone"]["layer"] == 2 and meta["backbone"]["dtype"] == resolve_dtype("auto")
     assert [f["n"] for f in meta["training"]["files"]] == [ROWS] * 5
     assert set(meta["training"]["cross_validation"]["files"]) == set(ROUTERDC)
     assert len(meta["models"]) == 7 and meta["prices"]  # models.json beside the tables
