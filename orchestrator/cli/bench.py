@@ -81,16 +81,16 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on: the CPU's model, its logical CPUs and the
     vector instruction sets it has (these machines differ: AVX2 only, or AVX-512 with
     BF16, VNNI and AMX), beside every report."""
-    model, flags = platform.processor() or "unknown", set()
+    from router_model.precision import cpu_flags
+
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = {f for f in value.split() if SIMD.match(f)}
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        text = ""
+    names = [v for k, _, v in (ln.partition(":") for ln in text.splitlines())
+             if k.strip() == "model name"]  # fmt: skip
+    model = names[0].strip() if names else platform.processor() or "unknown"
+    flags = {f for f in cpu_flags(text) if SIMD.match(f)}
     return {"cpu": model, "logical_cpus": os.cpu_count(), "simd": sorted(flags)}
 
 

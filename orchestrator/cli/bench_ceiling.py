@@ -48,16 +48,6 @@ def fake_fleet(
     return with_specialists(cfg, specs)
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    from loadgen.report import percentile
-
-    def ms(q: float) -> float | None:
-        p = percentile(values, q)
-        return None if p is None else round(p * 1000, 2)
-
-    return {"p50": ms(0.5), "p99": ms(0.99)}
-
-
 def _variant(
     url: str, model: str, clients: int, duration: float, mix: Any, delay_s: float,
     tokens: int, api_key: Any,
@@ -65,6 +55,7 @@ def _variant(
     """One round of one variant: the load's report with the CPU each part spent."""
     from loadgen import LoadSpec, run_load, summarize
     from loadgen.cpu import CpuMeter, per_request_ms
+    from loadgen.report import percentiles_ms
 
     spec = LoadSpec(
         url=url, clients=clients, duration_s=duration, model=model, max_tokens=tokens,
@@ -85,10 +76,10 @@ def _variant(
         report["cpu_ms_per_request"] = per_request_ms(seconds, len(answered))
         report["requests_per_s"] = round(len(answered) / duration, 2)
         # the fake's own time is its delay per token: what is left is the service's
-        report["added_latency_ms"] = _percentiles(
+        report["added_latency_ms"] = percentiles_ms(
             [o.latency_s - o.output_tokens * delay_s for o in answered]
         )
-        report["added_ttft_ms"] = _percentiles(
+        report["added_ttft_ms"] = percentiles_ms(
             [o.ttft_s - delay_s for o in answered if o.ttft_s is not None]
         )
         return report
