@@ -7,9 +7,13 @@ everyday sets, one query at a time as a lone request comes. Variants alternate q
 query. Reports, per variant: agreement of its decisions with float32's (the probe was
 trained in float32), the share decided early, and CPU ms per decision (this process's
 CPU time, all threads: what the decision costs the machine) with wall ms p50/p99. The
-CPU's flags are in the report.
+CPU's flags are in the report. ``int8`` is float32 with every linear layer of the router
+LLM quantized to int8 weights (torch's dynamic quantization: int8 matmuls on VNNI/AMX),
+a lever weighed for issue 31, not a served precision.
 
     .venv/bin/python benchmarks/router_precision.py --queries 200
+    .venv/bin/python benchmarks/router_precision.py --queries 100 --threads 1 \
+        --dtypes float32 bfloat16 int8 --out benchmarks/results/router_int8.json
 """
 
 from __future__ import annotations
@@ -41,6 +45,27 @@ def questions(count: int) -> list[str]:
     return picked
 
 
+def built(model_dir: str, profiles_: list[SpecialistProfile], dtype: str, common: Any) -> Any:
+    """The served router at ``dtype``; ``int8``: float32 with its linear layers quantized."""
+    if dtype != "int8":
+        return build_router(model_dir, profiles_, dtype=dtype, **common)
+    from router_model.backbone import HiddenStateEmbedder
+
+    load = HiddenStateEmbedder.load
+
+    def quantized(self: HiddenStateEmbedder) -> None:
+        load(self)
+        torch.ao.quantization.quantize_dynamic(
+            self.decoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+
+    HiddenStateEmbedder.load = quantized  # type: ignore[method-assign]
+    try:
+        return build_router(model_dir, profiles_, dtype="float32", **common)
+    finally:
+        HiddenStateEmbedder.load = load  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", type=int, default=200, help="RouterDC questions.")
@@ -69,7 +94,7 @@ def main() -> None:
     profiles_ = [
         SpecialistProfile(s.name, s.description, list(s.examples)) for s in cfg.specialists
     ]
-    routers = {dt: build_router(model_dir, profiles_, dtype=dt, **common) for dt in args.dtypes}
+    routers = {dt: built(model_dir, profiles_, dt, common) for dt in args.dtypes}
     queries = questions(args.queries)
     for router in routers.values():  # warm: first calls allocate
         router.route_batch(queries[:4])
