@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator.ray_compat import POWER_OF_TWO_ROUTER
+
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 EngineValue = str | int | float | bool | None
@@ -116,7 +118,7 @@ class Price(_Strict):
 # replica routers by name (`routing`): Serve request router classes by import path
 REPLICA_ROUTERS = {
     "engine_load": "orchestrator.serving.replica_router:EngineLoadRouter",
-    "power_of_two": "ray.serve._private.request_router:PowerOfTwoChoicesRequestRouter",
+    "power_of_two": POWER_OF_TWO_ROUTER,
     "prefix_cache_affinity": "ray.serve.llm.request_router:PrefixCacheAffinityRouter",
 }
 

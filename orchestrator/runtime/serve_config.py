@@ -22,8 +22,9 @@ IMPORT_PATH = "orchestrator.app:serve_app"
 def _deployments(app: Any, name: str) -> list[dict[str, Any]]:
     """Each deployment's options as ``serve build`` writes them (Serve's own schema)."""
     # `serve build`'s own two steps (``ray.serve.scripts.build``)
-    from ray.serve._private.build_app import build_app
     from ray.serve.deployment import deployment_to_schema
+
+    from orchestrator.ray_compat import build_app
 
     built = build_app(app, name=name)
     return [

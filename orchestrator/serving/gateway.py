@@ -28,6 +28,7 @@ from orchestrator.billing import NO_TENANT, Accounts, KeyRecord, authenticate
 from orchestrator.billing.spool import Spool
 from orchestrator.config import MixserveConfig
 from orchestrator.errors import APIError
+from orchestrator.ray_compat import on_this_transport
 from orchestrator.redis_clients import async_client
 from orchestrator.serving import protocol
 from orchestrator.serving.addresses import handle_of
@@ -69,18 +70,6 @@ async def _released_after(
         release()
 
 
-def _on_this_mode(handle: Any) -> Any:
-    """The handle, calling as this cluster's Serve mode does. A handle bound in the driver
-    keeps the driver's default transport (Ray object references), even on a cluster that
-    runs Serve's gRPC data plane (``RAY_SERVE_THROUGHPUT_OPTIMIZED``) when the driver had
-    imported Serve before that was set; the replica's own setting decides here."""
-    if handle is None:
-        return None
-    from ray.serve._private.constants import RAY_SERVE_USE_GRPC_BY_DEFAULT
-
-    return handle.options(_by_reference=not RAY_SERVE_USE_GRPC_BY_DEFAULT)
-
-
 app = FastAPI(title="mixserve", version="0.1.0")
 install_error_handlers(app)
 
@@ -103,10 +92,10 @@ class Gateway:
         # each specialist's version (its chat template's text in it), computed where the
         # config's files are (the app's builder)
         self.versions = versions
-        router = _on_this_mode(router)
-        retrievers = {name: _on_this_mode(h) for name, h in retrievers.items()}  # by collection
+        router = on_this_transport(router)
+        retrievers = {name: on_this_transport(h) for name, h in retrievers.items()}  # by collection
         # engines are applications of their own, found by name (or handles, bound in)
-        specialists = {name: _on_this_mode(handle_of(h)) for name, h in specialists.items()}
+        specialists = {name: on_this_transport(handle_of(h)) for name, h in specialists.items()}
         self.router = router
         self.retrievers = retrievers
         self.specialists = specialists

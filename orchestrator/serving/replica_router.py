@@ -39,6 +39,7 @@ from ray.serve.request_router import (
     RunningReplica,
 )
 
+from orchestrator.ray_compat import MatchPendingById, queued_on
 from orchestrator.serving.wire import EngineCall
 
 ENGINE_LOAD_ROUTER = "orchestrator.serving.replica_router:EngineLoadRouter"
@@ -123,16 +124,13 @@ class EnginePolicy:
             del self.prefixes[key]
 
 
-class EngineLoadRouter(FIFOMixin, RequestRouter):
+class EngineLoadRouter(MatchPendingById, FIFOMixin, RequestRouter):
     """The policy above, on Serve's request router (``RequestRouterConfig``).
 
     Serve may hand the replica a routing task chose to another waiting request; the FIFO
     mixin's order is kept only as the fallback: a replica chosen for a request goes to
     that request while it still waits (its prefix decided the choice). Without the mixin
     Ray 2.60 left concurrent requests unrouted (measured: four at once never returned)."""
-
-    def _get_pending_request_matching_metadata(self, request_metadata: Any = None) -> Any:
-        return self._get_pending_request_matching_internal_request_id(request_metadata)
 
     def initialize_state(self, **kwargs: Any) -> None:
         self.policy = EnginePolicy(**kwargs)
@@ -143,7 +141,7 @@ class EngineLoadRouter(FIFOMixin, RequestRouter):
         return prefix_key(pending.args[0])
 
     def _load(self, replica: RunningReplica) -> float:
-        queued = self._replica_queue_len_cache.get(replica.replica_id)
+        queued = queued_on(self, replica.replica_id)
         return self.policy.load(queued, replica.routing_stats or {})
 
     async def choose_replicas(

@@ -94,9 +94,7 @@ def test_the_serve_mode_of_a_local_ray_is_throughput_optimized_behind_haproxy():
 
 
 def test_the_gateway_calls_its_handles_as_its_own_serve_mode_does():
-    from ray.serve._private.constants import RAY_SERVE_USE_GRPC_BY_DEFAULT
-
-    from orchestrator.serving.gateway import _on_this_mode
+    from orchestrator.ray_compat import grpc_by_default, on_this_transport
 
     class Handle:
         def options(self, **kwargs):
@@ -104,8 +102,8 @@ def test_the_gateway_calls_its_handles_as_its_own_serve_mode_does():
 
     # a handle bound in a driver that imported Serve before the mode was set would keep
     # calling by Ray object reference; the replica's own setting decides
-    assert _on_this_mode(Handle()) == {"_by_reference": not RAY_SERVE_USE_GRPC_BY_DEFAULT}
-    assert _on_this_mode(None) is None
+    assert on_this_transport(Handle()) == {"_by_reference": not grpc_by_default()}
+    assert on_this_transport(None) is None
 
 
 def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):

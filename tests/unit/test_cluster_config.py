@@ -120,9 +120,8 @@ def _serve(cfg: MixserveConfig) -> dict:
 
 
 def test_the_serve_config_is_valid_and_builds_back_into_the_same_applications():
-    from ray.serve._private.build_app import build_app
-
     from orchestrator.app import serve_app
+    from orchestrator.ray_compat import build_app
 
     for name in ("cpu", "gpu"):
         cfg = load_config(profiles.FOLDER / f"{name}.yaml")

@@ -5,6 +5,7 @@ the other; distinct prompts spread over both; replicas report their engine's loa
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +124,12 @@ def test_each_replica_reports_its_engine_load(service):
 
     app = engine_app("mixserve", "specialist-code")  # each engine: an application of its own
     handle = serve.get_deployment_handle("specialist-code", app_name=app)
-    stats = handle.record_routing_stats.remote().result(timeout_s=30)
+
+    async def stats_now() -> dict:
+        # awaited in a loop of its own: a sync ``.result()`` works only where the driver's
+        # Serve runs its router on a separate loop, which depends on the order tests ran in
+        return await asyncio.wait_for(handle.record_routing_stats.remote(), 30)
+
+    stats = asyncio.run(stats_now())
     assert set(stats) >= {"running", "waiting", "kv_cache_usage", "in_flight"}
     assert stats["running"] == stats["in_flight"] == 0  # idle now
