@@ -111,6 +111,30 @@ def config_validate(
     )
 
 
+@config_app.command("reference")
+def config_reference(
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write it to this file (default: print it)."),
+    ] = None,
+) -> None:
+    """The configuration reference: every key, its type, bounds, default and description,
+    from the config models themselves (docs/configuration.md is this, written)."""
+    from orchestrator.config.reference import reference
+
+    text = reference() + "\n"
+    if out_file is None:
+        out.print(text, highlight=False, soft_wrap=True, markup=False, end="")
+        return
+    tmp = out_file.with_name(f".{out_file.name}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(out_file)
+    except OSError as exc:
+        fail(f"cannot write {out_file}: {exc.strerror or exc}")
+    err.print(f"wrote {out_file}", highlight=False)
+
+
 @models_app.command("prepare")
 def models_prepare(
     config: ConfigOpt = DEFAULT_CONFIG,
