@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from load_common import QUESTIONS, pct  # benchmarks/ is on the path of its scripts
+from bench_common import QUESTIONS, pct  # benchmarks/ is on the path of its scripts
 
 from orchestrator import profiles
 from orchestrator.serving.wire import EngineCall

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from router_shallow import DATA, NAMES, layered, task_table
+from bench_common import NAMES, layered, task_table
+from bench_common import ROUTERDC as DATA
 
 from loadgen.report import percentiles_ms
 from orchestrator import profiles

@@ -29,23 +29,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_common import sample_queries
 
 from orchestrator import profiles
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.backbone import HiddenStateEmbedder
 from router_model.heads import KnnHead
-from router_model.scores import read_score_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-
-
-def sample_queries(count: int) -> list[str]:
-    tables = read_score_tables(sorted((DATA / "routerdc").glob("*_train.jsonl")))
-    queries = [q for t in tables for q in t.queries]
-    rng = np.random.default_rng(0)
-    return [queries[i] for i in rng.choice(len(queries), size=count, replace=False)]
 
 
 def main() -> None:

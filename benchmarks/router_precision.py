@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from router_latency import sample_queries
+from bench_common import sample_queries
 
 from orchestrator import profiles
 from orchestrator.cli.bench import machine

@@ -38,8 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from router_quality import routellm_cv
-from router_shallow import layered
+from bench_common import layered, routellm_cv
 
 from orchestrator import profiles
 from orchestrator.config import load_config

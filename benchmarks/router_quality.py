@@ -21,18 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import routellm_cv
 
 from orchestrator import profiles
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.embed_cache import cached_embeddings
-from router_model.evaluate import cost_sweep
-from router_model.heads import KnnHead, LearnedHead, LinearHead, NearestCentroidHead
+from router_model.heads import KnnHead, LinearHead, NearestCentroidHead
 from router_model.scores import ScoreTable, read_score_tables
 from router_model.train import out_of_fold, stack_tables
 
@@ -55,26 +54,6 @@ def routerdc_cv(tables: list[ScoreTable], x: np.ndarray, make: Any, seeds: int) 
         "average_sd_over_seeds": float(averages.std()),
         "files": {t.name: float(a) for t, a in zip(tables, per_table, strict=True)},
     }
-
-
-def routellm_cv(
-    tables: list[ScoreTable],
-    x: np.ndarray,
-    seeds: int,
-    make: Callable[[], LearnedHead] = lambda: KnnHead(k=50, prior_weight=100),
-) -> dict[str, float]:
-    """APGR / CPT(50%) / CPT(80%) of the head ``make`` builds, 2-fold CV on the pooled
-    tables, the mean over ``seeds`` splits."""
-    earned, groups = stack_tables(tables)
-    prices = json.loads((DATA / "routellm" / "models.json").read_text())
-    costs = np.array([prices[m]["usd_per_mtok_out"] for m in tables[0].models])
-    out = []
-    for seed in range(seeds):
-        predicted = out_of_fold(make, x, earned, groups, 2, seed)
-        sweep = cost_sweep(earned, predicted, np.tile(costs, (len(earned), 1)))
-        out.append([sweep["apgr"], sweep["cpt50"], sweep["cpt80"]])
-    apgr, cpt50, cpt80 = np.mean(out, axis=0)
-    return {"apgr": float(apgr), "cpt50": float(cpt50), "cpt80": float(cpt80)}
 
 
 def few_shot(config: Any, tables: list[ScoreTable], x: np.ndarray, embed: Any) -> float:

@@ -26,63 +26,28 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import NAMES, ROUTERDC, layered, task_table
 
 from orchestrator import profiles
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.artifact import RouterArtifact, save_artifact
 from router_model.backbone import HiddenStateEmbedder
-from router_model.embed_cache import cached_embeddings
 from router_model.heads import LinearHead, NearestCentroidHead
-from router_model.scores import ScoreTable, read_score_tables
+from router_model.scores import read_score_tables
 from router_model.train import out_of_fold
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "routerdc"
-TASK_SPECIALIST = {"gsm8k_train": "math", "humaneval_train": "code"}
-NAMES = ["general", "code", "math"]
-
-
-def task_table(table: ScoreTable) -> ScoreTable:
-    """The table's questions, scored 1 for the specialist their task belongs to."""
-    want = NAMES.index(TASK_SPECIALIST.get(table.name, "general"))
-    scores = np.zeros((len(table), len(NAMES)))
-    scores[:, want] = 1.0
-    return ScoreTable(table.name, table.queries, NAMES, scores, ["positive"] * len(table))
+DATA = ROUTERDC
 
 
 def accuracy(choice: np.ndarray, want: np.ndarray, groups: np.ndarray) -> float:
     hits = choice == want
     return float(np.mean([hits[groups == g].mean() for g in np.unique(groups)]))
-
-
-def layered(
-    lm: HiddenStateEmbedder,
-    layers: list[int],
-    tag: str,
-    cache_dir: Path,
-    progress: Callable[[int], None] | None = None,
-) -> Callable[[list[str]], dict[int, np.ndarray]]:
-    """Pooled states of several layers from one pass, cached on disk under ``tag``;
-    ``progress(n)`` after each batch of ``n`` queries embedded."""
-    key = lm.spec.fingerprint() + tag + ",".join(map(str, layers))
-
-    def embed(texts: list[str]) -> dict[int, np.ndarray]:
-        flat = cached_embeddings(
-            lambda b: np.concatenate([v for _, v in sorted(lm.embed_layers(b, layers).items())], 1),
-            key,
-            texts,
-            cache_dir / "router-embeddings",
-            progress=progress,
-        )
-        return dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
-
-    return embed
 
 
 def main() -> None:

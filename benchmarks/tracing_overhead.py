@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from load_common import QUESTIONS, pct  # benchmarks/ is on the path of its scripts
+from bench_common import QUESTIONS, pct  # benchmarks/ is on the path of its scripts
 
 from orchestrator import profiles
 
