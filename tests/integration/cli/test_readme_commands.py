@@ -1,5 +1,5 @@
-"""Every `mixserve` command the README shows in a code block, that needs no running
-service, works exactly as written (run from the checkout, as a reader would), through the
+"""Every `mixserve` command the README and docs/ show in a code block, that needs no
+running service, works exactly as written (run from the checkout, as a reader would), through the
 `mixserve` app in this process (the entry point itself runs in a subprocess in the
 packaging test, the cluster tests and the e2e tier)."""
 
@@ -17,7 +17,9 @@ OFFLINE = {"build", "config", "dashboards", "index", "models", "router"}  # the 
 
 
 def readme_commands() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text()
+    """The commands in the README's code blocks, then each of docs/'s pages' in name order."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
     blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.M | re.S)
     found = []
     for block in blocks:
@@ -27,7 +29,7 @@ def readme_commands() -> list[list[str]]:
     return found
 
 
-def test_the_readme_shows_offline_commands():
+def test_the_readme_and_docs_show_offline_commands():
     subcommands = {c[1] for c in readme_commands()}
     assert {"config", "dashboards", "index", "router"} <= subcommands
 
