@@ -246,12 +246,14 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     assert cfg.resolve("/abs") == Path("/abs")
 
 
-def test_the_readmes_config_snippets_are_valid_in_the_cpu_profile():
+def test_the_docs_config_snippets_are_valid_in_the_cpu_profile():
     import re
 
     import yaml
 
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    root = Path(__file__).resolve().parents[2]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
     snippets = re.findall(r"^```yaml\n(.*?)^```", text, flags=re.M | re.S)
     assert snippets
     for snippet in snippets:
@@ -259,7 +261,7 @@ def test_the_readmes_config_snippets_are_valid_in_the_cpu_profile():
         for key, value in yaml.safe_load(snippet).items():
             data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
         data["base_dir"] = str(profiles.FOLDER)
-        parse_config(data)  # raises ConfigError naming the field if the README is wrong
+        parse_config(data)  # raises ConfigError naming the field if a page is wrong
 
 
 def test_a_solver_is_chosen_by_name_and_an_unknown_one_refused():

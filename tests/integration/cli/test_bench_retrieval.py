@@ -22,7 +22,7 @@ KEYS = {
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("corpus")
-    for f in [ROOT / "README.md", ROOT / "docs" / "architecture.md"]:
+    for f in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         shutil.copy(f, folder / f.name)
     shutil.copytree(profiles.FOLDER / "corpus", folder / "guide")
     return folder
