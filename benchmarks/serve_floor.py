@@ -17,7 +17,12 @@ alternate between mixserve pinned and the three floors; each process's CPU time 
 from /proc around each round. The floor is the most any service built on these hops could
 carry on these cores, whatever it did.
 
+``--variants`` picks the floors; ``floor_h2_no_access_log`` (not run by default) is
+``floor_h2`` with Serve's per-request access log off in all three deployments.
+
     .venv/bin/python benchmarks/serve_floor.py --rounds 2 --duration 20
+    .venv/bin/python benchmarks/serve_floor.py --variants floor_h2 floor_h2_no_access_log \
+        --rounds 3 --duration 15 --out benchmarks/results/serve_floor_access_log.json
 
 Writes ``benchmarks/results/serve_floor.json`` and ``serve_floor.png`` (CPU per request by
 part, each variant's median round).
@@ -28,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +44,8 @@ from ray import serve
 
 from loadgen import LoadSpec, QueryMix, alternate, run_load, summarize
 from loadgen.compare import median
-from loadgen.cpu import CpuMeter, component, cpu_seconds
+from loadgen.cpu import CpuMeter, component
+from loadgen.cpu import snapshot as cpu_snapshot
 from orchestrator import profiles
 from orchestrator.cli.bench import BUILTIN_MIX, machine
 from orchestrator.cli.bench_ceiling import fake_fleet
@@ -145,20 +150,7 @@ def part_of(cmdline: str, own: bool) -> str | None:
 
 def snapshot() -> dict[int, tuple[str, float]]:
     """Like ``loadgen.cpu.snapshot``, with each floor deployment named apart."""
-    found: dict[int, tuple[str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        name = part_of(cmdline, pid == os.getpid())
-        seconds = cpu_seconds(pid) if name else None
-        if name and seconds is not None:
-            found[pid] = (name, seconds)
-    return found
+    return cpu_snapshot(name_of=part_of)
 
 
 def measure(url: str, model: str, duration: float, mix: QueryMix) -> Any:

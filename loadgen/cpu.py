@@ -68,9 +68,12 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime (fields 14 and 15)
 
 
-def snapshot(own: set[int] | None = None) -> dict[int, tuple[str, float]]:
+def snapshot(
+    own: set[int] | None = None, name_of: Callable[[str, bool], str | None] = component
+) -> dict[int, tuple[str, float]]:
     """pid -> (component, CPU seconds) of every process of the service on this machine;
-    ``own`` are the benchmark's processes (default: this one)."""
+    ``own`` are the benchmark's processes (default: this one); ``name_of`` names a
+    process by its command line (None: not counted)."""
     mine = own if own is not None else {os.getpid()}
     found: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
@@ -81,7 +84,7 @@ def snapshot(own: set[int] | None = None) -> dict[int, tuple[str, float]]:
             cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        name = component(cmdline, pid in mine)
+        name = name_of(cmdline, pid in mine)
         seconds = cpu_seconds(pid) if name else None
         if name and seconds is not None:
             found[pid] = (name, seconds)

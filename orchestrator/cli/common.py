@@ -3,6 +3,7 @@ progress bars, model preparation and the multi-value options."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -43,6 +44,22 @@ MULTI_VALUE_OPTIONS = ("--scores", "--mix", "--clients", "--rates")
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def write_out(text: str, out_file: Path | None) -> None:
+    """``text`` to standard output, or to ``out_file`` through a temporary file renamed
+    over it (a reader never sees half of it); a file that cannot be written is one line
+    and exit 1."""
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    tmp = out_file.with_name(f".{out_file.name}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(out_file)
+    except OSError as exc:
+        fail(f"cannot write {out_file}: {exc.strerror or exc}")
+    err.print(f"wrote {out_file}", highlight=False)
 
 
 def config_path(value: str | Path) -> Path:

@@ -9,7 +9,6 @@ anything is deployed, one line per problem with its YAML path.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from orchestrator.cli.common import (
     load_checked,
     out,
     progress,
+    write_out,
 )
 from orchestrator.config import MixserveConfig
 from orchestrator.settings import Settings, get_settings
@@ -143,17 +143,7 @@ def build_serve_config(
     cfg = load_checked(config)
     url = _redis(redis_url, settings)
     _check(cfg, config_path(config), settings, cluster)
-    text = _dump(_serve_config(cfg, settings, url, port))
-    if out_file is None:
-        sys.stdout.write(text)
-        return
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
-    try:
-        tmp.write_text(text)
-        tmp.replace(out_file)
-    except OSError as exc:
-        fail(f"cannot write {out_file}: {exc.strerror or exc}")
-    err.print(f"wrote {out_file}", highlight=False)
+    write_out(_dump(_serve_config(cfg, settings, url, port)), out_file)
 
 
 def _apply(doc: dict[str, Any], address: str, timeout: float, url: str) -> None:

@@ -38,6 +38,7 @@ from orchestrator.cli.common import (
     out,
     prepare_models,
     progress,
+    write_out,
 )
 from orchestrator.cli.costs import costs
 from orchestrator.cli.deploy import build_app, deploy, rollback
@@ -122,17 +123,7 @@ def config_reference(
     from the config models themselves (docs/configuration.md is this, written)."""
     from orchestrator.config.reference import reference
 
-    text = reference() + "\n"
-    if out_file is None:
-        out.print(text, highlight=False, soft_wrap=True, markup=False, end="")
-        return
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
-    try:
-        tmp.write_text(text)
-        tmp.replace(out_file)
-    except OSError as exc:
-        fail(f"cannot write {out_file}: {exc.strerror or exc}")
-    err.print(f"wrote {out_file}", highlight=False)
+    write_out(reference() + "\n", out_file)
 
 
 @models_app.command("prepare")

@@ -60,3 +60,11 @@ def test_the_plot_stacks_each_variants_parts(tmp_path: Path):
     path = tmp_path / "floor.png"
     floor.plot(report, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_its_snapshot_reads_this_process_as_the_load_generator():
+    import os
+
+    taken = floor.snapshot()
+    name, seconds = taken[os.getpid()]
+    assert name == "loadgen" and seconds > 0
