@@ -22,7 +22,11 @@ KEYS = {
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("corpus")
-    for f in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    # about the size it was before the README moved its measurements to docs/
+    for f in [
+        ROOT / "README.md",
+        *(ROOT / "docs" / n for n in ("architecture.md", "benchmarks.md")),
+    ]:
         shutil.copy(f, folder / f.name)
     shutil.copytree(profiles.FOLDER / "corpus", folder / "guide")
     return folder
