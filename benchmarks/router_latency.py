@@ -38,7 +38,6 @@ from router_model.backbone import HiddenStateEmbedder
 from router_model.heads import KnnHead
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import SHARED_DATA as DATA
 from bench_common import routellm_cv
 
 from orchestrator import profiles
@@ -36,7 +37,6 @@ from router_model.scores import ScoreTable, read_score_tables
 from router_model.train import out_of_fold, stack_tables
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 TASK_SPECIALIST = {"gsm8k_train": "math", "humaneval_train": "code"}
 
 

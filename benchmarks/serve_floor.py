@@ -76,20 +76,25 @@ class Unary:
         return [text]
 
 
+async def paced(tokens: int) -> Any:
+    """The fake engine's pace and the stream batching's chunks: the first token at once,
+    then whatever came within 20 ms of the last send, as one chunk."""
+    sent, pending = time.monotonic(), ""
+    for i in range(tokens):
+        await asyncio.sleep(TOKEN_DELAY_S)
+        pending += " tok"
+        if i == 0 or time.monotonic() - sent >= BATCH_S:
+            yield pending
+            sent, pending = time.monotonic(), ""
+    if pending:
+        yield pending
+
+
 @serve.deployment(name="floor-stream", max_ongoing_requests=64, ray_actor_options=NO_CPU)
 class Stream:
     async def __call__(self, tokens: int) -> Any:
-        """The fake engine's pace and the stream batching's chunks: the first token at
-        once, then whatever came within 20 ms of the last send, as one chunk."""
-        sent, pending = time.monotonic(), ""
-        for i in range(tokens):
-            await asyncio.sleep(TOKEN_DELAY_S)
-            pending += " tok"
-            if i == 0 or time.monotonic() - sent >= BATCH_S:
-                yield pending, i + 1
-                sent, pending = time.monotonic(), ""
-        if pending:
-            yield pending, tokens
+        async for piece in paced(tokens):
+            yield piece
 
 
 def _chunk(text: str, usage: dict[str, int] | None = None) -> bytes:
@@ -117,13 +122,13 @@ class Ingress:
             await self.unary.remote(text)
 
         async def events() -> Any:
+            # the answer's chunks from the stream deployment, or paced here (no hop)
             if self.hops >= 1:
-                async for piece, _ in self.stream.options(stream=True).remote(tokens):
-                    yield _chunk(piece)
+                pieces = self.stream.options(stream=True).remote(tokens)
             else:
-                for i in range(tokens):
-                    await asyncio.sleep(TOKEN_DELAY_S)
-                    yield _chunk(" tok") if i == 0 or i == tokens - 1 else b""
+                pieces = paced(tokens)
+            async for piece in pieces:
+                yield _chunk(piece)
             usage = {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1}
             yield _chunk("", usage)
             yield b"data: [DONE]\n\n"

@@ -81,10 +81,11 @@ def type_name(tp: Any) -> str:
 
 
 def bounds(field: FieldInfo) -> str:
-    """The field's constraints: ``>= 1``, ``<= 64``, a pattern."""
+    """The field's constraints: ``>= 1``, ``<= 64``, a pattern (its own, or its type's:
+    ``Name`` carries one in its ``Annotated``)."""
     out = []
     symbols = {Ge: (">=", "ge"), Gt: (">", "gt"), Le: ("<=", "le"), Lt: ("<", "lt")}
-    for meta in field.metadata:
+    for meta in [*field.metadata, *getattr(field.annotation, "__metadata__", ())]:
         for kind, (symbol, attr) in symbols.items():
             if isinstance(meta, kind):
                 out.append(f"{symbol} {getattr(meta, attr)}")
@@ -92,11 +93,6 @@ def bounds(field: FieldInfo) -> str:
             out.append(f"at least {meta.min_length} long")
         if isinstance(meta, MaxLen):
             out.append(f"at most {meta.max_length} long")
-        pattern = getattr(meta, "pattern", None)
-        if pattern:
-            out.append(f"matches `{pattern}`")
-    annotation = field.annotation
-    for meta in getattr(annotation, "__metadata__", ()):  # Name: a pattern in its Annotated
         pattern = getattr(meta, "pattern", None)
         if pattern:
             out.append(f"matches `{pattern}`")

@@ -36,11 +36,12 @@ def test_floor_replicas_are_counted_apart_from_the_service_they_share_a_ray_with
 
 
 async def test_the_stand_in_engine_sends_the_first_token_alone_then_batches():
-    stream = floor.Stream.func_or_class()
-    pieces = [piece async for piece, _ in stream(64)]
+    pieces = [piece async for piece in floor.paced(64)]
     assert pieces[0] == " tok"  # the first token goes at once
     assert "".join(pieces) == " tok" * 64  # every token, once, in order
     assert len(pieces) < 64  # the rest went in chunks of 20 ms
+    stream = floor.Stream.func_or_class()  # the stream deployment yields the same pace
+    assert "".join([p async for p in stream(8)]) == " tok" * 8
 
 
 def test_the_plot_stacks_each_variants_parts(tmp_path: Path):
