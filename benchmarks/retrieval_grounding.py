@@ -1,7 +1,7 @@
 """Grounding: plant 100 facts in pages of Debian's Python documentation, ask about each,
 and count how often the chunk holding the fact is among the top 5 hits
-(``retrieval/evaluation/grounding.py``; the hybrid search's word weight is checked on a
-tuning set of other pages and facts first).
+(``harness/mixserve_bench/retrieval_eval/grounding.py``; the hybrid search's word weight
+is checked on a tuning set of other pages and facts first).
 
     .venv/bin/python benchmarks/retrieval_grounding.py --files 200
 
@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mixserve_bench.retrieval_eval import debian_corpus, grounding
 from orchestrator.settings import get_settings
-from retrieval.evaluation import debian_corpus, grounding
 
 ROOT = Path(__file__).resolve().parents[1]
 

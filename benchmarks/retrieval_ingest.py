@@ -1,5 +1,5 @@
 """Ingest speed and embedding fidelity on a real corpus, the Python 3.11 documentation
-from Debian's ``python3.11-doc`` package (``retrieval/evaluation/ingest.py``): the
+from Debian's ``python3.11-doc`` package (``harness/mixserve_bench/retrieval_eval/ingest.py``): the
 encoder in fp32 and int8 side by side in alternating rounds, the cosine of every int8
 vector to its fp32 one, and the whole ``mixserve index build`` path with its breakdown.
 
@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mixserve_bench.retrieval_eval import debian_corpus, ingest_speed
 from orchestrator.settings import get_settings
-from retrieval.evaluation import debian_corpus, ingest_speed
 
 ROOT = Path(__file__).resolve().parents[1]
 

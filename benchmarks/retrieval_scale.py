@@ -1,8 +1,8 @@
 """Search at scale: recall@10 against exact search, single-query latency and memory per
 vector of each index kind, on ``--n`` vectors of dimension 384: ``--real`` real MiniLM
 embeddings of Debian's Python and Linux kernel documentation, the rest synthetic, 1,000
-real queries (``retrieval/evaluation/scale.py``); then the IVF-PQ index in ``--shards``
-Ray actors against the whole.
+real queries (``harness/mixserve_bench/retrieval_eval/scale.py``); then the IVF-PQ index
+in ``--shards`` Ray actors against the whole.
 
     .venv/bin/python benchmarks/retrieval_scale.py --n 1000000 --real 100000
 
@@ -15,9 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
+from mixserve_bench.retrieval_eval import debian_corpus, real_vectors, scale
+from mixserve_bench.retrieval_eval.scale import plot
 from orchestrator.settings import get_settings
-from retrieval.evaluation import debian_corpus, real_vectors, scale
-from retrieval.evaluation.scale import plot
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from bench_common import sample_queries
 
+from mixserve_bench.cli.load import machine
 from orchestrator import profiles
-from orchestrator.cli.bench import machine
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model import SpecialistProfile, build_router

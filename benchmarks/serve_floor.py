@@ -46,10 +46,10 @@ from loadgen import LoadSpec, QueryMix, alternate, run_load, summarize
 from loadgen.compare import median
 from loadgen.cpu import CpuMeter, component
 from loadgen.cpu import snapshot as cpu_snapshot
+from mixserve_bench.cli.ceiling import fake_fleet
+from mixserve_bench.cli.load import BUILTIN_MIX, machine
+from mixserve_bench.cli.suites import _service
 from orchestrator import profiles
-from orchestrator.cli.bench import BUILTIN_MIX, machine
-from orchestrator.cli.bench_ceiling import fake_fleet
-from orchestrator.cli.bench_suites import _service
 from orchestrator.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from typing import Any
 from loadgen import LoadSpec, QueryMix, run_load, summarize
 from loadgen.compare import alternate, median
 from loadgen.peer import wait_until_up
-from orchestrator.cli.bench import BUILTIN_MIX
+from mixserve_bench.cli.load import BUILTIN_MIX
 from orchestrator.runtime import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -60,10 +60,11 @@ class Hit:
 
 
 CANDIDATES = 4  # each half of a hybrid search proposes this many times k
-# the word half's share of a hybrid score. ``retrieval/evaluation/grounding.py`` checks it
-# on a tuning set of its own: 0.97 top-5 from 0.5 to 0.8, 0.98 with words alone (1.0),
-# whose questions reuse their facts' words; an even mix keeps the vectors' half for
-# questions worded otherwise
+# the word half's share of a hybrid score. The harness's grounding evaluation
+# (``harness/mixserve_bench/retrieval_eval/grounding.py``) checks it on a tuning set of
+# its own: 0.97 top-5 from 0.5 to 0.8, 0.98 with words alone (1.0), whose questions
+# reuse their facts' words; an even mix keeps the vectors' half for questions worded
+# otherwise
 LEXICAL_WEIGHT = 0.5
 RARE_SHARE = 0.1  # a query word in more of the chunks than this does not count as evidence
 _WORD = re.compile(r"\w{2,}", re.UNICODE)

@@ -139,3 +139,30 @@ def read_score_tables(paths: Sequence[str | Path]) -> list[ScoreTable]:
     if dupes:
         raise ScoreTableError(f"score files share a name: {', '.join(dupes)}")
     return tables
+
+
+def read_queries(path: Path, limit: int | None = None) -> list[str]:
+    """The ``query`` of each JSON line of a score table (or any JSONL of queries)."""
+    try:
+        # split on newlines only: str.splitlines() also splits inside JSON strings that
+        # hold U+2028 or U+0085, which real prompts do
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ScoreTableError(f"{path}: cannot read ({reason})") from None
+    queries: list[str] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            query = json.loads(line)["query"]
+        except (ValueError, KeyError, TypeError):
+            raise ScoreTableError(f"{path}:{number}: not a JSON object with a 'query'") from None
+        if not isinstance(query, str) or not query.strip():
+            raise ScoreTableError(f"{path}:{number}: 'query' is not a non-empty string")
+        queries.append(query)
+        if limit is not None and len(queries) >= limit:
+            break
+    if not queries:
+        raise ScoreTableError(f"{path}: no queries")
+    return queries

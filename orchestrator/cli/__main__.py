@@ -1,6 +1,6 @@
 """``python -m orchestrator.cli``: the same as the ``mixserve`` command."""
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -19,13 +19,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from orchestrator.cli import (  # noqa: F401 - registers bench commands
-    bench_ceiling,
-    bench_retrieval,
-    bench_skew,
-    bench_suites,
-)
-from orchestrator.cli.bench import bench_app
 from orchestrator.cli.common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -44,6 +37,7 @@ from orchestrator.cli.costs import costs
 from orchestrator.cli.deploy import build_app, deploy, rollback
 from orchestrator.cli.index import index_app
 from orchestrator.cli.keys import keys_app
+from orchestrator.cli.plugins import add_plugins
 from orchestrator.cli.router import router_app
 from orchestrator.cli.router_probe import probe
 from orchestrator.config import ConfigError, load_config
@@ -62,13 +56,13 @@ app.add_typer(router_app, name="router")
 router_app.command("probe")(probe)
 app.add_typer(keys_app, name="keys")
 app.add_typer(index_app, name="index")
-app.add_typer(bench_app, name="bench")
 app.command("costs")(costs)
 app.add_typer(build_app, name="build")
 app.command("deploy")(deploy)
 app.command("rollback")(rollback)
 dashboards_app = typer.Typer(help="Grafana dashboards for the Ray dashboard's Prometheus.")
 app.add_typer(dashboards_app, name="dashboards")
+add_plugins(app)  # `bench`, from the harness when it is installed
 
 
 @dashboards_app.command("export")

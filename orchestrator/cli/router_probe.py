@@ -44,9 +44,9 @@ def probe(
 ) -> None:
     """Train the early-exit probe: which specialist each query belongs to, read at an
     early layer; writes an artifact for `router.early_exit.artifact`."""
-    from loadgen.mix import MixError, read_queries
     from router_model.artifact import RouterArtifact, save_artifact
     from router_model.probe import fit_probe, group_accuracy, out_of_fold_probe, shot_rows
+    from router_model.scores import ScoreTableError, read_queries
 
     cfg = load_checked(config)
     names = [s.name for s in cfg.specialists]
@@ -58,7 +58,7 @@ def probe(
     tasks = _tasks(task, names)
     try:
         files = [read_queries(path) for path, _ in tasks]
-    except MixError as exc:
+    except ScoreTableError as exc:
         fail(str(exc))
     queries = [q for f in files for q in f]
     labels = np.concatenate([np.full(len(f), n) for f, (_, n) in zip(files, tasks, strict=True)])

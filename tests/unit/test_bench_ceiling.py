@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from mixserve_bench.cli.ceiling import fake_fleet, summary
 from orchestrator import profiles
-from orchestrator.cli.bench_ceiling import fake_fleet, summary
 from orchestrator.cli.main import app
 from orchestrator.config import load_config
 

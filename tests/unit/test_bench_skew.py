@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from mixserve_bench.cli.autoscale import autoscale_config, autoscale_summary
+from mixserve_bench.cli.replicas import documents, replica_summary, replicas_config
+from mixserve_bench.cli.skew import _skew_summary, skew_config, skew_mix
 from orchestrator import profiles
-from orchestrator.cli.bench_autoscale import autoscale_config, autoscale_summary
-from orchestrator.cli.bench_replicas import documents, replica_summary, replicas_config
-from orchestrator.cli.bench_skew import _skew_summary, skew_config, skew_mix
 from orchestrator.config import load_config
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.cli.bench_stages import ENGINE_SPAN, TTFT, stages_of
+from mixserve_bench.cli.stages import ENGINE_SPAN, TTFT, stages_of
 
 
 def _spans(root_ttft=0.50, call_start=10.02, call_ttft=0.45, queue=0.10, engine_ttft=0.30):

@@ -68,8 +68,8 @@ def test_instructions_become_one_leading_system_message():
 def test_the_peer_template_puts_the_system_prompt_in_as_mixserve_does():
     from transformers.utils.chat_template_utils import render_jinja_template
 
+    from mixserve_bench.cli.peer import peer_template
     from orchestrator import profiles
-    from orchestrator.cli.bench_peer import peer_template
     from orchestrator.config import load_config
 
     cfg = load_config(profiles.FOLDER / "cpu.yaml")

@@ -124,7 +124,7 @@ def test_the_peer_gets_the_same_engine_settings_as_flags():
 
 
 def test_the_overhead_and_overload_summaries_are_ratios_within_rounds():
-    from orchestrator.cli.bench_suites import _overhead_summary, _overload_summary
+    from mixserve_bench.cli.suites import _overhead_summary, _overload_summary
 
     def report(tps, ttft50, ttft99, goodput=1.0, p99=1000.0, refusal=None, n5xx=0):
         return {"overall": {"output_tokens_per_s": tps, "goodput_rps": goodput,

@@ -1,6 +1,8 @@
 """An installed wheel works outside a source checkout: the shipped profiles and their
 corpus are package data, so `mixserve config validate` of the default passes in a clean
-venv that holds nothing of the checkout."""
+venv that holds nothing of the checkout. The wheel carries none of the benchmark harness
+(`harness/`, a distribution of its own), and `mixserve bench` without it says in one line
+how to install it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 from tests.helpers.paths import ROOT
@@ -30,6 +33,9 @@ def test_the_wheel_in_a_clean_venv_validates_its_default_config(tmp_path):
                 "-w", tmp_path / "dist", source, cwd=tmp_path)  # fmt: skip
     assert built.returncode == 0, built.stderr[-2000:]
     [wheel] = (tmp_path / "dist").glob("mixserve-*.whl")
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {"orchestrator", "retrieval", "router_model", "specialists"} <= tops
+    assert not tops & {"loadgen", "mixserve_bench", "harness", "benchmarks", "tests"}
 
     venv = tmp_path / "venv"
     assert run(sys.executable, "-m", "venv", venv, cwd=tmp_path).returncode == 0
@@ -55,3 +61,12 @@ def test_the_wheel_in_a_clean_venv_validates_its_default_config(tmp_path):
     assert gpu.returncode == 0, gpu.stderr[-2000:]
     missing = run(venv / "bin" / "mixserve", "config", "validate", "nosuch", cwd=tmp_path)
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+    # the harness is not in the wheel: `bench` is one line saying how to install it
+    assert run(venv / "bin" / "python", "-c", "import loadgen", cwd=tmp_path).returncode == 1
+    bench = run(venv / "bin" / "mixserve", "bench", "ceiling", "--rounds", "1", cwd=tmp_path)
+    assert bench.returncode == 1 and bench.stdout == ""
+    [line] = bench.stderr.splitlines()
+    assert line.startswith("error: mixserve bench: the benchmark harness") and line.endswith(
+        "install it with: pip install ./harness (from a mixserve checkout; `make setup` does it)"
+    ), line

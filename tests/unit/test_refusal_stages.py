@@ -10,7 +10,7 @@ import time
 from types import SimpleNamespace
 
 from loadgen.loop_lag import LoopLag
-from orchestrator.cli.bench_refusals import breakdown, root_spans
+from mixserve_bench.cli.refusals import breakdown, root_spans
 
 
 def span(rid, start, end, parent=None):

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from mixserve_bench.retrieval_eval.corpus import MODEL, Corpus
 from retrieval.build import ingest
 from retrieval.collection import LEXICAL_WEIGHT, LiveCollection
 from retrieval.documents import Unreadable, read
 from retrieval.embed import Embedder
-from retrieval.evaluation.corpus import MODEL, Corpus
 from retrieval.store import CollectionStore
 
 PEOPLE = ["Amara Osei", "Bruno Keller", "Chen Wei", "Dana Novak", "Elif Demir", "Femi Ade",

@@ -12,7 +12,7 @@ in alternating rounds:
 - ``skew_off``: the same skewed mix with ``mixserve.balance: false`` on every request
   (each answered by the router's first choice, queueing there).
 
-Then the replica part (``orchestrator.cli.bench_replicas``): the hot specialist on two
+Then the replica part (``mixserve_bench.cli.replicas``): the hot specialist on two
 replicas, prompts sharing long prefixes, our request router against Ray's default and
 Ray Serve LLM's prefix-affinity router.
 
@@ -22,7 +22,7 @@ over rounds of the ratio within a round; ``prefix_hit_rate`` (our replica router
 engines' prefix-cache hit rate) and ``vs_ray_default`` / ``vs_ray_prefix`` (p99 TTFT and
 throughput ratios, ours over theirs, and their hit rate); ``autoscaling`` (the step's
 p99 with autoscaling on and off, when the second replica came up:
-``orchestrator.cli.bench_autoscale``). ``--parts`` runs only some; the others are null.
+``mixserve_bench.cli.autoscale``). ``--parts`` runs only some; the others are null.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.bench import _show, bench_app
-from orchestrator.cli.bench_suites import (
+from mixserve_bench.cli.load import _show, bench_app
+from mixserve_bench.cli.suites import (
     JsonOpt,
     OutOpt,
     _median,
@@ -163,7 +163,7 @@ def skew(
         )
         summary.update(_skew_summary(results))
     if "replicas" in chosen:
-        from orchestrator.cli.bench_replicas import replica_rounds, replica_summary
+        from mixserve_bench.cli.replicas import replica_rounds, replica_summary
 
         by_router = _or_fail(
             replica_rounds, quiet, hot, clients, duration, rounds, replica_tokens,
@@ -172,7 +172,7 @@ def skew(
         results.update({f"replicas_{name}": reports for name, reports in by_router.items()})
         summary.update(replica_summary(by_router))
     if "autoscale" in chosen:
-        from orchestrator.cli.bench_autoscale import autoscale_rounds, autoscale_summary
+        from mixserve_bench.cli.autoscale import autoscale_rounds, autoscale_summary
 
         steps = _or_fail(
             autoscale_rounds, quiet, hot, slots, low, high, duration / 3, step_s, max_tokens

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from mixserve_bench.retrieval_eval.corpus import MODEL, Corpus
 from retrieval.build import IngestOptions, ingest
 from retrieval.chunking import chunk_document
 from retrieval.documents import Unreadable, read
 from retrieval.embed import Embedder, Precision
-from retrieval.evaluation.corpus import MODEL, Corpus
 from retrieval.store import CollectionStore
 
 

@@ -17,8 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.bench import MixOpt, _mix, _show, _write, bench_app
-from orchestrator.cli.bench_suites import JsonOpt, OutOpt, _or_fail, _service
+from mixserve_bench.cli.load import MixOpt, _mix, _show, _write, bench_app
+from mixserve_bench.cli.suites import JsonOpt, OutOpt, _or_fail, _service
 from orchestrator.cli.common import (
     ConfigOpt,
     err,

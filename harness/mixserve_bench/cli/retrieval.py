@@ -18,8 +18,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from orchestrator.cli.bench import _write, bench_app
-from orchestrator.cli.bench_suites import JsonOpt, OutOpt
+from mixserve_bench.cli.load import _write, bench_app
+from mixserve_bench.cli.suites import JsonOpt, OutOpt
 from orchestrator.cli.common import err, fail, out
 from orchestrator.settings import get_settings
 
@@ -55,7 +55,7 @@ def retrieval(
     out_path: OutOpt = None,
 ) -> None:
     """Ingest, search at scale, grounding and sharded search, measured here."""
-    from retrieval.evaluation import (
+    from mixserve_bench.retrieval_eval import (
         debian_corpus,
         folder_corpus,
         grounding,
@@ -64,7 +64,7 @@ def retrieval(
         scale,
         summary,
     )
-    from retrieval.evaluation.scale import plot
+    from mixserve_bench.retrieval_eval.scale import plot
 
     wanted = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = [k for k in wanted if k not in ("flat", "hnsw", "ivfpq")]

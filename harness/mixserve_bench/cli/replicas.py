@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mixserve_bench.cli.suites import _median, _service
 from orchestrator import profiles
-from orchestrator.cli.bench_suites import _median, _service
 from orchestrator.cli.common import progress
 from orchestrator.config import MixserveConfig, with_specialists
 

@@ -22,9 +22,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from mixserve_bench.retrieval_eval.corpus import MODEL
 from retrieval import indexes
 from retrieval.embed import Embedder
-from retrieval.evaluation.corpus import MODEL
 
 SWEEP = {
     "hnsw": ("efSearch", indexes.EF_STEPS[:11]),

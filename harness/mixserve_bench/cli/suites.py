@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from orchestrator.cli.bench import BUILTIN_MIX, MixOpt, _mix, _show, _write, bench_app
-from orchestrator.cli.bench_peer import FEATURES, peer_template
+from mixserve_bench.cli.load import BUILTIN_MIX, MixOpt, _mix, _show, _write, bench_app
+from mixserve_bench.cli.peer import FEATURES, peer_template
 from orchestrator.cli.common import ConfigOpt, err, fail, load_checked, prepare_models, progress
 from orchestrator.config import MixserveConfig
 from orchestrator.settings import get_settings
@@ -76,7 +76,7 @@ def _round(
     a process of its own beside the load (``probe``: how fast it is refused)."""
     from loadgen import LoadSpec, run_load, summarize
     from loadgen.probe import Probe
-    from orchestrator.cli.bench_stages import breakdown
+    from mixserve_bench.cli.stages import breakdown
 
     spec = LoadSpec(
         url=url,
@@ -92,7 +92,7 @@ def _round(
     async def measure() -> dict[str, Any]:
         from loadgen.loop_lag import LoopLag
         from loadgen.report import percentiles_ms
-        from orchestrator.cli.bench_refusals import breakdown as refusals
+        from mixserve_bench.cli.refusals import breakdown as refusals
 
         prober = Probe(url, duration, model=model).start() if probe else None
         async with LoopLag() as lag:
@@ -231,7 +231,7 @@ def overhead(
 
 def _stages_p50(reports: list[dict[str, Any]]) -> dict[str, float]:
     """Each TTFT stage's p50 (ms), the median over the rounds."""
-    from orchestrator.cli.bench_stages import STAGES
+    from mixserve_bench.cli.stages import STAGES
 
     out = {}
     for name in STAGES:
@@ -292,8 +292,8 @@ def _overhead_rounds(
 ) -> Any:
     from loadgen import alternate
     from loadgen.peer import vllm_server
+    from mixserve_bench.cli.ray_llm import hosting_config, ray_serve_llm
     from orchestrator.app import OFFLINE_ENV
-    from orchestrator.cli.bench_ray_llm import hosting_config, ray_serve_llm
     from orchestrator.deployments import all_cpus
     from orchestrator.runtime import free_port
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.bench_replicas import one_real_specialist
-from orchestrator.cli.bench_suites import _service
+from mixserve_bench.cli.replicas import one_real_specialist
+from mixserve_bench.cli.suites import _service
 from orchestrator.cli.common import progress
 from orchestrator.config import Autoscaling, MixserveConfig
 

@@ -2,10 +2,10 @@
 embedding fidelity, search at scale, grounding of planted facts, and sharded search.
 ``mixserve bench retrieval`` runs them all; ``benchmarks/retrieval_*.py`` one each."""
 
-from retrieval.evaluation.corpus import Corpus, debian_corpus, folder_corpus, real_vectors
-from retrieval.evaluation.grounding import grounding
-from retrieval.evaluation.ingest import ingest_speed
-from retrieval.evaluation.scale import scale, summary
+from mixserve_bench.retrieval_eval.corpus import Corpus, debian_corpus, folder_corpus, real_vectors
+from mixserve_bench.retrieval_eval.grounding import grounding
+from mixserve_bench.retrieval_eval.ingest import ingest_speed
+from mixserve_bench.retrieval_eval.scale import scale, summary
 
 __all__ = [
     "Corpus",

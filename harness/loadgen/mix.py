@@ -3,11 +3,12 @@ drawn with weights; a skewed mix puts a chosen share on one group."""
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from router_model import scores
 
 
 class MixError(ValueError):
@@ -40,27 +41,9 @@ def _group_name(path: Path) -> str:
 def read_queries(path: Path, limit: int | None = None) -> list[str]:
     """The ``query`` of each JSON line of a score table (or any JSONL of queries)."""
     try:
-        # split on newlines only: str.splitlines() also splits inside JSON strings that
-        # hold U+2028 or U+0085, which real prompts do
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except OSError as exc:
-        raise MixError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    queries = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            query = json.loads(line)["query"]
-        except (ValueError, KeyError, TypeError):
-            raise MixError(f"{path}:{number}: not a JSON object with a 'query'") from None
-        if not isinstance(query, str) or not query.strip():
-            raise MixError(f"{path}:{number}: 'query' is not a non-empty string")
-        queries.append(query)
-        if limit is not None and len(queries) >= limit:
-            break
-    if not queries:
-        raise MixError(f"{path}: no queries")
-    return queries
+        return scores.read_queries(path, limit)
+    except scores.ScoreTableError as exc:
+        raise MixError(str(exc)) from None
 
 
 class QueryMix:
