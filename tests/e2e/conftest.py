@@ -1,7 +1,9 @@
-"""The real CPU profile, started the way users start it: `mixserve up` in a subprocess
-(local Ray, embedded Redis, one vLLM engine serving Gemma 3 270M for the three
-specialists, the real router and retriever), stopped with `mixserve down`, after which
-no process of the run may remain.
+"""The real CPU profile, started the way users start it: the service's wheel installed
+alone in a clean venv (``tests/helpers/wheel.py``: nothing of the checkout, nor the
+benchmark harness), then `mixserve up` from it in a subprocess (local Ray, embedded
+Redis, one vLLM engine serving Gemma 3 270M for the three specialists, the real router
+and retriever), stopped with `mixserve down`, after which no process of the run may
+remain.
 
 Two changes to the `cpu` profile: its price list, token prices in place of its
 replica-hour prices (general < math < code), so a cascade has a cheaper specialist to
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 
@@ -20,11 +21,11 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator import profiles
 from orchestrator.runtime.embedded_redis import free_port
 from orchestrator.runtime.procs import pids_of_run
 from tests.helpers.cli import require_prepared_models
 from tests.helpers.paths import ROOT
+from tests.helpers.wheel import build_wheel_venv
 
 READY_TIMEOUT_S = 900
 PRICES = {"general": 0.5, "math": 2.0, "code": 5.0}  # USD per million tokens, in and out
@@ -45,9 +46,10 @@ def planted_folder(folder):
     return planted
 
 
-def priced_config(folder):
-    data = yaml.safe_load((profiles.FOLDER / "cpu.yaml").read_text())
-    data["base_dir"] = str(profiles.FOLDER)
+def priced_config(folder, profiles):
+    """The ``cpu`` profile of ``profiles`` (the installed package's folder), priced."""
+    data = yaml.safe_load((profiles / "cpu.yaml").read_text())
+    data["base_dir"] = str(profiles)
     data["retrieval"]["collections"].append(  # its own deployment, its index in two shards
         {
             "name": "planted",
@@ -70,17 +72,19 @@ def priced_config(folder):
 @pytest.fixture(scope="package")
 def live(tmp_path_factory):
     require_prepared_models()
+    wheel = build_wheel_venv(tmp_path_factory.mktemp("wheel"))
+    profiles = wheel.where("orchestrator.profiles").parent
     state = tmp_path_factory.mktemp("state")
     log_path = state / "up.log"
     run_id = f"e2e-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
     env.update({"MIXSERVE_RUN_ID": run_id, "MIXSERVE_STATE_DIR": str(state)})
     port = free_port()
-    cli = [sys.executable, "-m", "orchestrator.cli"]
+    cli = [str(wheel.mixserve)]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [*cli, "up", "--port", str(port), "--config", str(priced_config(state))],
-            cwd=ROOT,
+            [*cli, "up", "--port", str(port), "--config", str(priced_config(state, profiles))],
+            cwd=state,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -101,10 +105,13 @@ def live(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"not ready in {READY_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
             time.sleep(2)
-        yield {"url": url, "env": env, "cli": cli, "run_id": run_id, "state": state}
+        yield {
+            "url": url, "env": env, "cli": cli, "run_id": run_id, "state": state,
+            "venv": wheel.venv,
+        }  # fmt: skip
     finally:
         down = subprocess.run(
-            [*cli, "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            [*cli, "down"], cwd=state, env=env, capture_output=True, text=True, timeout=300
         )
         try:
             proc.wait(120)

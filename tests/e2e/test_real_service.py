@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 
+from orchestrator.runtime.procs import pids_of_run
 from tests.e2e.conftest import PLANTED_FACT, PLANTED_QUESTION
 from tests.helpers.http import ask
 from tests.helpers.paths import SHARED_DATA
@@ -243,3 +245,20 @@ def test_a_stop_string_ends_a_real_answer_just_before_it(client):
               if ln.startswith("data: {")]  # fmt: skip
     deltas = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
     assert deltas == text[: text.index(stop)]
+
+
+def test_the_service_runs_from_its_installed_wheel(live):
+    """Every process of the run that names a Python interpreter names the clean venv's
+    (the wheel alone); Ray's workers, started by that interpreter, rename themselves."""
+    interpreters = []
+    for pid in pids_of_run(live["run_id"]):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+        head = argv[0].decode(errors="replace")
+        if "python" in Path(head.split()[0] if head else "").name:
+            interpreters.append(head)
+    assert interpreters, "no process of the run names a Python interpreter"
+    venv = str(live["venv"])
+    assert all(head.startswith(venv) for head in interpreters), interpreters
