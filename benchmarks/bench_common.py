@@ -19,7 +19,7 @@ from router_model.scores import ScoreTable, read_score_tables
 from router_model.train import out_of_fold, stack_tables
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"  # the real routing data, never copied here
+SHARED_DATA = ROOT.parent / "shared" / "data"  # the full tables (a sample: examples/score_tables)
 ROUTERDC = SHARED_DATA / "routerdc"
 TASK_SPECIALIST = {"gsm8k_train": "math", "humaneval_train": "code"}
 NAMES = ["general", "code", "math"]

@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from tests.helpers.cli import invoke_mixserve, require_prepared_models
-from tests.helpers.paths import ROOT, SHARED_DATA
+from tests.helpers.paths import ROOT
 
 OFFLINE = {"build", "config", "dashboards", "index", "models", "router"}  # the rest need a service
 
@@ -36,7 +36,8 @@ def test_the_readme_and_docs_show_offline_commands():
 
 def test_every_offline_readme_command_works_as_written():
     require_prepared_models()
-    assert SHARED_DATA.is_dir(), f"the README's examples read {SHARED_DATA}"
+    samples = ROOT / "examples" / "score_tables"
+    assert samples.is_dir(), f"the README's router examples read {samples}"
     commands = [c for c in readme_commands() if c[1] in OFFLINE]
     for words in commands:  # in order: eval reads what train wrote
         proc = invoke_mixserve(*words[1:])
