@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: setup models serve test lint test-unit test-integration integration-cli \
-	integration-services test-e2e bench clean
+	integration-services test-e2e clean
 
 $(STAMP): pyproject.toml harness/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv; }
