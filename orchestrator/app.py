@@ -99,7 +99,14 @@ def _router(config: MixserveConfig, cache_dir: Path, env: dict[str, str], trace:
             ray_actor_options=_actor_options(r.resources, {**env, **model_env(r.model)}),
         )
         .bind(
-            r.model_copy(update={"artifact": artifact, "early_exit": probe}),
+            # with an artifact, the router runs its LLM as deep as the artifact was trained
+            r.model_copy(
+                update={
+                    "artifact": artifact,
+                    "early_exit": probe,
+                    "layer": config.artifact_layer() or r.layer,
+                }
+            ),
             r.model.location(cache_dir),
             profiles,
             trace,

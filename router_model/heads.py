@@ -155,9 +155,12 @@ class KnnHead(LearnedHead):
         self.center = queries.mean(axis=0)
         self.points = unit(queries - self.center).astype(np.float32)
         self.earned = earned.astype(np.float32)
-        self.groups = groups.astype(np.int64)
-        n_groups = int(self.groups.max()) + 1
-        self.prior = np.stack([self.earned[self.groups == g].mean(axis=0) for g in range(n_groups)])
+        # numbered 0..n-1 in order: a table left out (leave one table out) leaves no hole
+        names, inverse = np.unique(groups, return_inverse=True)
+        self.groups = inverse.astype(np.int64)
+        self.prior = np.stack(
+            [self.earned[self.groups == g].mean(axis=0) for g in range(len(names))]
+        )
 
     def predict(self, queries: np.ndarray) -> np.ndarray:
         k, weight = int(self.params["k"]), float(self.params["prior_weight"])

@@ -5,10 +5,11 @@ predicted(x) = prior(x) + w · residual(x), where
 - ``prior(x)`` is the mean credit table of the query's group (a training table, or a
   k-means cluster of the embeddings with ``clusters`` > 0), the group recovered from the
   embedding alone: a multinomial logistic regression gives p(group | x) and the prior is
-  the tables mixed by it. A query far from every group (its cosine distance to the
-  nearest group's centroid beyond ``far`` times that group's own 99th percentile) gets
-  the global table instead: the unweighted mean of the group tables, whose best model is
-  the best single model;
+  the tables mixed by it; a query of a task the head never saw, far from every group,
+  gets the global table (the unweighted mean of the group tables, whose best model is
+  the best single model) instead: ``far``, ``blend`` and ``temperature`` say how
+  (``router_model.fallback``: their defaults were chosen by leaving each RouterDC table
+  out in turn; -1 chooses them so on the training tables);
 - ``residual(x)`` is the mean, over the ``k`` nearest training queries, of how much each
   did better or worse than its own group's table;
 - ``w`` in [0, 1] is ``residual_weight``, or (-1, the default) chosen by inner
@@ -37,7 +38,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from router_model.heads import LearnedHead, Params, _require, register_head, softmax, unit
+from router_model import fallback
+from router_model.fallback import Fallback
+from router_model.heads import LearnedHead, Params, _require, register_head, unit
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)  # residual weights the inner CV tries
 FAR_QUANTILE = 99.0
@@ -53,7 +56,9 @@ class PriorHead(LearnedHead):
         "residual_weight": -1.0,
         "clusters": 0,
         "min_group": 20,
-        "far": 1.5,
+        "far": fallback.DEFAULT.far,
+        "blend": fallback.DEFAULT.blend,
+        "temperature": fallback.DEFAULT.temperature,
         "folds": 5,
         "c": 1.0,
     }
@@ -71,8 +76,9 @@ class PriorHead(LearnedHead):
             value = p[name]
             if value != int(value) or value < low:
                 raise ValueError(f"prior: {name} must be a whole number of at least {low}")
-        if not float(p["far"]) > 0 or not float(p["c"]) > 0:
-            raise ValueError("prior: far and c must be above 0")
+        Fallback.check(float(p["far"]), float(p["blend"]), float(p["temperature"]))
+        if not float(p["c"]) > 0:
+            raise ValueError("prior: c must be above 0")
         self.notes: list[str] = []
         self.chosen: dict[str, Any] = {}
 
@@ -82,14 +88,41 @@ class PriorHead(LearnedHead):
         if not 1 <= k <= len(queries):
             raise ValueError(f"prior: k={k} needs at least {k} training queries")
         labels = self._groups(queries, groups)
+        self.chosen = {}
+        wanted = {k: float(self.params[k]) for k in ("far", "blend", "temperature")}
+        folds = _folds(groups, int(self.params["folds"]), seed=2)
+        self.fallback, report = fallback.choose(
+            lambda train, test: self._fit_parts(queries, earned, groups, train, test),
+            earned,
+            groups,
+            wanted,
+            folds,
+        )
+        self.chosen.update(report)
         weight = float(self.params["residual_weight"])
         if weight == -1.0:
             weight, report = self._choose_weight(queries, earned, groups, labels)
-            self.chosen = {"residual_weight": weight, **report}
+            self.chosen.update({"residual_weight": weight, **report})
         else:
-            self.chosen = {"residual_weight": weight}
+            self.chosen["residual_weight"] = weight
         self._fit(queries, earned, labels)
         self.weight = np.float32(weight)
+
+    def _inner(self) -> PriorHead:
+        """A head of these parameters with no residual, its fallback the one chosen."""
+        head = PriorHead(**{**self.params, "residual_weight": 0.0})
+        head.fallback = self.fallback
+        return head
+
+    def _fit_parts(
+        self, queries: np.ndarray, earned: np.ndarray, tables: np.ndarray, train: np.ndarray,
+        test: np.ndarray,
+    ) -> fallback.Parts:  # fmt: skip
+        """What a head fitted on the rows ``train`` makes of the rows ``test``."""
+        inner = PriorHead(**{**self.params, "residual_weight": 0.0})
+        inner._fit(queries[train], earned[train], inner._groups(queries[train], tables[train]))
+        _, logits, distance = inner._groups_of(queries[test])
+        return logits, distance, inner.tables, inner.global_table
 
     def _groups(self, queries: np.ndarray, tables: np.ndarray) -> np.ndarray:
         """Each row's group: its table, or its k-means cluster."""
@@ -164,14 +197,12 @@ class PriorHead(LearnedHead):
     ) -> tuple[float, dict[str, Any]]:
         """The residual weight by the rule in the module docstring, and what the inner
         cross-validation measured at every weight."""
-        from router_model.train import stratified_folds
-
         folds = int(self.params["folds"])
-        fold = stratified_folds(tables, folds, seed=1)
+        fold = _folds(tables, folds, seed=1)
         parts = np.zeros((len(WEIGHTS), *earned.shape), dtype=np.float32)
         for f in range(folds):
             train, test = fold != f, fold == f
-            inner = PriorHead(**{**self.params, "residual_weight": 0.0})
+            inner = self._inner()
             inner._fit(queries[train], earned[train], labels[train])
             prior, residual, _ = inner._parts(queries[test])
             for i, w in enumerate(WEIGHTS):
@@ -215,15 +246,15 @@ class PriorHead(LearnedHead):
 
     # -- predicting ------------------------------------------------------------------
     def _groups_of(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(unit points, p(group | x), distance to the nearest group over its reach)."""
+        """(unit points, logits of p(group | x), distance to the nearest group over its
+        reach)."""
         points = unit(queries - self.center).astype(np.float32)
-        chance = softmax(((points - self.mean) / self.scale) @ self.coef.T + self.intercept)
+        logits = ((points - self.mean) / self.scale) @ self.coef.T + self.intercept
         nearest = ((1.0 - points @ self.centroids.T) / self.reach).min(axis=1)
-        return points, chance, nearest
+        return points, logits, nearest
 
-    def _prior(self, chance: np.ndarray, nearest: np.ndarray) -> np.ndarray:
-        far = nearest > float(self.params["far"])
-        return np.where(far[:, None], self.global_table, chance @ self.tables).astype(np.float32)
+    def _prior(self, logits: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+        return self.fallback.prior(logits, nearest, self.tables, self.global_table)
 
     def _residual(self, points: np.ndarray) -> np.ndarray:
         """The mean residual of each point's ``k`` nearest training queries."""
@@ -233,12 +264,12 @@ class PriorHead(LearnedHead):
 
     def _parts(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(prior, residual, distance over reach) per query."""
-        points, chance, nearest = self._groups_of(queries)
-        return self._prior(chance, nearest), self._residual(points), nearest
+        points, logits, nearest = self._groups_of(queries)
+        return self._prior(logits, nearest), self._residual(points), nearest
 
     def predict(self, queries: np.ndarray) -> np.ndarray:
-        points, chance, nearest = self._groups_of(queries)
-        prior = self._prior(chance, nearest)
+        points, logits, nearest = self._groups_of(queries)
+        prior = self._prior(logits, nearest)
         if not float(self.weight):  # the prior alone: no neighbour search on the routing path
             return np.clip(prior, 0.0, 1.0)
         return np.clip(prior + float(self.weight) * self._residual(points), 0.0, 1.0)
@@ -247,15 +278,18 @@ class PriorHead(LearnedHead):
         """Per query: its most likely group (the training table's number, or the cluster's),
         that group's probability, its distance to the nearest group (in units of that
         group's reach) and whether it fell back to the global table."""
-        _, chance, nearest = self._groups_of(queries)
+        _, logits, nearest = self._groups_of(queries)
+        chance = self.fallback.chance(logits)
+        shares = self.fallback.global_share(nearest)
         return [
             {
                 "group": int(self.group_ids[c.argmax()]),
                 "group_probability": round(float(c.max()), 4),
                 "distance": round(float(d), 4),
-                "global_prior": bool(d > float(self.params["far"])),
+                "global_share": round(float(g), 4),
+                "global_prior": bool(g >= 1.0),
             }
-            for c, d in zip(chance, nearest, strict=True)
+            for c, d, g in zip(chance, nearest, shares, strict=True)
         ]
 
     # -- artifacts -------------------------------------------------------------------
@@ -267,8 +301,19 @@ class PriorHead(LearnedHead):
     def state(self) -> dict[str, np.ndarray]:
         out = {name: np.asarray(getattr(self, name)) for name in self._ARRAYS}
         out["points"] = out["points"].astype(np.float16)
+        out["fallback"] = self.fallback.array()
         return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         for name, value in zip(self._ARRAYS, _require(arrays, *self._ARRAYS), strict=True):
             setattr(self, name, value.astype(np.float32) if value.dtype == np.float16 else value)
+        if "fallback" in arrays:
+            self.fallback = Fallback.from_array(arrays["fallback"])
+        else:  # an artifact from before the fallback was chosen: a hard switch at `far`
+            self.fallback = Fallback(float(self.params["far"]), 0.0, 1.0)
+
+
+def _folds(tables: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    from router_model.train import stratified_folds
+
+    return stratified_folds(tables, folds, seed)

@@ -1,8 +1,13 @@
-"""Fit a learned routing head on score tables, with k-fold cross-validation figures.
+"""Fit a learned routing head on score tables, with its cross-validated figures.
 
-Folds are stratified by table, so each fold holds the same share of every task; the
-cross-validated accuracy (unweighted mean over tables, as the headline figures are) is
-stored in the artifact's training metadata beside the per-table baselines.
+Two yardsticks, each stored in the artifact's training metadata:
+- **stratified** k-fold cross-validation: folds stratified by table, so each fold holds
+  the same share of every task (in distribution); the accuracy is the unweighted mean
+  over tables, as the headline figures are, beside the per-table baselines;
+- **leave one table out**: for each table, a head fitted on every other table and judged
+  on this one, a task it never saw (out of distribution), beside the best single model of
+  the tables it was fitted on (what a router that knows nothing of the new task should
+  at least match) and the left-out table's own best model.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -88,13 +94,76 @@ def cross_validate(
     }
 
 
+def best_single(earned_by_table: Sequence[np.ndarray]) -> int:
+    """The model with the best unweighted mean accuracy over these tables."""
+    return int(np.argmax(np.mean([e.mean(axis=0) for e in earned_by_table], axis=0)))
+
+
+def leave_one_table_out(
+    name: str,
+    params: dict[str, float | int],
+    tables: Sequence[ScoreTable],
+    x: np.ndarray,
+    make: Callable[[], LearnedHead] | None = None,
+) -> dict[str, object]:
+    """For each table, a head fitted on all the others and judged on it: its accuracy,
+    the best single model of the training tables on it, and the table's own best model
+    (the most a router sending the whole table to one model could earn)."""
+    if len(tables) < 2:
+        raise ValueError(
+            f"leave-one-table-out needs at least two score tables, given {len(tables)}"
+        )
+    earned, groups = stack_tables(tables)
+    build = make or (lambda: _learned(name, params))
+    files: dict[str, dict[str, Any]] = {}
+    for i, table in enumerate(tables):
+        train, test = groups != i, groups == i
+        head = build()
+        head.fit_scores(x[train], earned[train], groups[train])
+        report = table_report(table, head.predict(x[test]).argmax(axis=1))
+        single = best_single([earned[groups == g] for g in range(len(tables)) if g != i])
+        per_model = earned[test].mean(axis=0)
+        own = int(np.argmax(per_model))
+        files[table.name] = {
+            "n": len(table),
+            "router": report["router"],
+            "best_single": float(per_model[single]),
+            "best_single_model": table.models[single],
+            "table_best": float(per_model[own]),
+            "table_best_model": table.models[own],
+            "oracle": report["oracle"],
+            "share": report["share"],
+            **_fallback_share(head, x[test]),
+        }
+    keys = ("router", "best_single", "table_best", "oracle")
+    average: dict[str, Any] = {k: float(np.mean([f[k] for f in files.values()])) for k in keys}
+    average["tables_below_best_single"] = [
+        n for n, f in files.items() if f["router"] < f["best_single"] - 1e-9
+    ]
+    return {"files": files, "average": average}
+
+
+def _fallback_share(head: LearnedHead, x: np.ndarray) -> dict[str, float]:
+    """The share of queries the head judged far from every group it knows (the prior
+    head's ``explain``), when it says."""
+    explain = getattr(head, "explain", None)
+    if explain is None:
+        return {}
+    rows = explain(x)
+    return {"fallback_share": float(np.mean([r["global_share"] for r in rows]))}
+
+
 def training_metadata(
-    tables: Sequence[ScoreTable], cv: dict[str, object] | None, seconds: float
+    tables: Sequence[ScoreTable],
+    cv: dict[str, object] | None,
+    seconds: float,
+    loto: dict[str, object] | None = None,
 ) -> dict[str, object]:
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": [{"name": t.name, "n": len(t)} for t in tables],
         "cross_validation": cv,
+        "leave_one_table_out": loto,
         "seconds": round(seconds, 1),
     }
 
@@ -105,12 +174,15 @@ def train_head(
     tables: Sequence[ScoreTable],
     x: np.ndarray,
     folds: int = 5,
+    loto: bool = False,
 ) -> tuple[LearnedHead, dict[str, object]]:
-    """Cross-validate (when ``folds`` > 1), then fit on every row."""
+    """Cross-validate (stratified when ``folds`` > 1; leaving each table out in turn with
+    ``loto``), then fit on every row."""
     started = time.monotonic()
     cv = cross_validate(name, params, tables, x, folds) if folds > 1 else None
+    left_out = leave_one_table_out(name, params, tables, x) if loto else None
     earned, groups = stack_tables(tables)
     head = fit_head(name, params, x, earned, groups)
-    meta = training_metadata(tables, cv, time.monotonic() - started)
+    meta = training_metadata(tables, cv, time.monotonic() - started, left_out)
     meta["head_fit"] = head.fit_report()
     return head, meta

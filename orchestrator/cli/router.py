@@ -24,6 +24,7 @@ from orchestrator.cli.common import (
     prepare_models,
     progress,
 )
+from orchestrator.cli.router_cv import CvOpt, cv_modes, print_cv, refit_cv
 from orchestrator.config import ModelSource, RouterConfig
 from orchestrator.settings import get_settings
 
@@ -125,10 +126,16 @@ def train(
         list[str] | None, typer.Option("--param", help="Head parameter NAME=NUMBER.")
     ] = None,
     folds: Annotated[int, typer.Option(min=0, help="Cross-validation folds (0: skip).")] = 5,
+    cv: CvOpt = None,
     prices: Annotated[Path | None, typer.Option(help="Prices JSON (default: models.json).")] = None,
     layer: Annotated[
-        int | None, typer.Option(min=1, help="Router LLM layer (default: the config's).")
-    ] = None,
+        int,
+        typer.Option(
+            min=1,
+            help="Router LLM layer the head reads (the served router runs this deep). Layer "
+            "1 by default: the heads' accuracy is flat from there, at ~10 ms a query.",
+        ),
+    ] = 1,
     max_tokens: Annotated[
         int | None, typer.Option(min=8, help="Query tokens read (default: the config's).")
     ] = None,
@@ -148,21 +155,26 @@ def train(
         fail(str(exc))
     tables = _tables(scores)
     models = tables[0].models
+    if len(models) < 2:
+        fail(f"the score tables score one model ({models[0]}): a router needs two to choose from")
     unknown = sorted(set(cfg.router.models.values()) - set(models))
     if unknown:
         fail(f"router.models in {config} names models the score tables lack: {', '.join(unknown)}")
     if folds == 1:
         fail("--folds must be 0 (no cross-validation) or at least 2")
+    # by default both yardsticks (leaving a table out needs two); --folds 0 skips them
+    default = "none" if folds == 0 else "both" if len(tables) > 1 else "stratified"
+    stratified, loto = cv_modes(cv, folds, len(tables), default)
     r = cfg.router
     label = r.model.label()
-    depth, width = layer or r.layer, max_tokens or r.max_query_tokens
+    depth, width = layer, max_tokens or r.max_query_tokens
     try:
         embedder = _embedder(label, depth, width, r.dtype, cfg)
     except ValueError as exc:  # e.g. a layer past the model's depth
         fail(str(exc))
     x = _embed(embedder, tables, "training")
     try:
-        fitted, meta = train_head(head, params, tables, x, folds)
+        fitted, meta = train_head(head, params, tables, x, folds if stratified else 0, loto)
     except ValueError as exc:
         fail(str(exc))
     artifact = RouterArtifact(
@@ -172,20 +184,20 @@ def train(
     fit: Any = meta["head_fit"]
     for note in fit.get("notes", []):
         err.print(f"note: {note}", highlight=False)
+    if "far" in fit:
+        err.print(
+            f"fallback: the global table beyond {fit['far']:g} of the nearest group's reach "
+            f"(blend {fit['blend']:g}, temperature {fit['temperature']:g}; "
+            f"{fit['fallback_criterion']})",
+            highlight=False,
+        )
     if "criterion" in fit:
         err.print(
             f"residual weight {fit['residual_weight']:g}, chosen by inner cross-validation "
             f"({fit['criterion']})",
             highlight=False,
         )
-    cv: Any = meta.get("cross_validation")
-    if cv:
-        avg = cv["average"]
-        err.print(
-            f"cross-validated ({folds} folds): router {avg['router']:.4f}, "
-            f"best single per file {avg['best_single']:.4f}, oracle {avg['oracle']:.4f}",
-            highlight=False,
-        )
+    print_cv(meta.get("cross_validation"), meta.get("leave_one_table_out"))
     out.print(f"router artifact written to {path}", highlight=False)
 
 
@@ -224,11 +236,14 @@ def _relative_costs(artifact: Any) -> np.ndarray:
     return relative_costs(artifact.price_pairs(), NOMINAL_IN, NOMINAL_OUT)
 
 
-def _predict(artifact: Any, scores: Sequence[Path]) -> tuple[Any, list[Any], np.ndarray]:
+def _predict(
+    artifact: Any, scores: Sequence[Path]
+) -> tuple[Any, list[Any], np.ndarray, np.ndarray]:
+    """(embedder, tables, embeddings, predicted quality) of the artifact on ``scores``."""
     artifact_embedder = _artifact_embedder(artifact)
     tables = _checked_tables(artifact, scores)
     x = _embed(artifact_embedder, tables, "evaluation")
-    return artifact_embedder, tables, artifact.head.predict(x)
+    return artifact_embedder, tables, x, artifact.head.predict(x)
 
 
 @router_app.command("eval")
@@ -247,15 +262,20 @@ def evaluate(
     compile: Annotated[
         bool, typer.Option("--compile", help="Time the router LLM under torch.compile.")
     ] = False,
+    cv: CvOpt = None,
+    folds: Annotated[int, typer.Option(min=2, help="Folds of --cv stratified.")] = 5,
 ) -> None:
-    """Score a router artifact on score tables against single models, random and oracle."""
+    """Score a router artifact on score tables against single models, random and oracle;
+    with --cv, also fit its head anew on these tables and judge it out of sample."""
     from router_model.evaluate import average_report, cost_sweep, table_report
     from router_model.reports import query_costs, routing_latency, write_predictions
 
     artifact = _load_artifact(router)
     if predictions is not None and not predictions.parent.is_dir():
         fail(f"--predictions: folder {predictions.parent} does not exist")
-    embedder, tables, predicted = _predict(artifact, scores)
+    stratified, loto = cv_modes(cv, folds, len(scores), "none")
+    embedder, tables, x, predicted = _predict(artifact, scores)
+    refit = refit_cv(artifact, tables, x, stratified, loto, folds)
     if compile:
         embedder.compile_now()
     choice = np.argmax(predicted - tradeoff * _relative_costs(artifact), axis=1)
@@ -285,6 +305,7 @@ def evaluate(
         "files": files,
         "average": average_report(list(files.values())),
         "latency_ms": latency,
+        **refit,
     }
     if predictions is not None:
         write_predictions(predictions, queries, predicted, choice, artifact.models)
@@ -307,6 +328,7 @@ def evaluate(
         f"latency p50 {result['latency_ms']['p50']:.1f} ms",
         highlight=False,
     )
+    print_cv(refit.get("cross_validation"), refit.get("leave_one_table_out"))
 
 
 @router_app.command("calibrate")
@@ -324,6 +346,6 @@ def calibrate(
     relative = _relative_costs(artifact)
     if np.ptp(relative) == 0:
         fail(f"{router}: every model has the same price, so lambda has nothing to trade")
-    _, _, predicted = _predict(artifact, scores)
+    *_, predicted = _predict(artifact, scores)
     result = calibrate_tradeoff(predicted, relative, target_share)
     print(json.dumps(result))

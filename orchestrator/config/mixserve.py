@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,36 @@ class MixserveConfig(_Strict):
         if probe is not None and not (self.resolve(probe.artifact) / "router.json").is_file():
             where = "router.early_exit.artifact"
             raise ValueError(f"{where}: no router artifact at {self.resolve(probe.artifact)}")
+        depth = self.artifact_layer()
+        if depth is None:
+            return
+        r = self.router
+        if "layer" in r.model_fields_set and r.layer != depth:
+            raise ValueError(
+                f"router.layer is {r.layer}, but router.artifact was trained at layer {depth}, "
+                "the depth the router runs with it: leave router.layer out, or retrain there"
+            )
+        if probe is not None and probe.layer >= depth:
+            raise ValueError(
+                f"router.early_exit.layer ({probe.layer}) must be below the layer "
+                f"router.artifact was trained at ({depth}): the artifact decides there already"
+            )
+
+    def artifact_layer(self) -> int | None:
+        """The layer ``router.artifact`` was trained at (the router runs its LLM that deep
+        with it), from its ``router.json``; None without an artifact."""
+        if self.router.artifact is None:
+            return None
+        meta = self.resolve(self.router.artifact) / "router.json"
+        try:
+            layer = json.loads(meta.read_text())["backbone"]["layer"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ValueError(
+                f"router.artifact: no readable router artifact at {meta.parent}"
+            ) from None
+        if not isinstance(layer, int) or layer < 1:
+            raise ValueError(f"router.artifact: {meta} names no layer")
+        return layer
 
     def chat_template(self, spec: SpecialistConfig) -> str | None:
         """The text of ``spec``'s chat template: a shipped one by name, else the file

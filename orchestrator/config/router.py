@@ -34,7 +34,10 @@ class EarlyExitConfig(_Strict):
 class RouterConfig(_CallBounds):
     model: ModelSource = Field(description="The small router LLM.")
     layer: int = Field(
-        6, ge=1, description="Hidden layer whose states are pooled (later layers are not run)."
+        6,
+        ge=1,
+        description="Hidden layer whose states are pooled (later layers are not run). With "
+        "`artifact`, the layer it was trained at is used: leave this out, or set it to that.",
     )
     max_query_tokens: int = Field(128, ge=8, description="Query tokens the router reads.")
     dtype: Literal["auto", "bfloat16", "float32"] = Field(

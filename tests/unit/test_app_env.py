@@ -1,3 +1,5 @@
+import pytest
+
 from orchestrator import profiles
 from orchestrator.app import OFFLINE_ENV, model_env
 from orchestrator.config import ModelSource
@@ -138,3 +140,27 @@ def test_engine_deployments_get_their_replica_router_and_autoscaling(tmp_path):
     fixed = shipped["mixserve-engine-gemma"]._bound_deployment.init_args[0]._bound_deployment
     fixed = fixed._deployment_config
     assert fixed.autoscaling_config is None and fixed.num_replicas == 1
+
+
+def test_the_router_runs_as_deep_as_its_artifact_was_trained(tmp_path):
+    import json
+
+    from orchestrator.app import build_apps
+    from orchestrator.config import load_config
+
+    cfg = load_config(profiles.FOLDER / "cpu.yaml")
+    artifact = tmp_path / "router"
+    artifact.mkdir()
+    (artifact / "router.json").write_text(json.dumps({"backbone": {"layer": 1}}))
+    data = cfg.model_dump()
+    router = {k: v for k, v in data["router"].items() if k != "layer"}  # as a user leaves it
+    router.update(artifact=str(artifact), early_exit=None,
+                  models={s.name: "m" for s in cfg.specialists})  # fmt: skip
+    with_artifact = cfg.model_validate({**data, "router": router})
+    assert with_artifact.artifact_layer() == 1
+    gateway = build_apps(with_artifact, cache_dir=tmp_path, redis_url=None, run_id="r1")
+    served = gateway[cfg.name]._bound_deployment.init_args[1]._bound_deployment.init_args[0]
+    assert (served.layer, served.artifact) == (1, str(artifact))
+    (artifact / "router.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"router\.artifact: no readable router artifact at"):
+        cfg.model_validate({**data, "router": router})

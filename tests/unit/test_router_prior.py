@@ -45,6 +45,12 @@ def one_table(seed, n, strong, weak_near, weak_far, dim=16):
     return x, earned, near
 
 
+# the synthetic groups are round clouds, whose rows lie up to their whole reach from the
+# centre (a real embedding's lie mostly near it, where the default `far` was chosen):
+# these tests of the group prior keep every row of a group inside it
+INSIDE = {"far": 3.0, "temperature": 1.0}
+
+
 def accuracy(predicted, earned, groups):
     picked = earned[np.arange(len(earned)), predicted.argmax(axis=1)]
     return np.mean([picked[groups == g].mean() for g in np.unique(groups)])
@@ -52,7 +58,7 @@ def accuracy(predicted, earned, groups):
 
 def test_with_no_residual_it_is_the_prior_of_the_querys_own_group():
     x, earned, groups = grouped()
-    head = build_head("prior", residual_weight=0.0)
+    head = build_head("prior", residual_weight=0.0, **INSIDE)
     head.fit_scores(x, earned, groups)
     picks = head.predict(x).argmax(axis=1)
     assert (picks == groups).mean() > 0.98  # each group to its own best model, by embedding
@@ -128,7 +134,7 @@ def test_the_lowest_squared_error_is_not_taken_where_it_costs_accuracy():
 
 def test_a_query_far_from_every_group_gets_the_global_table_and_says_so():
     x, earned, groups = grouped()
-    head = build_head("prior", residual_weight=0.0)
+    head = build_head("prior", residual_weight=0.0, **INSIDE)
     head.fit_scores(x, earned, groups)
     far = np.zeros((1, x.shape[1]))
     far[0, -1] = 40.0  # along a direction no group lies in
@@ -142,7 +148,7 @@ def test_a_query_far_from_every_group_gets_the_global_table_and_says_so():
 
 def test_groups_from_clusters_need_no_table_labels():
     x, earned, groups = grouped(seed=3)
-    head = build_head("prior", residual_weight=0.0, clusters=3)
+    head = build_head("prior", residual_weight=0.0, clusters=3, **INSIDE)
     head.fit_scores(x, earned, np.zeros(len(x), dtype=np.int64))  # one table, no labels
     assert accuracy(head.predict(x), earned, groups) > 0.6  # the clusters are the groups
     assert len(head.tables) == 3
@@ -170,7 +176,11 @@ def test_groups_too_small_are_named_and_fall_back_to_the_global_table():
         ({"residual_weight": -0.5}, "residual_weight -0.5 must lie in [0, 1]"),
         ({"k": 0}, "k must be a whole number of at least 1"),
         ({"clusters": 2.5}, "clusters must be a whole number"),
-        ({"far": 0}, "far and c must be above 0"),
+        ({"far": 0}, "far 0 must be above 0, or be -1 to have it chosen"),
+        ({"far": -2}, "far -2 must be above 0"),
+        ({"blend": 1.0}, "blend 1 must lie in [0, 1), or be -1"),
+        ({"temperature": 0.5}, "temperature 0.5 must be at least 1, or be -1"),
+        ({"c": 0}, "c must be above 0"),
         ({"depth": 3}, "unknown parameter(s) for this head: depth"),
     ],
 )
@@ -192,7 +202,7 @@ def test_the_routing_decision_names_the_group_and_its_distance():
     from router_model import Router, SpecialistProfile
 
     x, earned, groups = grouped(seed=5)
-    head = build_head("prior", residual_weight=0.0)
+    head = build_head("prior", residual_weight=0.0, **INSIDE)
     head.fit_scores(x, earned, groups)
     far = np.zeros(x.shape[1])
     far[-1] = 40.0

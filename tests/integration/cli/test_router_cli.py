@@ -230,3 +230,74 @@ def test_config_rejects_an_artifact_without_a_full_model_map(tmp_path):
     proc = mixserve("config", "validate", str(path), check=False)
     assert proc.returncode != 0
     assert "router.models names unknown specialists: nobody" in proc.stderr
+
+
+def test_training_reports_both_yardsticks_at_layer_1_and_eval_refits_on_request(slices, tmp_path):
+    out = tmp_path / "yardsticks"
+    three = slices["train"][:3]
+    proc = mixserve("router", "train", *scores_args(three), "--out", str(out), "--folds", "2",
+                    "--param", "k=5")  # fmt: skip
+    assert "cross-validated (2 folds)" in proc.stderr
+    assert "leave one table out: router" in proc.stderr
+    meta = json.loads((out / "router.json").read_text())
+    assert meta["backbone"]["layer"] == 1  # layer 1 unless told otherwise
+    left_out = meta["training"]["leave_one_table_out"]
+    assert set(left_out["files"]) == {p.stem for p in three}
+    for report in left_out["files"].values():
+        assert report["table_best"] >= report["best_single"] and 0 <= report["router"] <= 1
+    proc = mixserve("router", "eval", "--router", str(out), *scores_args(slices["test"][:3]),
+                    "--cv", "both", "--folds", "2", "--latency-samples", "3", "--json")  # fmt: skip
+    result = json.loads(proc.stdout)
+    assert result["cross_validation"]["folds"] == 2
+    assert set(result["leave_one_table_out"]["files"]) == {p.stem for p in slices["test"][:3]}
+
+
+def test_yardstick_and_fallback_bad_inputs_are_one_line_and_write_nothing(slices, tmp_path):
+    out = tmp_path / "never"
+    one = scores_args(slices["train"][:1])
+    two = scores_args(slices["train"][:2])
+    single = tmp_path / "single.jsonl"
+    rows = [json.loads(line) for line in slices["train"][0].read_text().splitlines()]
+    single.write_text("".join(
+        json.dumps({"query": r["query"], "scores": {"only": 0.5}}) + "\n" for r in rows
+    ))  # fmt: skip
+    cases = [
+        ([*one, "--cv", "leave-one-table-out"],
+         "--cv leave-one-table-out needs at least two score tables (one is left out at a time)"),
+        ([*one, "--cv", "both"], "--cv both needs at least two score tables"),
+        ([*two, "--cv", "sideways"], "--cv 'sideways': expected one of stratified"),
+        ([*two, "--cv", "stratified", "--folds", "0"], "needs --folds of at least 2"),
+        (["--scores", str(single)], "score one model (only): a router needs two to choose from"),
+        ([*two, "--param", "far=0"], "far 0 must be above 0, or be -1 to have it chosen"),
+        ([*two, "--param", "blend=1"], "blend 1 must lie in [0, 1)"),
+        ([*two, "--param", "temperature=0.5"], "temperature 0.5 must be at least 1"),
+    ]  # fmt: skip
+    for args, message in cases:
+        proc = mixserve("router", "train", *args, "--out", str(out), check=False)
+        assert proc.returncode != 0, args
+        assert message in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert not out.exists()
+
+
+def test_the_config_runs_the_router_as_deep_as_its_artifact(artifact, tmp_path):
+    from orchestrator.config import load_config
+
+    models = json.loads((artifact / "router.json").read_text())["models"]
+    data = yaml.safe_load((profiles.FOLDER / "cpu.yaml").read_text())
+    data["base_dir"] = str(profiles.FOLDER)
+    data["router"].update(artifact=str(artifact), models=dict(zip(
+        ("general", "code", "math"), models, strict=False)))  # fmt: skip
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))  # the profile's layer 18 against an artifact at 2
+    proc = mixserve("config", "validate", str(path), check=False)
+    assert proc.returncode != 0
+    assert "router.layer is 18, but router.artifact was trained at layer 2" in proc.stderr
+    del data["router"]["layer"]
+    path.write_text(yaml.safe_dump(data))
+    assert load_config(path).artifact_layer() == 2  # the early exit (layer 1) is below it
+    data["router"]["early_exit"]["layer"] = 2
+    path.write_text(yaml.safe_dump(data))
+    proc = mixserve("config", "validate", str(path), check=False)
+    assert proc.returncode != 0
+    assert "router.early_exit.layer (2) must be below the layer router.artifact" in proc.stderr
