@@ -28,13 +28,18 @@ def test_verify_model_dir_without_manifest(tmp_path):
 
 def test_processes_of_a_run_are_found_and_stopped_by_marker():
     env = {**os.environ, MARKER_VAR: "unit-test-run"}
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # each says it is up once Python runs: a process read in the middle of its exec shows
+    # no environment yet (it raced the sweep here once, on a busy machine)
+    code = "import time; print('up', flush=True); time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
+    other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     try:
+        assert child.stdout is not None and other.stdout is not None
+        assert child.stdout.readline() == other.stdout.readline() == b"up\n"
         assert pids_of_run("unit-test-run") == [child.pid]
         stopped = stop_run("unit-test-run", timeout_s=5)
         assert len(stopped) == 1 and stopped[0].startswith(f"{child.pid} ")
-        assert "time.sleep(60)" in stopped[0]
+        assert "-c import time" in stopped[0]  # its command line, cut short
         child.wait(5)
         assert not alive(child.pid)
         assert other.poll() is None  # an unmarked process is left alone
