@@ -15,8 +15,10 @@ On the RouterDC train tables (five tasks), at ``--layer`` of the router LLM:
   which says how well the choice itself generalises;
 - **features** (the levers): the layer alone, two layers (``--layer`` and the next)
   concatenated, the layer with the retriever's sentence embedding (all-MiniLM-L6-v2, int8,
-  which the service computes for every query anyway) concatenated, and that embedding
-  alone; each at the head's defaults, and at the best point of its own curve;
+  which the service computes for every query anyway) concatenated, that embedding alone,
+  and the layer with query-level difficulty signals (length, digits, code punctuation,
+  line breaks, capitals) concatenated; each at the head's defaults, and at the best point
+  of its own curve;
 - **RouteLLM** (GPT-4 against Mixtral, the two train tables pooled, 2-fold CV over
   ``--seeds`` splits): APGR and CPT(50%) of the head at its defaults and with a fallback
   that never fires (``far`` 3, temperature 1), on ``--clusters`` k-means groups.
@@ -76,6 +78,23 @@ def sentence_states(tables: list[ScoreTable]) -> np.ndarray:
     key = f"sentence:{model.model_version}:{e.precision}:{e.max_tokens}"
     queries = [q for t in tables for q in t.queries]
     return cached_embeddings(model.embed, key, queries, cache / "router-embeddings")
+
+
+def difficulty(tables: list[ScoreTable]) -> np.ndarray:
+    """Query-level signals, standardised: log length, and the share of digits, of code
+    punctuation, of line breaks and of capitals."""
+    rows = []
+    for q in (q for t in tables for q in t.queries):
+        n = max(len(q), 1)
+        rows.append([
+            np.log1p(len(q)),
+            sum(c.isdigit() for c in q) / n,
+            sum(c in "{}[]();=<>_#" for c in q) / n,
+            q.count("\n") / n,
+            sum(c.isupper() for c in q) / n,
+        ])  # fmt: skip
+    z = np.asarray(rows, dtype=np.float32)
+    return (z - z.mean(axis=0)) / (z.std(axis=0) + 1e-6)
 
 
 def joined(*parts: np.ndarray) -> np.ndarray:
@@ -214,6 +233,7 @@ def main() -> None:
         (f"layers {args.layer}+{args.layer + 1}", joined(x, states[args.layer + 1])),
         (f"layer {args.layer} + sentence embedding", joined(x, sentence)),
         ("sentence embedding alone", sentence),
+        (f"layer {args.layer} + difficulty signals", joined(x, difficulty(tables))),
     ):
         found = yardstick(tables, features, {})
         result["features"][label] = {k: found[k] for k in ("stratified", "left_out", "fallback")}
