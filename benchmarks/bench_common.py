@@ -19,7 +19,8 @@ from router_model.scores import ScoreTable, read_score_tables
 from router_model.train import out_of_fold, stack_tables
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"  # the full tables (a sample: examples/score_tables)
+# the full tables, read at run time (the README's sample: examples/sample_score_tables)
+SHARED_DATA = ROOT.parent / "shared" / "data"
 ROUTERDC = SHARED_DATA / "routerdc"
 TASK_SPECIALIST = {"gsm8k_train": "math", "humaneval_train": "code"}
 NAMES = ["general", "code", "math"]

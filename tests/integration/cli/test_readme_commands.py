@@ -36,7 +36,7 @@ def test_the_readme_and_docs_show_offline_commands():
 
 def test_every_offline_readme_command_works_as_written():
     require_prepared_models()
-    samples = ROOT / "examples" / "score_tables"
+    samples = ROOT / "examples" / "sample_score_tables"
     assert samples.is_dir(), f"the README's router examples read {samples}"
     commands = [c for c in readme_commands() if c[1] in OFFLINE]
     for words in commands:  # in order: eval reads what train wrote
