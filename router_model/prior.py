@@ -89,7 +89,7 @@ class PriorHead(LearnedHead):
             raise ValueError(f"prior: k={k} needs at least {k} training queries")
         labels = self._groups(queries, groups)
         self.chosen = {}
-        wanted = {k: float(self.params[k]) for k in ("far", "blend", "temperature")}
+        wanted = {name: float(self.params[name]) for name in ("far", "blend", "temperature")}
         folds = _folds(groups, int(self.params["folds"]), seed=2)
         self.fallback, report = fallback.choose(
             lambda train, test: self._fit_parts(queries, earned, groups, train, test),
@@ -108,18 +108,16 @@ class PriorHead(LearnedHead):
         self._fit(queries, earned, labels)
         self.weight = np.float32(weight)
 
-    def _inner(self) -> PriorHead:
-        """A head of these parameters with no residual, its fallback the one chosen."""
-        head = PriorHead(**{**self.params, "residual_weight": 0.0})
-        head.fallback = self.fallback
-        return head
+    def _unweighted(self) -> PriorHead:
+        """A head of these parameters with no residual, for the inner fits."""
+        return PriorHead(**{**self.params, "residual_weight": 0.0})
 
     def _fit_parts(
         self, queries: np.ndarray, earned: np.ndarray, tables: np.ndarray, train: np.ndarray,
         test: np.ndarray,
     ) -> fallback.Parts:  # fmt: skip
         """What a head fitted on the rows ``train`` makes of the rows ``test``."""
-        inner = PriorHead(**{**self.params, "residual_weight": 0.0})
+        inner = self._unweighted()
         inner._fit(queries[train], earned[train], inner._groups(queries[train], tables[train]))
         _, logits, distance = inner._groups_of(queries[test])
         return logits, distance, inner.tables, inner.global_table
@@ -202,7 +200,8 @@ class PriorHead(LearnedHead):
         parts = np.zeros((len(WEIGHTS), *earned.shape), dtype=np.float32)
         for f in range(folds):
             train, test = fold != f, fold == f
-            inner = self._inner()
+            inner = self._unweighted()
+            inner.fallback = self.fallback  # the one chosen above
             inner._fit(queries[train], earned[train], labels[train])
             prior, residual, _ = inner._parts(queries[test])
             for i, w in enumerate(WEIGHTS):

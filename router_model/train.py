@@ -104,7 +104,6 @@ def leave_one_table_out(
     params: dict[str, float | int],
     tables: Sequence[ScoreTable],
     x: np.ndarray,
-    make: Callable[[], LearnedHead] | None = None,
 ) -> dict[str, object]:
     """For each table, a head fitted on all the others and judged on it: its accuracy,
     the best single model of the training tables on it, and the table's own best model
@@ -114,11 +113,10 @@ def leave_one_table_out(
             f"leave-one-table-out needs at least two score tables, given {len(tables)}"
         )
     earned, groups = stack_tables(tables)
-    build = make or (lambda: _learned(name, params))
     files: dict[str, dict[str, Any]] = {}
     for i, table in enumerate(tables):
         train, test = groups != i, groups == i
-        head = build()
+        head = _learned(name, params)
         head.fit_scores(x[train], earned[train], groups[train])
         report = table_report(table, head.predict(x[test]).argmax(axis=1))
         single = best_single([earned[groups == g] for g in range(len(tables)) if g != i])
