@@ -3,11 +3,12 @@
 On the RouterDC train tables (five tasks), at ``--layer`` of the router LLM:
 - **the fallback curve**: the distance beyond which a query takes the global table
   (``far``, in units of the nearest group's reach; blend 0) against two accuracies, each
-  the unweighted mean over the tables, for each ``temperature``: leaving each table out in
-  turn (a head fitted on the other four, judged on the fifth) and 5-fold stratified CV;
-  beside them the best single model of the training tables on the left-out one (what a
-  router that knows nothing of a new task should at least match). Heads at residual
-  weight 0: the fallback is the prior's; one fit per split serves the whole curve;
+  the unweighted mean over the tables, for each ``temperature`` and ``far_weight`` (the
+  residual's weight where a query falls back): leaving each table out in turn (a head
+  fitted on the other four, judged on the fifth) and 5-fold stratified CV; beside them
+  the best single model of the training tables on the left-out one (what a router that
+  knows nothing of a new task should at least match). Heads at residual weight 0 within
+  reach of a group; one fit per split serves the whole curve;
 - **the head as `router train` makes it** (its defaults, residual weight by its inner CV),
   per left-out table: the router, the best single model of the other tables, the table's
   own best model; and the same head with every fallback value chosen by its own inner
@@ -55,6 +56,7 @@ from router_model.train import cross_validate, leave_one_table_out, stack_tables
 ROOT = Path(__file__).resolve().parents[1]
 FAR_CURVE = (3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)
 NEVER = {"far": 3.0, "blend": 0.0, "temperature": 1.0}  # a fallback that does not fire here
+FAR_WEIGHTS = (0.0, 0.3, 1.0)
 
 
 def router_states(tables: list[ScoreTable], layers: list[int], tag: str) -> dict[int, np.ndarray]:
@@ -108,9 +110,14 @@ def curve(x: np.ndarray, earned: np.ndarray, groups: np.ndarray) -> list[dict[st
         lambda train, test: head._fit_parts(x, earned, groups, train, test),
         earned,
         groups,
-        {"far": -1.0, "blend": 0.0, "temperature": -1.0},
+        {"far": -1.0, "blend": 0.0, "temperature": -1.0, "far_weight": -1.0},
         stratified_folds(groups, 5, seed=2),
-        grid={"far": FAR_CURVE, "blend": (0.0,), "temperature": (1.0, 2.0, 4.0)},
+        grid={
+            "far": FAR_CURVE,
+            "blend": (0.0,),
+            "temperature": (1.0, 2.0, 4.0),
+            "far_weight": FAR_WEIGHTS,
+        },
     )
     return list(report["fallback_grid"])
 
@@ -139,7 +146,7 @@ def yardstick(
             for k, v in left_out["average"].items()  # type: ignore[union-attr]
         },
         "left_out_files": left_out["files"],
-        "fallback": {k: fit.get(k) for k in ("far", "blend", "temperature", "residual_weight")},
+        "fallback": {k: fit.get(k) for k in (*fallback.NAMES, "residual_weight")},
         "seconds": round(time.monotonic() - started, 1),
     }
 
@@ -163,15 +170,15 @@ def plot(rows: list[dict[str, Any]], single: float, chosen: dict[str, Any], path
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for temperature in sorted({r["temperature"] for r in rows}):
-        mine = sorted((r for r in rows if r["temperature"] == temperature), key=lambda r: r["far"])
+    for weight in sorted({r["far_weight"] for r in rows}):
+        at = (weight, chosen["temperature"])
+        mine = sorted(
+            (r for r in rows if (r["far_weight"], r["temperature"]) == at), key=lambda r: r["far"]
+        )
         fars = [r["far"] for r in mine]
-        left.plot(
-            fars, [r["left_out"] for r in mine], marker="o", label=f"temperature {temperature:g}"
-        )
-        right.plot(
-            fars, [r["stratified"] for r in mine], marker="o", label=f"temperature {temperature:g}"
-        )
+        label = f"residual weight {weight:g} beyond far"
+        left.plot(fars, [r["left_out"] for r in mine], marker="o", label=label)
+        right.plot(fars, [r["stratified"] for r in mine], marker="o", label=label)
     left.axhline(single, color="grey", linestyle="--", label="best single model of the others")
     for axis, key in ((left, "left_out"), (right, "stratified")):
         axis.plot([chosen["far"]], [chosen[key]], marker="*", markersize=14, color="black",
@@ -181,8 +188,8 @@ def plot(rows: list[dict[str, Any]], single: float, chosen: dict[str, Any], path
         axis.legend(fontsize=7)
     left.set_ylabel("accuracy on the left-out table (mean of 5)")
     right.set_ylabel("5-fold stratified CV accuracy (mean of 5)")
-    left.set_title("tasks it never saw")
-    right.set_title("tasks it saw")
+    left.set_title(f"tasks it never saw (temperature {chosen['temperature']:g})")
+    right.set_title(f"tasks it saw (temperature {chosen['temperature']:g})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -204,10 +211,8 @@ def main() -> None:
     rows = curve(x, earned, groups)
     defaults = yardstick(tables, x, {})
     print(json.dumps({k: v for k, v in defaults.items() if k != "left_out_files"}), flush=True)
-    chosen_far = defaults["fallback"]["far"]
-    chosen_t = defaults["fallback"]["temperature"]
     at_default = next(
-        (r for r in rows if r["far"] == chosen_far and r["temperature"] == chosen_t), None
+        (r for r in rows if all(r[k] == defaults["fallback"][k] for k in fallback.NAMES)), None
     )
     result: dict[str, Any] = {
         "benchmark": "router_loto",

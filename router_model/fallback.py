@@ -7,7 +7,13 @@ The head knows groups (its training tables, or clusters of them). A query gets
   group;
 - the global table (the unweighted mean of the group tables, whose best model is the
   best single model) beyond ``far``;
-- the two mixed in proportion between.
+- the two mixed in proportion between;
+- and, in that same proportion, the head's per-query residual at ``far_weight`` rather
+  than at the residual weight the head chose for the tasks it knows. Away from every
+  group the task-level prior says little (the global table ranks nearly every model
+  alike), and the residual (how the query's nearest training queries did against their
+  own tasks' tables) is the only per-query signal left: left out in turn, HumanEval
+  and CMMLU gained most from it (``benchmarks/router_loto.py``).
 
 Distances are cosine distances to a group's centroid in units of that group's reach (the
 99th percentile of its own rows' distances).
@@ -38,11 +44,13 @@ GRID = {
     "far": (3.0, 1.5, 1.0, 0.75, 0.5, 0.3, 0.2, 0.15, 0.1),  # the least fallback first
     "blend": (0.0, 0.5),
     "temperature": (1.0, 2.0, 4.0),
+    "far_weight": (0.0, 0.3, 0.5, 1.0),
 }
+NAMES = ("far", "blend", "temperature", "far_weight")
 AUTO = -1.0
-# (logits of p(group | x), distance over reach, group tables, global table) of the rows
-# ``test`` from a head fitted on the rows ``train``
-Parts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# (logits of p(group | x), distance over reach, group tables, global table, residual) of
+# the rows ``test`` from a head fitted on the rows ``train``
+Parts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 FitParts = Callable[[np.ndarray, np.ndarray], Parts]
 
 
@@ -51,9 +59,10 @@ class Fallback:
     far: float
     blend: float
     temperature: float
+    far_weight: float = 0.0  # 0: what an artifact from before it was saved meant
 
     @staticmethod
-    def check(far: float, blend: float, temperature: float) -> None:
+    def check(far: float, blend: float, temperature: float, far_weight: float) -> None:
         """Each value in range, or -1 to have it chosen (one readable error otherwise)."""
         if far != AUTO and not far > 0:
             raise ValueError(f"prior: far {far:g} must be above 0, or be -1 to have it chosen")
@@ -61,14 +70,15 @@ class Fallback:
             raise ValueError(f"prior: blend {blend:g} must lie in [0, 1), or be -1")
         if temperature != AUTO and not temperature >= 1.0:
             raise ValueError(f"prior: temperature {temperature:g} must be at least 1, or be -1")
+        if far_weight != AUTO and not 0.0 <= far_weight <= 1.0:
+            raise ValueError(f"prior: far_weight {far_weight:g} must lie in [0, 1], or be -1")
 
     def array(self) -> np.ndarray:
-        return np.array([self.far, self.blend, self.temperature], dtype=np.float64)
+        return np.array([getattr(self, n) for n in NAMES], dtype=np.float64)
 
     @classmethod
     def from_array(cls, values: np.ndarray) -> Fallback:
-        far, blend, temperature = (float(v) for v in values)
-        return cls(far, blend, temperature)
+        return cls(*(float(v) for v in values))  # three values: saved before far_weight
 
     def global_share(self, distance: np.ndarray) -> np.ndarray:
         """How much of each query's prior is the global table, in [0, 1]."""
@@ -86,8 +96,20 @@ class Fallback:
         share = self.global_share(distance)[:, None]
         return ((1.0 - share) * (self.chance(logits) @ tables) + share * world).astype(np.float32)
 
+    def residual_weight(self, distance: np.ndarray, near: float) -> np.ndarray:
+        """Each query's residual weight: ``near`` (the head's) within reach of a group,
+        ``far_weight`` where it falls back, mixed as the prior is (a column)."""
+        share = self.global_share(distance)
+        return ((1.0 - share) * near + share * self.far_weight)[:, None].astype(np.float32)
 
-DEFAULT = Fallback(far=0.2, blend=0.0, temperature=2.0)
+    def predict(self, parts: Parts, near: float) -> np.ndarray:
+        """The predicted credit of each query and model, from a head's ``parts``."""
+        logits, distance, tables, world, residual = parts
+        prior = self.prior(logits, distance, tables, world)
+        return np.clip(prior + self.residual_weight(distance, near) * residual, 0.0, 1.0)
+
+
+DEFAULT = Fallback(far=0.2, blend=0.0, temperature=2.0, far_weight=0.3)
 
 
 def choose(
@@ -102,14 +124,14 @@ def choose(
     ``grid``; ``folds`` gives each row's stratified fold."""
     names = np.unique(tables)
     given = {k: v for k, v in fixed.items() if v != AUTO}
-    if len(given) == 3:
+    if len(given) == len(NAMES):
         chosen = Fallback(**given)
         return chosen, {**_values(chosen), "fallback_criterion": "given"}
     if len(names) < 3:
         chosen = replace(DEFAULT, **given)
         note = f"{len(names)} table(s): too few to leave one out"
         return chosen, {**_values(chosen), "fallback_criterion": note}
-    axes = [(given[k],) if k in given else grid[k] for k in ("far", "blend", "temperature")]
+    axes = [(given[k],) if k in given else grid[k] for k in NAMES]
     tried = [Fallback(*v) for v in itertools.product(*axes)]
     left_out = _picked(fit_parts, earned, tried, [(tables != t, tables == t) for t in names])
     stratified = _picked(
@@ -141,17 +163,18 @@ def _picked(
     grid: list[Fallback],
     splits: list[tuple[np.ndarray, np.ndarray]],
 ) -> np.ndarray:
-    """Per fallback of ``grid``, per row: the credit of the model its prior picks, each
-    row predicted by a head fitted on its split's training rows."""
+    """Per fallback of ``grid``, per row: the credit of the model it picks (the residual
+    at weight 0 near a group: the head chooses that weight after), each row predicted by a
+    head fitted on its split's training rows."""
     picked = np.zeros((len(grid), len(earned)), dtype=np.float32)
     for train, test in splits:
-        logits, distance, tables, world = fit_parts(train, test)
+        parts = fit_parts(train, test)
         rows = np.flatnonzero(test)
         for i, fallback in enumerate(grid):
-            choice = fallback.prior(logits, distance, tables, world).argmax(axis=1)
+            choice = fallback.predict(parts, 0.0).argmax(axis=1)
             picked[i, rows] = earned[rows, choice]
     return picked
 
 
 def _values(fallback: Fallback) -> dict[str, float]:
-    return {"far": fallback.far, "blend": fallback.blend, "temperature": fallback.temperature}
+    return {n: getattr(fallback, n) for n in NAMES}

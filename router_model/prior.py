@@ -7,14 +7,15 @@ predicted(x) = prior(x) + w · residual(x), where
   embedding alone: a multinomial logistic regression gives p(group | x) and the prior is
   the tables mixed by it; a query of a task the head never saw, far from every group,
   gets the global table (the unweighted mean of the group tables, whose best model is
-  the best single model) instead: ``far``, ``blend`` and ``temperature`` say how
-  (``router_model.fallback``: their defaults were chosen by leaving each RouterDC table
-  out in turn; -1 chooses them so on the training tables);
+  the best single model) instead, and its residual at ``far_weight``: ``far``,
+  ``blend``, ``temperature`` and ``far_weight`` say how (``router_model.fallback``:
+  their defaults were chosen by leaving each RouterDC table out in turn; -1 chooses them
+  so on the training tables);
 - ``residual(x)`` is the mean, over the ``k`` nearest training queries, of how much each
   did better or worse than its own group's table;
-- ``w`` in [0, 1] is ``residual_weight``, or (-1, the default) chosen by inner
-  cross-validation on the training rows (accuracy and squared error as unweighted means
-  over the tables):
+- ``w`` in [0, 1] is ``residual_weight`` (for the queries within reach of a group), or
+  (-1, the default) chosen by inner cross-validation on the training rows (accuracy and
+  squared error as unweighted means over the tables):
   1. the weight whose gain in accuracy over the prior is largest among those at least two
      standard errors above zero;
   2. if none is, the weight with the lowest squared error between predicted and earned
@@ -59,6 +60,7 @@ class PriorHead(LearnedHead):
         "far": fallback.DEFAULT.far,
         "blend": fallback.DEFAULT.blend,
         "temperature": fallback.DEFAULT.temperature,
+        "far_weight": fallback.DEFAULT.far_weight,
         "folds": 5,
         "c": 1.0,
     }
@@ -76,7 +78,7 @@ class PriorHead(LearnedHead):
             value = p[name]
             if value != int(value) or value < low:
                 raise ValueError(f"prior: {name} must be a whole number of at least {low}")
-        Fallback.check(float(p["far"]), float(p["blend"]), float(p["temperature"]))
+        Fallback.check(*(float(p[name]) for name in fallback.NAMES))
         if not float(p["c"]) > 0:
             raise ValueError("prior: c must be above 0")
         self.notes: list[str] = []
@@ -89,7 +91,7 @@ class PriorHead(LearnedHead):
             raise ValueError(f"prior: k={k} needs at least {k} training queries")
         labels = self._groups(queries, groups)
         self.chosen = {}
-        wanted = {name: float(self.params[name]) for name in ("far", "blend", "temperature")}
+        wanted = {name: float(self.params[name]) for name in fallback.NAMES}
         folds = _folds(groups, int(self.params["folds"]), seed=2)
         self.fallback, report = fallback.choose(
             lambda train, test: self._fit_parts(queries, earned, groups, train, test),
@@ -119,8 +121,7 @@ class PriorHead(LearnedHead):
         """What a head fitted on the rows ``train`` makes of the rows ``test``."""
         inner = self._unweighted()
         inner._fit(queries[train], earned[train], inner._groups(queries[train], tables[train]))
-        _, logits, distance = inner._groups_of(queries[test])
-        return logits, distance, inner.tables, inner.global_table
+        return inner._parts(queries[test])
 
     def _groups(self, queries: np.ndarray, tables: np.ndarray) -> np.ndarray:
         """Each row's group: its table, or its k-means cluster."""
@@ -203,9 +204,9 @@ class PriorHead(LearnedHead):
             inner = self._unweighted()
             inner.fallback = self.fallback  # the one chosen above
             inner._fit(queries[train], earned[train], labels[train])
-            prior, residual, _ = inner._parts(queries[test])
+            found = inner._parts(queries[test])
             for i, w in enumerate(WEIGHTS):
-                parts[i][test] = np.clip(prior + w * residual, 0.0, 1.0)
+                parts[i][test] = self.fallback.predict(found, w)
         # per row, for each weight: the credit of the model picked, and the squared error
         picked = np.stack([earned[np.arange(len(earned)), p.argmax(axis=1)] for p in parts])
         error = ((parts - earned) ** 2).mean(axis=2)
@@ -261,17 +262,18 @@ class PriorHead(LearnedHead):
         near = np.argpartition(-(points @ self.points.T), k - 1, axis=1)[:, :k]
         return np.asarray(self.residuals[near].mean(axis=1))
 
-    def _parts(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(prior, residual, distance over reach) per query."""
+    def _parts(self, queries: np.ndarray) -> fallback.Parts:
+        """What ``Fallback.predict`` needs of each query."""
         points, logits, nearest = self._groups_of(queries)
-        return self._prior(logits, nearest), self._residual(points), nearest
+        return logits, nearest, self.tables, self.global_table, self._residual(points)
 
     def predict(self, queries: np.ndarray) -> np.ndarray:
         points, logits, nearest = self._groups_of(queries)
-        prior = self._prior(logits, nearest)
-        if not float(self.weight):  # the prior alone: no neighbour search on the routing path
-            return np.clip(prior, 0.0, 1.0)
-        return np.clip(prior + float(self.weight) * self._residual(points), 0.0, 1.0)
+        weights = self.fallback.residual_weight(nearest, float(self.weight))
+        if not weights.any():  # the prior alone: no neighbour search on the routing path
+            return np.clip(self._prior(logits, nearest), 0.0, 1.0)
+        parts = logits, nearest, self.tables, self.global_table, self._residual(points)
+        return self.fallback.predict(parts, float(self.weight))
 
     def explain(self, queries: np.ndarray) -> list[dict[str, float | int | bool]]:
         """Per query: its most likely group (the training table's number, or the cluster's),

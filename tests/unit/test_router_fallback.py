@@ -39,17 +39,34 @@ def test_the_prior_mixes_the_groups_by_a_softened_chance_and_the_global_table_by
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ((0.0, 0.0, 1.0), "far 0 must be above 0, or be -1"),
-        ((1.0, 1.0, 1.0), "blend 1 must lie in [0, 1)"),
-        ((1.0, -0.5, 1.0), "blend -0.5 must lie in [0, 1)"),
-        ((1.0, 0.0, 0.9), "temperature 0.9 must be at least 1"),
+        ((0.0, 0.0, 1.0, 0.0), "far 0 must be above 0, or be -1"),
+        ((1.0, 1.0, 1.0, 0.0), "blend 1 must lie in [0, 1)"),
+        ((1.0, -0.5, 1.0, 0.0), "blend -0.5 must lie in [0, 1)"),
+        ((1.0, 0.0, 0.9, 0.0), "temperature 0.9 must be at least 1"),
+        ((1.0, 0.0, 1.0, 1.5), "far_weight 1.5 must lie in [0, 1]"),
     ],
 )
 def test_out_of_range_values_are_one_clear_error(values, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         Fallback.check(*values)
     with pytest.raises(ValueError, match="prior: "):
-        PriorHead(far=values[0], blend=values[1], temperature=values[2])
+        PriorHead(**dict(zip(fallback.NAMES, values, strict=True)))
+
+
+def test_a_query_that_falls_back_takes_its_residual_at_the_far_weight():
+    tables = np.array([[0.9, 0.1], [0.2, 0.8]])
+    world = tables.mean(axis=0)
+    logits = np.array([[9.0, 0.0], [9.0, 0.0]])
+    near_far = np.array([0.1, 5.0])
+    residual = np.array([[-0.4, 0.4], [-0.4, 0.4]])  # the neighbours favour model 1
+    parts = logits, near_far, tables, world, residual
+    ramp = Fallback(far=1.0, blend=0.0, temperature=1.0, far_weight=0.5)
+    assert ramp.residual_weight(near_far, 0.1)[:, 0].tolist() == pytest.approx([0.1, 0.5])
+    got = ramp.predict(parts, 0.1)
+    np.testing.assert_allclose(got[1], world + 0.5 * residual[1], atol=1e-6)
+    assert got[0].argmax() == 0 and got[1].argmax() == 1  # the group's pick; the residual's
+    without = Fallback(far=1.0, blend=0.0, temperature=1.0, far_weight=0.0).predict(parts, 0.1)
+    np.testing.assert_allclose(without[1], world, atol=1e-6)
 
 
 def tasks(seed=0, dim=12, n=150):
@@ -124,14 +141,15 @@ def test_the_choice_is_the_best_mean_of_its_grid_and_says_what_it_measured():
     head = PriorHead(residual_weight=0.0)
     picked, report = fallback.choose(
         lambda train, test: head._fit_parts(x, earned, groups, train, test),
-        earned, groups, {"far": -1.0, "blend": 0.0, "temperature": -1.0},
+        earned, groups, {"far": -1.0, "blend": 0.0, "temperature": -1.0, "far_weight": -1.0},
         stratified_folds(groups, 5, seed=2),
     )  # fmt: skip
     grid = report["fallback_grid"]
-    assert len(grid) == len(fallback.GRID["far"]) * len(fallback.GRID["temperature"])
+    axes = ("far", "temperature", "far_weight")
+    assert len(grid) == np.prod([len(fallback.GRID[a]) for a in axes])
     assert {g["blend"] for g in grid} == {0.0}  # a value given is kept
     best = max(g["left_out"] + g["stratified"] for g in grid)
-    mine = next(g for g in grid if (g["far"], g["temperature"]) == (picked.far, picked.temperature))
+    mine = next(g for g in grid if all(g[a] == getattr(picked, a) for a in axes))
     assert mine["left_out"] + mine["stratified"] == pytest.approx(best, abs=2e-4)
     assert report["fallback_criterion"] == "mean of leave-one-table-out and stratified accuracy"
 
@@ -141,7 +159,7 @@ def test_with_fewer_than_three_tables_the_defaults_stand_and_training_says_why()
     two = groups < 2
     head = PriorHead(residual_weight=0.0, far=-1.0, blend=0.5, temperature=-1.0)
     head.fit_scores(x[two], earned[two], groups[two])
-    assert head.fallback == Fallback(DEFAULT.far, 0.5, DEFAULT.temperature)
+    assert head.fallback == Fallback(DEFAULT.far, 0.5, DEFAULT.temperature, DEFAULT.far_weight)
     assert "too few to leave one out" in head.fit_report()["fallback_criterion"]
 
 
@@ -157,6 +175,9 @@ def test_training_reports_both_yardsticks_and_the_artifact_keeps_the_fallback():
     old = {k: v for k, v in head.state().items() if k != "fallback"}  # an older artifact
     legacy = PriorHead.from_state({**head.params, "far": 1.5}, old)
     assert legacy.fallback == Fallback(1.5, 0.0, 1.0)
+    # an artifact saved before far_weight: three values, and no residual where it falls back
+    three = {**head.state(), "fallback": np.array([0.3, 0.0, 2.0])}
+    assert PriorHead.from_state(head.params, three).fallback == Fallback(0.3, 0.0, 2.0, 0.0)
 
 
 def test_the_knn_head_left_one_table_out_has_no_hole_in_its_priors():

@@ -73,10 +73,10 @@ def test_cross_validation_adds_the_residual_only_where_it_pays():
     noise.fit_scores(x, earned, groups)
     assert noise.chosen["residual_weight"] <= 0.1  # noise neighbours: (almost) the prior
     x, earned, groups = grouped(n_per=400, seed=2, signal=0.3)
-    real = build_head("prior")
+    real = build_head("prior", **INSIDE)
     real.fit_scores(x, earned, groups)
     assert real.chosen["residual_weight"] >= 0.3
-    prior_only = build_head("prior", residual_weight=0.0)
+    prior_only = build_head("prior", residual_weight=0.0, **INSIDE)
     prior_only.fit_scores(x, earned, groups)
     assert accuracy(real.predict(x), earned, groups) > accuracy(
         prior_only.predict(x), earned, groups
@@ -91,14 +91,14 @@ def test_when_accuracy_cannot_tell_the_weights_apart_squared_error_chooses():
     weak model does as well; a cost trade-off needs the predicted gap to show that, and
     the prior alone gives every query the same gap."""
     x, earned, easy = one_table(seed=6, n=600, strong=0.9, weak_near=0.85, weak_far=0.2)
-    head = build_head("prior")
+    head = build_head("prior", **INSIDE)
     head.fit_scores(x, earned, np.zeros(len(x), dtype=np.int64))
     assert head.chosen["criterion"] == "squared error" and head.chosen["residual_weight"] > 0
     by_weight = head.chosen["cv_accuracy_by_weight"]
     assert by_weight[f"{head.chosen['residual_weight']:g}"] >= by_weight["0"]
     gap = head.predict(x) @ np.array([1.0, -1.0])
     assert gap[easy].mean() < gap[~easy].mean() - 0.2  # the easy half ranks for the weak model
-    prior = build_head("prior", residual_weight=0.0)
+    prior = build_head("prior", residual_weight=0.0, **INSIDE)
     prior.fit_scores(x, earned, np.zeros(len(x), dtype=np.int64))
     assert np.ptp(prior.predict(x) @ np.array([1.0, -1.0])) < 1e-6
 
@@ -119,7 +119,7 @@ def test_the_lowest_squared_error_is_not_taken_where_it_costs_accuracy():
     noisy estimates flip near-ties to the slightly worse model: the rule stops at a weight
     whose inner-CV accuracy is the prior's."""
     x, earned, _ = one_table(seed=0, n=800, strong=0.6, weak_near=0.58, weak_far=0.2)
-    head = build_head("prior")
+    head = build_head("prior", **INSIDE)
     head.fit_scores(x, earned, np.zeros(len(x), dtype=np.int64))
     accuracy_at = head.chosen["cv_accuracy_by_weight"]
     error_at = head.chosen["cv_squared_error_by_weight"]
@@ -134,7 +134,7 @@ def test_the_lowest_squared_error_is_not_taken_where_it_costs_accuracy():
 
 def test_a_query_far_from_every_group_gets_the_global_table_and_says_so():
     x, earned, groups = grouped()
-    head = build_head("prior", residual_weight=0.0, **INSIDE)
+    head = build_head("prior", residual_weight=0.0, **INSIDE, far_weight=0.0)
     head.fit_scores(x, earned, groups)
     far = np.zeros((1, x.shape[1]))
     far[0, -1] = 40.0  # along a direction no group lies in
@@ -142,6 +142,15 @@ def test_a_query_far_from_every_group_gets_the_global_table_and_says_so():
     assert explained["global_prior"] and explained["distance"] > head.params["far"]
     tables = np.stack([earned[groups == g].mean(axis=0) for g in range(3)])
     assert np.allclose(head.predict(far)[0], tables.mean(axis=0), atol=1e-5)
+    # at far_weight 1 (the default), the residual of its nearest training queries on top
+    residual = build_head("prior", residual_weight=0.0, **INSIDE, far_weight=1.0)
+    residual.fit_scores(x, earned, groups)
+    np.testing.assert_allclose(
+        residual.predict(far)[0],
+        np.clip(tables.mean(axis=0) + residual._residual(residual._groups_of(far)[0])[0], 0, 1),
+        atol=1e-5,
+    )
+    assert not np.allclose(residual.predict(far)[0], head.predict(far)[0], atol=1e-3)
     (near,) = head.explain(x[:1])
     assert not near["global_prior"] and near["group"] == 0 and near["group_probability"] > 0.9
 
@@ -156,7 +165,7 @@ def test_groups_from_clusters_need_no_table_labels():
 
 def test_groups_too_small_are_named_and_fall_back_to_the_global_table():
     x, earned, groups = grouped(n_per=30)
-    head = build_head("prior", residual_weight=0.0, min_group=40)
+    head = build_head("prior", residual_weight=0.0, min_group=40, far_weight=0.0)
     head.fit_scores(x, earned, groups)
     assert head.notes and "global table" in head.notes[-1]
     assert np.allclose(head.predict(x[:3]), earned.mean(axis=0), atol=1e-5)
@@ -180,6 +189,7 @@ def test_groups_too_small_are_named_and_fall_back_to_the_global_table():
         ({"far": -2}, "far -2 must be above 0"),
         ({"blend": 1.0}, "blend 1 must lie in [0, 1), or be -1"),
         ({"temperature": 0.5}, "temperature 0.5 must be at least 1, or be -1"),
+        ({"far_weight": -0.5}, "far_weight -0.5 must lie in [0, 1], or be -1"),
         ({"c": 0}, "c must be above 0"),
         ({"depth": 3}, "unknown parameter(s) for this head: depth"),
     ],
