@@ -12,7 +12,7 @@ On the RouterDC train tables (five tasks), at ``--layer`` of the router LLM:
 - **the head as `router train` makes it** (its defaults, residual weight by its inner CV),
   per left-out table: the router, the best single model of the other tables, the table's
   own best model; and the same head with every fallback value chosen by its own inner
-  leave-one-table-out on the four training tables (``far``/``blend``/``temperature`` -1),
+  leave-one-table-out on the four training tables (each of ``fallback.NAMES`` -1),
   which says how well the choice itself generalises;
 - **features** (the levers): the layer alone, two layers (``--layer`` and the next)
   concatenated, the layer with the retriever's sentence embedding (all-MiniLM-L6-v2, int8,
@@ -21,8 +21,10 @@ On the RouterDC train tables (five tasks), at ``--layer`` of the router LLM:
   line breaks, capitals) concatenated; each at the head's defaults, and at the best point
   of its own curve;
 - **RouteLLM** (GPT-4 against Mixtral, the two train tables pooled, 2-fold CV over
-  ``--seeds`` splits): APGR and CPT(50%) of the head at its defaults and with a fallback
-  that never fires (``far`` 3, temperature 1), on ``--clusters`` k-means groups.
+  ``--seeds`` splits): APGR and CPT(50%) of the prior head on ``--clusters`` k-means
+  groups at its defaults (on clusters, a fallback that fires only far beyond them) and
+  with the fallback chosen on tasks; and of the ridge probe (``linear``) at its default
+  shrinkage and at ``LINEAR_L2``.
 
 Writes JSON and a PNG (the curve).
 
@@ -48,15 +50,16 @@ from retrieval.embed import Embedder
 from router_model import fallback
 from router_model.backbone import HiddenStateEmbedder
 from router_model.embed_cache import cached_embeddings
-from router_model.heads import LearnedHead, unit
+from router_model.heads import LearnedHead, build_head, unit
 from router_model.prior import PriorHead
 from router_model.scores import ScoreTable, read_score_tables
 from router_model.train import cross_validate, leave_one_table_out, stack_tables, stratified_folds
 
 ROOT = Path(__file__).resolve().parents[1]
 FAR_CURVE = (3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)
-NEVER = {"far": 3.0, "blend": 0.0, "temperature": 1.0}  # a fallback that does not fire here
+NEVER = {"far": 3.0, "blend": 0.0, "temperature": 1.0, "far_weight": 0.0}  # the head before
 FAR_WEIGHTS = (0.0, 0.3, 1.0)
+LINEAR_L2 = (1e4, 3e4)  # the ridge probe's shrinkage, beside its default
 
 
 def router_states(tables: list[ScoreTable], layers: list[int], tag: str) -> dict[int, np.ndarray]:
@@ -152,14 +155,23 @@ def yardstick(
 
 
 def routellm(x: np.ndarray, tables: list[ScoreTable], clusters: int, seeds: int) -> dict[str, Any]:
+    task_fallback = {n: getattr(fallback.DEFAULT, n) for n in fallback.NAMES}
+    heads: dict[str, tuple[str, dict[str, float | int]]] = {
+        "prior: defaults": ("prior", {"clusters": clusters}),
+        "prior: the fallback chosen on tasks": ("prior", {"clusters": clusters, **task_fallback}),
+        "linear: defaults": ("linear", {}),
+        **{f"linear: l2 {l2:g}": ("linear", {"l2": l2}) for l2 in LINEAR_L2},
+    }
     out = {}
-    for label, extra in (("defaults", {}), ("never_falls_back", NEVER)):
-        params = {"clusters": clusters, **extra}
+    for label, (name, params) in heads.items():
 
-        def make(params: dict[str, float | int] = params) -> LearnedHead:
-            return PriorHead(**params)
+        def make(name: str = name, params: dict[str, float | int] = params) -> LearnedHead:
+            head = build_head(name, **params)
+            assert isinstance(head, LearnedHead)
+            return head
 
         out[label] = {k: round(v, 4) for k, v in routellm_cv(tables, x, seeds, make).items()}
+        print("routellm", label, json.dumps(out[label]), flush=True)
     return out
 
 
@@ -220,9 +232,7 @@ def main() -> None:
         "tables": [t.name for t in tables],
         "curve": rows,
         "defaults": defaults,
-        "chosen_by_inner_leave_one_out": yardstick(
-            tables, x, {"far": -1.0, "blend": -1.0, "temperature": -1.0}
-        ),
+        "chosen_by_inner_leave_one_out": yardstick(tables, x, dict.fromkeys(fallback.NAMES, -1.0)),
         "never_falls_back": yardstick(tables, x, dict(NEVER)),
     }
     others = ("chosen_by_inner_leave_one_out", "never_falls_back")
@@ -248,7 +258,6 @@ def main() -> None:
     lm_tables = read_score_tables(sorted((SHARED_DATA / "routellm").glob("*_train.jsonl")))
     lm_x = router_states(lm_tables, layers, "loto-routellm:")[args.layer]
     result["routellm"] = routellm(lm_x, lm_tables, args.clusters, args.seeds)
-    print("routellm", json.dumps(result["routellm"]), flush=True)
     result["seconds"] = round(time.monotonic() - started, 1)
     result["machine"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)

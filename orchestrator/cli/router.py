@@ -187,8 +187,8 @@ def train(
     if "far" in fit:
         err.print(
             f"fallback: the global table beyond {fit['far']:g} of the nearest group's reach "
-            f"(blend {fit['blend']:g}, temperature {fit['temperature']:g}; "
-            f"{fit['fallback_criterion']})",
+            f"(blend {fit['blend']:g}, temperature {fit['temperature']:g}, residual weight "
+            f"{fit['far_weight']:g} there; {fit['fallback_criterion']})",
             highlight=False,
         )
     if "criterion" in fit:

@@ -163,6 +163,24 @@ def test_groups_from_clusters_need_no_table_labels():
     assert len(head.tables) == 3
 
 
+def test_on_clusters_the_fallback_fires_only_far_beyond_them_unless_set():
+    from router_model.fallback import DEFAULT
+    from router_model.prior import ON_CLUSTERS
+
+    x, earned, groups = grouped(seed=3)
+    one = np.zeros(len(x), dtype=np.int64)
+    clustered = build_head("prior", residual_weight=0.0, clusters=3)
+    clustered.fit_scores(x, earned, one)
+    assert clustered.fallback == ON_CLUSTERS
+    assert ON_CLUSTERS.far > DEFAULT.far and ON_CLUSTERS.far_weight == 0.0
+    set_far = build_head("prior", residual_weight=0.0, clusters=3, far=0.5)
+    set_far.fit_scores(x, earned, one)
+    assert set_far.fallback.far == 0.5 and set_far.fallback.temperature == ON_CLUSTERS.temperature
+    tasks = build_head("prior", residual_weight=0.0)  # groups are the tables: the defaults
+    tasks.fit_scores(x, earned, groups)
+    assert tasks.fallback == DEFAULT
+
+
 def test_groups_too_small_are_named_and_fall_back_to_the_global_table():
     x, earned, groups = grouped(n_per=30)
     head = build_head("prior", residual_weight=0.0, min_group=40, far_weight=0.0)
