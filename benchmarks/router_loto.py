@@ -23,8 +23,8 @@ On the RouterDC train tables (five tasks), at ``--layer`` of the router LLM:
 - **RouteLLM** (GPT-4 against Mixtral, the two train tables pooled, 2-fold CV over
   ``--seeds`` splits): APGR and CPT(50%) of the prior head on ``--clusters`` k-means
   groups at its defaults (on clusters, a fallback that fires only far beyond them) and
-  with the fallback chosen on tasks; and of the ridge probe (``linear``) at its default
-  shrinkage and at ``LINEAR_L2``.
+  with the fallback chosen on tasks; and of the ridge probe (``linear``) with its
+  shrinkage chosen (its default) and set to each of ``LINEAR_L2``.
 
 Writes JSON and a PNG (the curve).
 
@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAR_CURVE = (3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)
 NEVER = {"far": 3.0, "blend": 0.0, "temperature": 1.0, "far_weight": 0.0}  # the head before
 FAR_WEIGHTS = (0.0, 0.3, 1.0)
-LINEAR_L2 = (1e4, 3e4)  # the ridge probe's shrinkage, beside its default
+LINEAR_L2 = (1e3, 3e4)  # the ridge probe's shrinkage set, beside its default (chosen)
 
 
 def router_states(tables: list[ScoreTable], layers: list[int], tag: str) -> dict[int, np.ndarray]:

@@ -191,6 +191,8 @@ def train(
             f"{fit['far_weight']:g} there; {fit['fallback_criterion']})",
             highlight=False,
         )
+    if "l2_criterion" in fit:
+        err.print(f"l2 {fit['l2']:g}, chosen by {fit['l2_criterion']}", highlight=False)
     if "criterion" in fit:
         err.print(
             f"residual weight {fit['residual_weight']:g}, chosen by inner cross-validation "

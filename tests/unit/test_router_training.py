@@ -135,6 +135,39 @@ def test_learned_heads_find_per_query_signal(head):
     assert accuracy > 0.85  # the best model per task earns about 0.76
 
 
+def test_the_linear_heads_shrinkage_is_chosen_by_leave_one_out_error_unless_set():
+    from sklearn.linear_model import Ridge
+
+    from router_model.heads import L2_GRID
+
+    x, earned, groups = synthetic()
+    chosen = LinearHead()
+    chosen.fit_scores(x, earned, groups)
+    l2 = chosen.fit_report()["l2"]
+    assert l2 in L2_GRID and chosen.fit_report()["l2_criterion"] == "leave-one-out squared error"
+
+    z = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
+
+    def loo_error(alpha):  # by hand: refit without each row in turn
+        errors = []
+        for i in range(len(x)):
+            fit = Ridge(alpha=alpha).fit(np.delete(z, i, 0), np.delete(earned, i, 0))
+            errors.append(((fit.predict(z[i : i + 1]) - earned[i]) ** 2).mean())
+        return np.mean(errors)
+
+    assert L2_GRID[0] < l2 < L2_GRID[-1]  # an interior choice: the grid spans it
+    others = [loo_error(a) for a in (L2_GRID[0], 100.0, L2_GRID[-1])]
+    assert loo_error(l2) <= min(others) * (1 + 1e-3)
+    fixed = LinearHead(l2=1.0)
+    fixed.fit_scores(x, earned, groups)
+    assert fixed.fit_report() == {}
+    for bad in (0.0, -2.0):
+        with pytest.raises(ValueError, match=f"linear: l2 {bad:g} must be above 0, or be -1"):
+            LinearHead(l2=bad)
+    with pytest.raises(ValueError, match="at least 3 training queries"):
+        LinearHead().fit_scores(x[:2], earned[:2], groups[:2])
+
+
 def test_knn_prior_weight_pulls_toward_the_task_prior():
     x, earned, groups = synthetic()
     head = KnnHead(k=10, prior_weight=1e9)
