@@ -191,8 +191,8 @@ class KnnHead(LearnedHead):
 
 # the shrinkages the linear head tries at ``l2`` -1, quarter decades. RouterDC's five and
 # RouteLLM's two train tables at layer 1 both choose 10^4; the fixed 10^3 it replaced lost
-# 0.023 of RouteLLM's APGR (benchmarks/router_loto.py) and 0.014 of RouterDC's 5-fold
-# accuracy (0.576 against 0.590)
+# 0.023 of RouteLLM's APGR (benchmarks/router_loto.py) and 0.011 of RouterDC's 5-fold
+# accuracy (docs/benchmarks.md)
 L2_GRID = tuple(float(a) for a in np.logspace(-2, 6, 33))
 
 
