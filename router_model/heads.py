@@ -218,10 +218,9 @@ class LinearHead(LearnedHead):
         x = self._design(queries)
         l2 = float(self.params["l2"])
         if l2 == -1.0:
-            from sklearn.linear_model import RidgeCV
-
             if len(queries) < 3:
                 raise ValueError("linear: choosing l2 needs at least 3 training queries")
+            from sklearn.linear_model import RidgeCV
 
             l2 = float(RidgeCV(alphas=L2_GRID).fit(x[:, :-1], earned).alpha_)
             self.chosen = {"l2": l2, "l2_criterion": "leave-one-out squared error"}
