@@ -1,7 +1,8 @@
 """What the benchmark scripts share; each imports from here, never from another script
 (``benchmarks/`` is on the path of its scripts): the data's folders, the questions the
 load benchmarks send, a percentile, RouterDC questions sampled, the task-labelled tables,
-several layers' states from one cached pass, and RouteLLM's cross-validated figures."""
+several layers' states from one cached pass, fresh learned heads, and RouteLLM's
+cross-validated figures."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from router_model.embed_cache import cached_embeddings
 from router_model.evaluate import cost_sweep
 from router_model.heads import KnnHead, LearnedHead
 from router_model.scores import ScoreTable, read_score_tables
-from router_model.train import out_of_fold, stack_tables
+from router_model.train import learned_head, out_of_fold, stack_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 # the full tables, read at run time (the README's sample: examples/sample_score_tables)
@@ -76,6 +77,35 @@ def layered(
         return dict(zip(layers, np.split(flat, len(layers), 1), strict=True))
 
     return embed
+
+
+def layer_states(
+    model_dir: str,
+    max_tokens: int,
+    dtype: str,
+    tables: list[ScoreTable],
+    layers: list[int],
+    tag: str,
+) -> dict[int, np.ndarray]:
+    """Every table's queries at every layer of the router LLM, from one forward pass
+    (cached on disk under ``tag``), with a progress bar."""
+    from rich.progress import Progress
+
+    from orchestrator.settings import get_settings
+
+    queries = [q for t in tables for q in t.queries]
+    lm = HiddenStateEmbedder(model_dir, max(layers), max_tokens, dtype=dtype)
+    lm.load()
+    with Progress() as bars:
+        task = bars.add_task(f"{tag} {len(queries)} queries, layers {layers}", total=len(queries))
+        cache = Path(get_settings().cache_dir)
+        embed = layered(lm, layers, tag + ":", cache, lambda n: bars.advance(task, n))
+        return embed(queries)
+
+
+def head_maker(name: str, params: dict[str, float | int]) -> Callable[[], LearnedHead]:
+    """Fresh learned heads ``name`` of ``params``, one a call (for ``routellm_cv``)."""
+    return lambda: learned_head(name, params)
 
 
 def routellm_cv(

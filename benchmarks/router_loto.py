@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_common import SHARED_DATA, layered, routellm_cv
+from bench_common import SHARED_DATA, head_maker, layer_states, routellm_cv
 
 from mixserve_bench.cli.load import machine
 from orchestrator import profiles
@@ -48,9 +48,8 @@ from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from retrieval.embed import Embedder
 from router_model import fallback
-from router_model.backbone import HiddenStateEmbedder
 from router_model.embed_cache import cached_embeddings
-from router_model.heads import LearnedHead, build_head, unit
+from router_model.heads import unit
 from router_model.prior import PriorHead
 from router_model.scores import ScoreTable, read_score_tables
 from router_model.train import cross_validate, leave_one_table_out, stack_tables, stratified_folds
@@ -63,14 +62,10 @@ LINEAR_L2 = (1e3, 3e4)  # the ridge probe's shrinkage set, beside its default (c
 
 
 def router_states(tables: list[ScoreTable], layers: list[int], tag: str) -> dict[int, np.ndarray]:
+    """The router LLM's states as the cpu profile reads queries, in float32."""
     r = load_config(profiles.FOLDER / "cpu.yaml").router
-    lm = HiddenStateEmbedder(
-        r.model.location(get_settings().cache_dir), max(layers), r.max_query_tokens,
-        dtype="float32",
-    )  # fmt: skip
-    lm.load()
-    embed = layered(lm, layers, tag, Path(get_settings().cache_dir))
-    return embed([q for t in tables for q in t.queries])
+    model_dir = r.model.location(get_settings().cache_dir)
+    return layer_states(model_dir, r.max_query_tokens, "float32", tables, layers, tag)
 
 
 def sentence_states(tables: list[ScoreTable]) -> np.ndarray:
@@ -164,13 +159,8 @@ def routellm(x: np.ndarray, tables: list[ScoreTable], clusters: int, seeds: int)
     }
     out = {}
     for label, (name, params) in heads.items():
-
-        def make(name: str = name, params: dict[str, float | int] = params) -> LearnedHead:
-            head = build_head(name, **params)
-            assert isinstance(head, LearnedHead)
-            return head
-
-        out[label] = {k: round(v, 4) for k, v in routellm_cv(tables, x, seeds, make).items()}
+        found = routellm_cv(tables, x, seeds, head_maker(name, params))
+        out[label] = {k: round(v, 4) for k, v in found.items()}
         print("routellm", label, json.dumps(out[label]), flush=True)
     return out
 
@@ -218,7 +208,7 @@ def main() -> None:
     tables = read_score_tables(sorted((SHARED_DATA / "routerdc").glob("*_train.jsonl")))
     earned, groups = stack_tables(tables)
     layers = [args.layer, args.layer + 1]
-    states = router_states(tables, layers, "loto:")
+    states = router_states(tables, layers, "loto")
     x = states[args.layer]
     rows = curve(x, earned, groups)
     defaults = yardstick(tables, x, {})
@@ -256,7 +246,7 @@ def main() -> None:
         result["features"][label]["best_fallback"] = best_point(curve(features, earned, groups))
         print(label, json.dumps(result["features"][label]), flush=True)
     lm_tables = read_score_tables(sorted((SHARED_DATA / "routellm").glob("*_train.jsonl")))
-    lm_x = router_states(lm_tables, layers, "loto-routellm:")[args.layer]
+    lm_x = router_states(lm_tables, layers, "loto-routellm")[args.layer]
     result["routellm"] = routellm(lm_x, lm_tables, args.clusters, args.seeds)
     result["seconds"] = round(time.monotonic() - started, 1)
     result["machine"] = machine()

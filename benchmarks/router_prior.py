@@ -38,13 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_common import layered, routellm_cv
+from bench_common import head_maker, layer_states, routellm_cv
 
 from orchestrator import profiles
 from orchestrator.config import load_config
 from orchestrator.settings import get_settings
 from router_model.backbone import HiddenStateEmbedder
-from router_model.heads import LearnedHead, build_head
 from router_model.prior import WEIGHTS, PriorHead
 from router_model.scores import ScoreTable, read_score_tables
 from router_model.train import out_of_fold, stack_tables, stratified_folds
@@ -75,14 +74,8 @@ def cv(
     x: np.ndarray, earned: np.ndarray, groups: np.ndarray, folds: int, name: str,
     weight: float | None = None,
 ) -> np.ndarray:  # fmt: skip
-    params = {} if weight is None else {"residual_weight": weight}
-
-    def make() -> LearnedHead:
-        head = build_head(name, **params)
-        assert isinstance(head, LearnedHead)
-        return head
-
-    return out_of_fold(make, x, earned, groups, folds)
+    params: dict[str, float | int] = {} if weight is None else {"residual_weight": weight}
+    return out_of_fold(head_maker(name, params), x, earned, groups, folds)
 
 
 def prior_cv(
@@ -116,22 +109,6 @@ def latency(
     return 1000 * statistics.median(took)
 
 
-def embedded(
-    model_dir: str, r: Any, dtype: str, tables: list[ScoreTable], layers: list[int], tag: str
-) -> dict[int, np.ndarray]:
-    """Every table's queries at every layer, from one forward pass (cached on disk)."""
-    from rich.progress import Progress
-
-    queries = [q for t in tables for q in t.queries]
-    lm = HiddenStateEmbedder(model_dir, max(layers), r.max_query_tokens, dtype=dtype)
-    lm.load()
-    with Progress() as bars:
-        task = bars.add_task(f"{tag} {len(queries)} queries, layers {layers}", total=len(queries))
-        cache = Path(get_settings().cache_dir)
-        embed = layered(lm, layers, tag + ":", cache, lambda n: bars.advance(task, n))
-        return embed(queries)
-
-
 def routellm_row(
     layer: int, x: np.ndarray, tables: list[ScoreTable], clusters: int, seeds: int
 ) -> dict[str, Any]:
@@ -144,13 +121,8 @@ def routellm_row(
     }
     row: dict[str, Any] = {"layer": layer}
     for label, (name, params) in heads.items():
-
-        def make(name: str = name, params: dict[str, float | int] = params) -> LearnedHead:
-            head = build_head(name, **params)
-            assert isinstance(head, LearnedHead)
-            return head
-
-        row[label] = {k: round(v, 4) for k, v in routellm_cv(tables, x, seeds, make).items()}
+        found = routellm_cv(tables, x, seeds, head_maker(name, params))
+        row[label] = {k: round(v, 4) for k, v in found.items()}
     return row
 
 
@@ -207,7 +179,7 @@ def main() -> None:
     earned, groups = stack_tables(tables)
     layers = sorted(set(args.layers))
     started = time.monotonic()
-    x = embedded(model_dir, r, args.dtype, tables, layers, "prior")
+    x = layer_states(model_dir, r.max_query_tokens, args.dtype, tables, layers, "prior")
     task_prior, best_single = label_priors(earned, groups, args.folds)
     oracle = accuracy(earned, earned, groups)
     rng = np.random.default_rng(0)
@@ -251,9 +223,10 @@ def main() -> None:
     routellm_tables = read_score_tables(sorted((DATA / "routellm").glob("*_train.jsonl")))
     routellm = []
     if args.routellm_layers:
-        xr = embedded(
-            model_dir, r, args.dtype, routellm_tables, sorted(set(args.routellm_layers)), "routellm"
-        )
+        xr = layer_states(
+            model_dir, r.max_query_tokens, args.dtype, routellm_tables,
+            sorted(set(args.routellm_layers)), "routellm",
+        )  # fmt: skip
         for layer, xs in xr.items():
             routellm.append(routellm_row(layer, xs, routellm_tables, args.clusters, args.seeds))
             print(json.dumps(routellm[-1]), flush=True)

@@ -40,7 +40,7 @@ def stack_tables(tables: Sequence[ScoreTable]) -> tuple[np.ndarray, np.ndarray]:
     return earned, groups
 
 
-def _learned(name: str, params: dict[str, float | int]) -> LearnedHead:
+def learned_head(name: str, params: dict[str, float | int]) -> LearnedHead:
     head = build_head(name, **params)
     if not isinstance(head, LearnedHead):
         raise ValueError(f"head {name!r} is built from examples, not trained on score tables")
@@ -50,7 +50,7 @@ def _learned(name: str, params: dict[str, float | int]) -> LearnedHead:
 def fit_head(
     name: str, params: dict[str, float | int], x: np.ndarray, earned: np.ndarray, groups: np.ndarray
 ) -> LearnedHead:
-    head = _learned(name, params)
+    head = learned_head(name, params)
     head.fit_scores(x, earned, groups)
     return head
 
@@ -84,7 +84,7 @@ def cross_validate(
 ) -> dict[str, object]:
     """Out-of-fold predictions for every query, scored per table and averaged."""
     earned, groups = stack_tables(tables)
-    predicted = out_of_fold(lambda: _learned(name, params), x, earned, groups, folds, seed)
+    predicted = out_of_fold(lambda: learned_head(name, params), x, earned, groups, folds, seed)
     reports = [table_report(t, predicted[groups == i].argmax(axis=1)) for i, t in enumerate(tables)]
     return {
         "folds": folds,
@@ -92,11 +92,6 @@ def cross_validate(
         "files": {t.name: r for t, r in zip(tables, reports, strict=True)},
         "average": average_report(reports),
     }
-
-
-def best_single(earned_by_table: Sequence[np.ndarray]) -> int:
-    """The model with the best unweighted mean accuracy over these tables."""
-    return int(np.argmax(np.mean([e.mean(axis=0) for e in earned_by_table], axis=0)))
 
 
 def leave_one_table_out(
@@ -113,14 +108,16 @@ def leave_one_table_out(
             f"leave-one-table-out needs at least two score tables, given {len(tables)}"
         )
     earned, groups = stack_tables(tables)
+    means = np.stack([t.earned().mean(axis=0) for t in tables])  # per table, per model
     files: dict[str, dict[str, Any]] = {}
     for i, table in enumerate(tables):
         train, test = groups != i, groups == i
-        head = _learned(name, params)
+        head = learned_head(name, params)
         head.fit_scores(x[train], earned[train], groups[train])
         report = table_report(table, head.predict(x[test]).argmax(axis=1))
-        single = best_single([earned[groups == g] for g in range(len(tables)) if g != i])
-        per_model = earned[test].mean(axis=0)
+        # the best single model of the other tables: the best unweighted mean over them
+        single = int(np.argmax(np.delete(means, i, axis=0).mean(axis=0)))
+        per_model = means[i]
         own = int(np.argmax(per_model))
         files[table.name] = {
             "n": len(table),
